@@ -1,0 +1,132 @@
+//! Command-line definitions (clap derive). Behaviour lives in `commands`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flashcrowd",
+    version,
+    about = "Load tests and capacity drills shaped like a Double-11 flash crowd",
+    long_about = "flashcrowd reads a YAML scenario (browsing before the sale, a countdown to 00:00, \
+a flash crowd that peaks within seconds, a long decay; mobile and PC clients with different habits), \
+drives virtual users against a target over HTTP and writes latency and throughput reports.\n\n\
+Exit codes: 0 passed; 1 a threshold failed; 2 bad input; 3 the run was aborted or interrupted.",
+    after_help = "Start with `flashcrowd demo`, then copy a scenario from scenarios/."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the embedded shop, run the countdown demo against it (about a minute) and write a report.
+    Demo(DemoArgs),
+    /// Run a scenario against its target and write a report.
+    Run(RunArgs),
+    /// Parse and check scenarios; sends no traffic.
+    Validate(ValidateArgs),
+    /// Print a scenario's load plan: phases, rates, expected sessions and requests, a chart.
+    Plan(PlanArgs),
+    /// Serve the embedded demo shop (a target to practise on).
+    Shop(ShopArgs),
+}
+
+/// Options that change how a scenario is read and compiled.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScenarioOpts {
+    /// Override a scenario value: `--set load.countdown.peak=3000/s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Multiply every rate, user count and burst: `1/100`, `0.5`, `2`.
+    #[arg(long, value_name = "FACTOR")]
+    pub scale: Option<String>,
+    /// Multiply every duration of the load shape and think times: `1/60` runs a 2-hour curve in 2 minutes.
+    #[arg(long = "time-scale", value_name = "FACTOR")]
+    pub time_scale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub opts: ScenarioOpts,
+    /// Base URL of the target; overrides the scenario's `target`.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run directory (default: reports/<scenario-name>/<UTC timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add a threshold (repeatable), e.g. `--threshold "p99 < 300ms"`.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Run only segment i of n of the plan (1-based), e.g. `2/3`.
+    #[arg(long, value_name = "i/n", env = "FLASHCROWD_SEGMENT")]
+    pub segment: Option<String>,
+    /// Start at this wall-clock instant (RFC 3339) instead of now.
+    #[arg(long = "start-at", value_name = "RFC3339")]
+    pub start_at: Option<String>,
+    /// Worker threads (shards); default: available cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No live view; print one line every few seconds instead.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Send untagged traffic to a non-loopback target anyway.
+    #[arg(long = "i-know-this-is-untagged")]
+    pub untagged_ok: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Compress the countdown scenario by this factor (default 1/8: about a minute).
+    #[arg(long = "time-scale", value_name = "FACTOR", default_value = "1/8")]
+    pub time_scale: String,
+    /// Run directory (default: reports/<scenario-name>/<UTC timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No live view; print one line every few seconds instead.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    pub opts: ScenarioOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub opts: ScenarioOpts,
+    /// Also write the rate chart as a PNG.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShopArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Requests served at once; more wait in a queue.
+    #[arg(long, default_value_t = 256)]
+    pub capacity: usize,
+    /// Requests that may wait; beyond it the shop answers 503 "system busy, please retry".
+    #[arg(long, default_value_t = 1024)]
+    pub queue: usize,
+    /// Base service time of an order, in microseconds.
+    #[arg(long = "service-us", default_value_t = 200)]
+    pub service_us: u64,
+    /// Red packets in stock before "sold out".
+    #[arg(long, default_value_t = 1000)]
+    pub redpackets: u64,
+}

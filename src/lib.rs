@@ -1,0 +1,9 @@
+//! flashcrowd: load tests and capacity drills shaped like a Double-11 flash crowd.
+
+pub mod cli;
+pub mod commands;
+pub mod gate;
+pub mod plan;
+pub mod scenario;
+pub mod shop;
+pub mod template;

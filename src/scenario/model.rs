@@ -1,0 +1,398 @@
+//! The scenario file as data: one serde type per YAML block of format v1.
+//!
+//! Every struct denies unknown keys, so a misspelt key is an error (with a did-you-mean added by
+//! `scenario::error`). Step forms and load shapes are flat structs with optional fields rather than
+//! untagged enums: serde's untagged errors ("did not match any variant") help nobody, so the
+//! "exactly one of" rules live in `scenario::validate` where they can name the offending keys.
+
+use super::units::{Dur, Rate, Share};
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub type Headers = IndexMap<String, String>;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base URL of the system under test; `--target` overrides it.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The device mix. Empty means one client named `default` with a 100 % share.
+    #[serde(default)]
+    pub clients: IndexMap<String, Client>,
+    #[serde(default)]
+    pub data: IndexMap<String, DataSet>,
+    pub journeys: IndexMap<String, Journey>,
+    pub load: Load,
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+    #[serde(default)]
+    pub abort: Vec<String>,
+    #[serde(default)]
+    pub safety: Safety,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Per-request timeout (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub headers: Headers,
+    #[serde(default)]
+    pub tls: Tls,
+    /// Largest response body read; larger ones are cut and counted as `body` errors. Default 10 MiB.
+    #[serde(default)]
+    pub max_body: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM file with a private CA, relative to the scenario file.
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    #[default]
+    H1,
+    H2,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionMode {
+    /// Each user session owns one connection and reuses it for all its requests.
+    #[default]
+    PerUser,
+    /// Connections are pooled per shard and shared by its sessions (one multiplexed connection for h2).
+    Shared,
+    /// A new connection for every request.
+    Fresh,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub share: Share,
+    #[serde(default)]
+    pub http: HttpVersion,
+    #[serde(default)]
+    pub connection: ConnectionMode,
+    #[serde(default)]
+    pub headers: Headers,
+    /// Pause between steps; none by default.
+    #[serde(default)]
+    pub think: Option<Think>,
+    /// Share of this client during named phases, overriding `share` there.
+    #[serde(default)]
+    pub during: IndexMap<String, Share>,
+}
+
+/// Think-time distribution between a client's steps.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Think {
+    Lognormal { median: Dur, p90: Dur },
+    Uniform([Dur; 2]),
+    Constant(Dur),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pick {
+    /// Rows in file order, wrapping around at the end.
+    #[default]
+    Sequential,
+    /// A uniformly random row for each session.
+    Random,
+    /// Each row used at most once in the whole run (across all segments); sessions past the end
+    /// of the file fail with a `data` error.
+    Unique,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSet {
+    /// CSV file with a header row, relative to the scenario file.
+    pub csv: String,
+    #[serde(default)]
+    pub pick: Pick,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journey {
+    pub share: Share,
+    /// Only these clients take this journey; all clients when absent.
+    #[serde(default)]
+    pub clients: Option<Vec<String>>,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a journey. Exactly one of the request methods, `think`, `wait` or `rendezvous`
+/// is set; the other keys qualify a request step.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub get: Option<String>,
+    #[serde(default)]
+    pub post: Option<String>,
+    #[serde(default)]
+    pub put: Option<String>,
+    #[serde(default)]
+    pub patch: Option<String>,
+    #[serde(default)]
+    pub delete: Option<String>,
+    #[serde(default)]
+    pub head: Option<String>,
+    /// Metric name; default `METHOD /path/template`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub headers: Headers,
+    #[serde(default)]
+    pub query: IndexMap<String, String>,
+    /// JSON body; string leaves are templates.
+    #[serde(default)]
+    pub json: Option<serde_yaml::Value>,
+    /// URL-encoded form body; values are templates.
+    #[serde(default)]
+    pub form: Option<IndexMap<String, String>>,
+    /// Raw body template.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// Variable name → JSONPath into the response body.
+    #[serde(default)]
+    pub capture: IndexMap<String, String>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    /// Explicit pause.
+    #[serde(default)]
+    pub think: Option<Dur>,
+    /// Wait for a named instant; v1 knows `sale-start` (countdown loads only).
+    #[serde(default)]
+    pub wait: Option<String>,
+    #[serde(default)]
+    pub rendezvous: Option<Rendezvous>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    One(u16),
+    Any(Vec<u16>),
+}
+
+impl StatusSpec {
+    pub fn codes(&self) -> Vec<u16> {
+        match self {
+            StatusSpec::One(c) => vec![*c],
+            StatusSpec::Any(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Accepted status codes. Without it, 2xx and 3xx pass and 4xx/5xx count as http errors.
+    #[serde(default)]
+    pub status: Option<StatusSpec>,
+    /// JSONPath → expected value.
+    #[serde(default)]
+    pub json: IndexMap<String, serde_yaml::Value>,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rendezvous {
+    pub name: String,
+    /// Release when this many users have gathered (over all segments).
+    pub users: u64,
+    /// Release whoever is waiting after this long.
+    pub timeout: Dur,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    #[default]
+    Poisson,
+    Uniform,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    #[serde(default)]
+    pub stages: Option<Vec<Stage>>,
+    #[serde(default)]
+    pub users: Option<Vec<UserStage>>,
+    #[serde(default)]
+    pub countdown: Option<Countdown>,
+    #[serde(default)]
+    pub steps: Option<StepDrill>,
+    /// Cap on sessions in flight (open model); arrivals beyond it are dropped and counted.
+    #[serde(default)]
+    pub max_users: Option<u64>,
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// Seed for arrivals, client/journey picks and random data; same seed, same plan.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// One stage of an open-model `stages` load: `{rate, for}`, `{to, over}` or `{hold}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Dur>,
+    #[serde(default)]
+    pub to: Option<Rate>,
+    #[serde(default)]
+    pub over: Option<Dur>,
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// One stage of a closed-model `users` load: `{users, for}`, `{to, over}` or `{hold}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserStage {
+    #[serde(default)]
+    pub users: Option<u64>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Dur>,
+    #[serde(default)]
+    pub to: Option<u64>,
+    #[serde(default)]
+    pub over: Option<Dur>,
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum At {
+    Offset(Dur),
+    Instant(DateTime<Utc>),
+}
+
+impl<'de> Deserialize<'de> for At {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_yaml::Value::deserialize(d)?;
+        let s = match &v {
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Number(n) => {
+                return Err(serde::de::Error::custom(format!(
+                    "`{n}` has no unit: expected an offset like 2m or an RFC 3339 instant like 2026-11-11T00:00:00+08:00"
+                )))
+            }
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected an offset like 2m or an RFC 3339 instant, got {}",
+                    super::units::describe(other)
+                )))
+            }
+        };
+        if let Ok(d) = super::units::parse_duration(&s) {
+            return Ok(At::Offset(Dur(d)));
+        }
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| At::Instant(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is neither an offset like 2m nor an RFC 3339 instant like 2026-11-11T00:00:00+08:00"
+                ))
+            })
+    }
+}
+
+/// The Double-11 shape: before → rise → peak → decay → after.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Countdown {
+    pub sale_start: At,
+    pub before: Rate,
+    pub peak: Rate,
+    pub rise: Dur,
+    pub hold: Dur,
+    pub decay: Dur,
+    pub after: Rate,
+    pub end: At,
+}
+
+/// Capacity drill: the offered rate climbs by `step` every `every` until `max` or a `stop_when` rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDrill {
+    pub start: Rate,
+    pub step: Rate,
+    pub every: Dur,
+    pub max: Rate,
+    #[serde(default)]
+    pub stop_when: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    /// Header that tags test traffic. A non-loopback target is refused unless every request carries it.
+    #[serde(default = "default_tag_header")]
+    pub tag_header: String,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            tag_header: default_tag_header(),
+        }
+    }
+}
+
+fn default_tag_header() -> String {
+    "X-Load-Test".to_string()
+}
+
+impl Step {
+    /// The request method and URL template, if this is a request step.
+    pub fn request(&self) -> Option<(&'static str, &str)> {
+        [
+            ("GET", &self.get),
+            ("POST", &self.post),
+            ("PUT", &self.put),
+            ("PATCH", &self.patch),
+            ("DELETE", &self.delete),
+            ("HEAD", &self.head),
+        ]
+        .into_iter()
+        .find_map(|(m, v)| v.as_deref().map(|u| (m, u)))
+    }
+}
