@@ -76,7 +76,7 @@ impl Shop {
 
     /// Passes the capacity model: waits for a permit and works for the service time of `base`.
     /// `Err` is the 503 to answer when capacity and queue are full.
-    async fn serve_for(&self, base: Duration) -> Result<(), Response> {
+    async fn serve_for(&self, base: Duration) -> Result<(), Reject> {
         match self.capacity.enter().await {
             Some(slot) => {
                 self.capacity.work(&slot, base).await;
@@ -84,9 +84,9 @@ impl Shop {
             }
             None => {
                 self.counters.busy();
-                Err(error(
+                Err(Reject(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "system busy, please retry",
+                    "system busy, please retry".into(),
                 ))
             }
         }
@@ -122,6 +122,21 @@ pub(crate) fn router(shop: Arc<Shop>) -> Router {
 
 fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
+}
+
+/// A refused request: the status and the message of its `{"error": ...}` body.
+struct Reject(StatusCode, String);
+
+impl Reject {
+    fn bad(msg: impl Into<String>) -> Reject {
+        Reject(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
 }
 
 async fn stats(State(shop): S) -> Response {
@@ -199,7 +214,7 @@ async fn items(State(shop): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
         }
     }
     if let Err(busy) = shop.serve_for(shop.read()).await {
-        return busy;
+        return busy.into_response();
     }
     let first = (page - 1).saturating_mul(PAGE_SIZE) + 1;
     let list: Vec<Value> = (first..first.saturating_add(PAGE_SIZE))
@@ -216,7 +231,7 @@ async fn item(State(shop): S, headers: HeaderMap, Path(id): Path<String>) -> Res
         _ => return error(StatusCode::NOT_FOUND, "no such item"),
     };
     if let Err(busy) = shop.serve_for(shop.read()).await {
-        return busy;
+        return busy.into_response();
     }
     let mut v = item_summary(id);
     v["stock"] = json!(item_stock(id));
@@ -224,27 +239,21 @@ async fn item(State(shop): S, headers: HeaderMap, Path(id): Path<String>) -> Res
 }
 
 /// A JSON object body, or the 4xx that says why not.
-fn object(body: Body) -> Result<Map<String, Value>, Response> {
-    let bytes = body.map_err(|e| error(e.status(), &e.body_text()))?;
+fn object(body: Body) -> Result<Map<String, Value>, Reject> {
+    let bytes = body.map_err(|e| Reject(e.status(), e.body_text()))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object")),
-        Err(e) => Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("body is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err(Reject::bad("body must be a JSON object")),
+        Err(e) => Err(Reject::bad(format!("body is not valid JSON: {e}"))),
     }
 }
 
-fn missing(field: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        &format!("missing field \"{field}\""),
-    )
+fn missing(field: &str) -> Reject {
+    Reject::bad(format!("missing field \"{field}\""))
 }
 
 /// A SKU id: an integer or a string of digits; out of range is 404 "no such item".
-fn sku(m: &Map<String, Value>) -> Result<u64, Response> {
+fn sku(m: &Map<String, Value>) -> Result<u64, Reject> {
     let id = match m.get("sku") {
         None | Some(Value::Null) => return Err(missing("sku")),
         Some(Value::Number(n)) => n.as_u64(),
@@ -253,22 +262,20 @@ fn sku(m: &Map<String, Value>) -> Result<u64, Response> {
     };
     match id {
         Some(id) if (1..=ITEMS).contains(&id) => Ok(id),
-        Some(_) => Err(error(StatusCode::NOT_FOUND, "no such item")),
-        None => Err(error(
-            StatusCode::BAD_REQUEST,
+        Some(_) => Err(Reject(StatusCode::NOT_FOUND, "no such item".into())),
+        None => Err(Reject::bad(
             "\"sku\" must be an integer id (or a string of digits)",
         )),
     }
 }
 
-fn text<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, Response> {
+fn text<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, Reject> {
     match m.get(field) {
         None | Some(Value::Null) => Err(missing(field)),
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(_) => Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("\"{field}\" must be a non-empty string"),
-        )),
+        Some(_) => Err(Reject::bad(format!(
+            "\"{field}\" must be a non-empty string"
+        ))),
     }
 }
 
@@ -284,18 +291,15 @@ async fn cart(State(shop): S, headers: HeaderMap, body: Body) -> Response {
         };
         match qty {
             Some(q @ 1..=99) => Ok((sku, q)),
-            _ => Err(error(
-                StatusCode::BAD_REQUEST,
-                "\"qty\" must be an integer from 1 to 99",
-            )),
+            _ => Err(Reject::bad("\"qty\" must be an integer from 1 to 99")),
         }
     });
     let (sku, qty) = match parsed {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(busy) = shop.serve_for(shop.full()).await {
-        return busy;
+        return busy.into_response();
     }
     let id = shop.next_cart.fetch_add(1, Ordering::Relaxed);
     Json(json!({ "cart": { "id": format!("c{id}"), "sku": sku, "qty": qty } })).into_response()
@@ -307,16 +311,16 @@ async fn orders(State(shop): S, headers: HeaderMap, body: Body) -> Response {
         let cart = match m.get("cart") {
             None | Some(Value::Null) => return Err(missing("cart")),
             Some(Value::String(s)) if s.starts_with('c') => s.clone(),
-            Some(_) => return Err(error(StatusCode::BAD_REQUEST, "unknown cart")),
+            Some(_) => return Err(Reject::bad("unknown cart")),
         };
         text(&m, "user")?;
         Ok(cart)
     });
     if let Err(r) = parsed {
-        return r;
+        return r.into_response();
     }
     if let Err(busy) = shop.serve_for(shop.full()).await {
-        return busy;
+        return busy.into_response();
     }
     let id = shop.next_order.fetch_add(1, Ordering::Relaxed);
     shop.counters.order(tagged, false);
@@ -330,10 +334,10 @@ async fn orders(State(shop): S, headers: HeaderMap, body: Body) -> Response {
 async fn grab(State(shop): S, headers: HeaderMap, body: Body) -> Response {
     shop.receive(Route::Grab, &headers);
     if let Err(r) = object(body).and_then(|m| text(&m, "user").map(|_| ())) {
-        return r;
+        return r.into_response();
     }
     if let Err(busy) = shop.serve_for(shop.full()).await {
-        return busy;
+        return busy.into_response();
     }
     let took = shop
         .redpackets_left
@@ -360,10 +364,10 @@ async fn deposit(State(shop): S, headers: HeaderMap, body: Body) -> Response {
         Ok(sku)
     });
     if let Err(r) = parsed {
-        return r;
+        return r.into_response();
     }
     if let Err(busy) = shop.serve_for(shop.full()).await {
-        return busy;
+        return busy.into_response();
     }
     let id = shop.next_deposit.fetch_add(1, Ordering::Relaxed);
     shop.counters.order(tagged, true);
