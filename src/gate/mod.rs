@@ -266,7 +266,7 @@ impl fmt::Display for AbortRule {
         write!(f, "{}", self.cond)?;
         if !self.for_.is_zero() {
             let ms = self.for_.as_secs_f64() * 1000.0;
-            if self.for_.subsec_nanos() % 1_000_000 == 0 {
+            if self.for_.subsec_nanos().is_multiple_of(1_000_000) {
                 write!(
                     f,
                     " for {}",

@@ -820,6 +820,35 @@ mod tests {
     }
 
     #[test]
+    fn abort_durations_display_in_scenario_units() {
+        let rule = parse_abort("p99 > 1s for 1.5s").unwrap();
+        assert_eq!(rule.to_string(), "p99 > 1000ms for 1s500ms");
+        assert_eq!(parse_abort(&rule.to_string()).unwrap().for_, rule.for_);
+    }
+
+    #[test]
+    fn random_token_soup_never_panics() {
+        let alphabet = [
+            "p99", "p99.9", "errors", "rate", "count", "<", "<=", ">", "=", "!", "300ms", "1%",
+            "10/s", "5", "during", "for", "peak", "journey:", "client:", " ", "  ", "é", "💥", ":",
+            "-", ".", "/", "\t",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut src = String::new();
+            for _ in 0..(state % 9) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                src.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let _ = parse_threshold(&src);
+            let _ = parse_abort(&src);
+            let _ = parse_stop_when(&src);
+        }
+    }
+
+    #[test]
     fn metric_helpers() {
         for m in Metric::ALL {
             assert_eq!(Metric::from_name(m.name()), Some(m));

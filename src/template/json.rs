@@ -217,3 +217,116 @@ impl BoundJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::render::tests::{TestScope, TestValues};
+    use super::*;
+    use serde_json::json;
+
+    fn yaml(src: &str) -> Value {
+        serde_yaml::from_str(src).unwrap()
+    }
+
+    fn render(src: &str, values: &mut TestValues) -> serde_json::Value {
+        let body = JsonBody::compile(&yaml(src)).unwrap();
+        let bound = body.bind(&TestScope).unwrap();
+        let mut out = Vec::new();
+        bound.render(values, &mut out);
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    fn compile_err(src: &str) -> TemplateError {
+        JsonBody::compile(&yaml(src)).unwrap_err()
+    }
+
+    #[test]
+    fn template_leaves_render_inside_valid_json() {
+        let mut values = TestValues::new();
+        values.vars[1] = "say \"hi\"\\\n\u{1}é💥".into();
+        let got = render(
+            r##"{ sku: "{{ skus.id }}", qty: 1, big: 18446744073709551615, neg: -3, price: 9.5,
+                 ok: true, none: null, tags: [a, "{{ note }}", "#{{ seq() }}"],
+                 nested: { user: "u-{{ users.id }}", "we\"ird": "x\ty" } }"##,
+            &mut values,
+        );
+        assert_eq!(
+            got,
+            json!({
+                "sku": "sku-42", "qty": 1, "big": 18446744073709551615u64, "neg": -3, "price": 9.5,
+                "ok": true, "none": null, "tags": ["a", "say \"hi\"\\\n\u{1}é💥", "#1"],
+                "nested": { "user": "u-u-7", "we\"ird": "x\ty" }
+            })
+        );
+    }
+
+    #[test]
+    fn a_body_without_templates_is_one_literal_chunk() {
+        let body = JsonBody::compile(&yaml("{ a: [1, 2.5, \"x}}\"], b: {} }")).unwrap();
+        assert_eq!(body.literal(), Some(&br#"{"a":[1,2.5,"x}}"],"b":{}}"#[..]));
+        assert_eq!(body.templates().count(), 0);
+        let bound = body.bind(&TestScope).unwrap();
+        assert_eq!(bound.literal(), body.literal());
+    }
+
+    #[test]
+    fn templates_are_listed_in_document_order() {
+        let body =
+            JsonBody::compile(&yaml("{ a: '{{ cart_id }}', b: ['{{ users.id }}'] }")).unwrap();
+        let listed: Vec<String> = body
+            .templates()
+            .flat_map(|t| t.exprs().map(|e| e.to_string()))
+            .collect();
+        assert_eq!(listed, ["cart_id", "users.id"]);
+        assert_eq!(body.literal(), None);
+    }
+
+    #[test]
+    fn a_template_error_names_the_leaf_and_keeps_its_offset() {
+        let e = compile_err("{ items: [ok, 'id={{ uuid4() }}'] }");
+        assert_eq!(e.offset, 6);
+        assert_eq!(
+            e.message,
+            "in the JSON body at `$.items[1]`: `uuid4` is not a function: did you mean `uuid`?"
+        );
+    }
+
+    #[test]
+    fn bind_errors_name_the_leaf() {
+        let body = JsonBody::compile(&yaml("{ cart: { id: '{{ cart_idd }}' } }")).unwrap();
+        let e = body.bind(&TestScope).unwrap_err();
+        assert!(
+            e.starts_with("in the JSON body at `$.cart.id`: `cart_idd`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keys_must_be_plain_strings() {
+        let e = compile_err("{ 1: a }");
+        assert_eq!(
+            e.message,
+            "in the JSON body at `$`: JSON object keys must be strings, got the number `1`: quote it"
+        );
+        assert!(compile_err("{ true: a }")
+            .message
+            .contains("the boolean `true`"));
+        assert!(compile_err("{ '{{ cart_id }}': a }")
+            .message
+            .contains("templates are allowed in values, not in keys"));
+    }
+
+    #[test]
+    fn tags_and_non_finite_numbers_have_no_json_form() {
+        let e = compile_err("{ a: !secret x }");
+        assert_eq!(
+            e.message,
+            "in the JSON body at `$.a`: the YAML tag `!secret` has no JSON form: remove it"
+        );
+        assert!(compile_err("[.nan]").message.contains("no NaN or infinity"));
+        assert!(compile_err("{ x: -.inf }")
+            .message
+            .contains("no NaN or infinity"));
+    }
+}

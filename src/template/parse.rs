@@ -603,6 +603,25 @@ mod tests {
     }
 
     #[test]
+    fn random_token_soup_never_panics() {
+        let alphabet = [
+            "{{", "}}", "{", "}", "(", ")", ",", ".", "\"", "'", " ", "random", "env", "uuid", "a",
+            "-1", "5", "é", "💥", "\n",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            let mut src = String::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                src.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let _ = Template::compile(&src);
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let inputs = [
             "{{",

@@ -139,7 +139,8 @@ impl Bound {
         }
     }
 
-    /// The bytes, when the template has no expressions (it never needs rendering).
+    /// The bytes, when the template has no expressions (it never needs rendering). An `env()`
+    /// value counts as an expression: it is escaped per render, like any other value.
     pub fn literal(&self) -> Option<&[u8]> {
         match self.parts.as_slice() {
             [] => Some(b""),
@@ -220,5 +221,242 @@ fn push_url(out: &mut Vec<u8>, value: &[u8]) {
                 HEX_UPPER[usize::from(b & 15)],
             ]);
         }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::Template;
+    use super::*;
+
+    /// Data sets `users(id)` and `skus(id, name)`; captures `cart_id` and `note`.
+    pub(in crate::template) struct TestScope;
+
+    impl Scope for TestScope {
+        fn data_column(&self, set: &str, column: &str) -> Option<(usize, usize)> {
+            match (set, column) {
+                ("users", "id") => Some((0, 0)),
+                ("skus", "id") => Some((1, 0)),
+                ("skus", "name") => Some((1, 1)),
+                _ => None,
+            }
+        }
+        fn var(&self, name: &str) -> Option<usize> {
+            ["cart_id", "note"].iter().position(|v| *v == name)
+        }
+    }
+
+    pub(in crate::template) struct TestValues {
+        pub data: Vec<Vec<String>>,
+        pub vars: Vec<String>,
+        pub seq: u64,
+        pub random_calls: Vec<(i64, i64)>,
+        pub bits: u128,
+    }
+
+    impl TestValues {
+        pub fn new() -> TestValues {
+            TestValues {
+                data: vec![
+                    vec!["u-7".into()],
+                    vec!["sku-42".into(), "Phone \"Pro\"".into()],
+                ],
+                vars: vec!["cart-1".into(), "plain".into()],
+                seq: 0,
+                random_calls: Vec::new(),
+                bits: 0,
+            }
+        }
+    }
+
+    impl Values for TestValues {
+        fn data(&self, set: usize, column: usize) -> &str {
+            &self.data[set][column]
+        }
+        fn var(&self, index: usize) -> &str {
+            &self.vars[index]
+        }
+        fn user(&self) -> u64 {
+            1234
+        }
+        fn client(&self) -> &str {
+            "mobile app"
+        }
+        fn next_seq(&mut self) -> u64 {
+            self.seq += 1;
+            self.seq
+        }
+        fn random(&mut self, lo: i64, hi: i64) -> i64 {
+            self.random_calls.push((lo, hi));
+            lo
+        }
+        fn random_u128(&mut self) -> u128 {
+            self.bits
+        }
+    }
+
+    fn bind(src: &str) -> Bound {
+        Template::compile(src).unwrap().bind(&TestScope).unwrap()
+    }
+
+    fn render_with(src: &str, values: &mut TestValues, escape: Escape) -> String {
+        let mut out = Vec::new();
+        bind(src).render(values, escape, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn render(src: &str, escape: Escape) -> String {
+        render_with(src, &mut TestValues::new(), escape)
+    }
+
+    fn escaped(value: &str, escape: Escape) -> String {
+        let mut out = Vec::new();
+        push_escaped(&mut out, value.as_bytes(), escape);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values_fill_the_expressions_between_literals() {
+        assert_eq!(
+            render(
+                "/api/items/{{ skus.id }}?u={{users.id}}&cart={{ cart_id }}",
+                Escape::None
+            ),
+            "/api/items/sku-42?u=u-7&cart=cart-1"
+        );
+        assert_eq!(
+            render("{{ user() }}/{{ client() }}", Escape::None),
+            "1234/mobile app"
+        );
+    }
+
+    #[test]
+    fn render_appends_to_the_buffer() {
+        let mut out = b"GET ".to_vec();
+        bind("/x/{{ seq() }}").render(&mut TestValues::new(), Escape::None, &mut out);
+        assert_eq!(out, b"GET /x/1");
+    }
+
+    #[test]
+    fn seq_counts_and_random_gets_its_bounds() {
+        let mut values = TestValues::new();
+        let bound = bind("{{ seq() }},{{ seq() }},{{ random(-50, -3) }}");
+        let mut out = Vec::new();
+        bound.render(&mut values, Escape::None, &mut out);
+        out.push(b';');
+        bound.render(&mut values, Escape::None, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "1,2,-50;3,4,-50");
+        assert_eq!(values.random_calls, vec![(-50, -3), (-50, -3)]);
+    }
+
+    #[test]
+    fn uuid_is_a_version_4_uuid() {
+        let mut values = TestValues::new();
+        values.bits = u128::MAX;
+        assert_eq!(
+            render_with("{{ uuid() }}", &mut values, Escape::Url),
+            "ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        values.bits = 0;
+        assert_eq!(
+            render_with("{{ uuid() }}", &mut values, Escape::Json),
+            "00000000-0000-4000-8000-000000000000"
+        );
+        values.bits = 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef;
+        let text = render_with("{{uuid()}}", &mut values, Escape::None);
+        let parsed = uuid::Uuid::parse_str(&text).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(text, "01234567-89ab-4def-8123-456789abcdef");
+    }
+
+    #[test]
+    fn now_ms_is_wall_clock_milliseconds() {
+        let before = now_ms();
+        let rendered: u64 = render("{{ now_ms() }}", Escape::None).parse().unwrap();
+        let after = now_ms();
+        assert!(before <= rendered && rendered <= after);
+        assert!(rendered > 1_600_000_000_000, "after September 2020");
+    }
+
+    #[test]
+    fn json_escape_keeps_literals_and_escapes_values() {
+        let mut values = TestValues::new();
+        values.vars[1] = "say \"hi\" \\ ok\n".into();
+        assert_eq!(
+            render_with("{\"note\": \"{{ note }}\"}", &mut values, Escape::Json),
+            "{\"note\": \"say \\\"hi\\\" \\\\ ok\\n\"}"
+        );
+    }
+
+    #[test]
+    fn json_escape_handles_control_chars_and_unicode() {
+        let value = "a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}é💥\u{2028}";
+        let out = escaped(value, Escape::Json);
+        assert_eq!(
+            out,
+            "a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\u{7f}é💥\u{2028}"
+        );
+        let back: String = serde_json::from_str(&format!("\"{out}\"")).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn url_escape_keeps_only_unreserved_characters() {
+        assert_eq!(
+            escaped("a b&c=d/é~._-Z9\"\\%+?#", Escape::Url),
+            "a%20b%26c%3Dd%2F%C3%A9~._-Z9%22%5C%25%2B%3F%23"
+        );
+        assert_eq!(
+            render("/search?q={{ skus.name }}", Escape::Url),
+            "/search?q=Phone%20%22Pro%22"
+        );
+    }
+
+    #[test]
+    fn no_escape_writes_values_as_they_are() {
+        assert_eq!(escaped("a \"b\"\n/é", Escape::None), "a \"b\"\n/é");
+    }
+
+    #[test]
+    fn env_is_read_at_bind_time_and_escaped_as_a_value() {
+        // std serializes its own environment access; the name is unique to this test.
+        std::env::set_var("FLASHCROWD_TEMPLATE_TEST_QUOTED", "to\"ken");
+        let bound = bind("Bearer {{ env(\"FLASHCROWD_TEMPLATE_TEST_QUOTED\") }}");
+        std::env::remove_var("FLASHCROWD_TEMPLATE_TEST_QUOTED");
+        let mut out = Vec::new();
+        bound.render(&mut TestValues::new(), Escape::Json, &mut out);
+        assert_eq!(out, b"Bearer to\\\"ken");
+        assert_eq!(bound.literal(), None);
+    }
+
+    #[test]
+    fn bind_names_what_is_unknown() {
+        let bind_err = |src: &str| {
+            Template::compile(src)
+                .unwrap()
+                .bind(&TestScope)
+                .unwrap_err()
+        };
+        assert_eq!(
+            bind_err("{{ skus.idd }}"),
+            "`skus.idd` is not a data column: no data set `skus` with a column `idd`"
+        );
+        assert_eq!(
+            bind_err("{{ cart }}"),
+            "`cart` is not a captured value: no earlier step captures it"
+        );
+        assert!(bind_err("{{ uuid }}").ends_with("did you mean the function `uuid()`?"));
+        assert_eq!(
+            bind_err("{{ env(FLASHCROWD_SURELY_UNSET_4711) }}"),
+            "environment variable `FLASHCROWD_SURELY_UNSET_4711` (used by `env(FLASHCROWD_SURELY_UNSET_4711)`) is not set"
+        );
+    }
+
+    #[test]
+    fn a_template_without_expressions_is_a_literal() {
+        assert_eq!(bind("/api/health").literal(), Some(&b"/api/health"[..]));
+        assert_eq!(bind("").literal(), Some(&b""[..]));
+        assert_eq!(bind("/x/{{ users.id }}").literal(), None);
     }
 }
