@@ -2,7 +2,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod engine;
 pub mod gate;
+pub mod metrics;
 pub mod plan;
 pub mod scenario;
 pub mod shop;
