@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod gate;
 pub mod plan;
+pub mod report;
 pub mod scenario;
 pub mod shop;
 pub mod template;

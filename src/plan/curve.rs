@@ -198,6 +198,23 @@ impl Curve {
         Some((p.t0 + p.inverse(y - self.cum[*cursor])).min(p.t1))
     }
 
+    /// The curve as a polyline for drawing: both ends of every piece (so steps stay vertical) and
+    /// `exp_samples` points inside each exponential piece.
+    pub fn outline(&self, exp_samples: usize) -> Vec<(f64, f64)> {
+        let mut pts = Vec::new();
+        for p in &self.pieces {
+            pts.push((p.t0, p.value(0.0)));
+            if let Shape::Exp { .. } = p.shape {
+                for k in 1..exp_samples {
+                    let s = p.len() * k as f64 / exp_samples as f64;
+                    pts.push((p.t0 + s, p.value(s)));
+                }
+            }
+            pts.push((p.t1, p.value(p.len())));
+        }
+        pts
+    }
+
     /// The highest value and the first instant it is reached.
     pub fn peak(&self) -> (f64, f64) {
         let mut best = (0.0, 0.0);
