@@ -6,6 +6,7 @@ pub mod engine;
 pub mod gate;
 pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod scenario;
 pub mod shop;
 pub mod template;
