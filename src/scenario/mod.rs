@@ -480,7 +480,9 @@ fn load_text(
         set_diags.extend(problems.into_iter().map(|i| locator.diag(i)));
         Diagnostics(set_diags)
     };
-    if !problems.is_empty() || !set_diags.is_empty() {
+    // A `--set` that could not be applied left the tree as it was: reading goes on, so that the
+    // other problems are reported with it.
+    if !problems.is_empty() {
         return Err(fail(problems, set_diags));
     }
 
@@ -493,15 +495,15 @@ fn load_text(
             Ok(s) => break Some(s),
             Err(e) => {
                 let path = e.path.clone().unwrap_or_default();
-                let caused_by_removal = e
-                    .message
-                    .strip_prefix("missing key `")
-                    .and_then(|r| r.strip_suffix('`'))
-                    .is_some_and(|k| removed.contains(&path.key(k)));
-                if caused_by_removal {
-                    break None;
+                // A required key missing where an unknown key was removed is most likely the
+                // same key misspelt: say nothing more about it, drop its mapping and go on.
+                let caused_by_removal = e.message.starts_with("missing key `")
+                    && removed
+                        .iter()
+                        .any(|r| r.0.len() == path.0.len() + 1 && r.starts_with(&path));
+                if !caused_by_removal {
+                    problems.push(de_issue(e));
                 }
-                problems.push(de_issue(e));
                 if problems.len() >= MAX_TYPE_ERRORS {
                     break None;
                 }
@@ -512,11 +514,12 @@ fn load_text(
             }
         }
     };
-    let Some(scenario) = scenario else {
-        return Err(fail(problems, set_diags));
+    let scenario = match scenario {
+        Some(s) if problems.is_empty() => s,
+        _ => return Err(fail(problems, set_diags)),
     };
 
-    let mut loaded = Loaded {
+    let loaded = Loaded {
         scenario,
         file: PathBuf::from(name),
         base_dir: base_dir.to_path_buf(),
@@ -525,9 +528,8 @@ fn load_text(
         secrets: secrets.clone(),
     };
     let issues = validate::check(&loaded, &|n| env(n));
-    if !issues.is_empty() {
+    if !issues.is_empty() || !set_diags.is_empty() {
         return Err(fail(issues, set_diags));
     }
-    loaded.secrets = secrets;
     Ok(loaded)
 }
