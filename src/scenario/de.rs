@@ -8,9 +8,8 @@
 
 use super::spans::{KeyPath, Seg};
 use serde::de::{
-    Error as _,
-    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
-    VariantAccess, Visitor,
+    self, DeserializeSeed, Deserializer, EnumAccess, Error as _, IntoDeserializer, MapAccess,
+    SeqAccess, VariantAccess, Visitor,
 };
 use serde_yaml::{Mapping, Value};
 use std::fmt;
@@ -600,7 +599,10 @@ mod tests {
         let e = err("list:\n  - n: 1\n  - n: many\n");
         assert_eq!(e.path.unwrap().to_string(), "list[1].n");
         assert!(!e.on_key);
-        assert_eq!(e.message, "expected a whole number, found the string `many`");
+        assert_eq!(
+            e.message,
+            "expected a whole number, found the string `many`"
+        );
     }
 
     #[test]

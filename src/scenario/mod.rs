@@ -143,7 +143,10 @@ impl Issue {
 }
 
 /// "did you mean `x`?" for the candidate closest to `word`, if one is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let lower = word.to_lowercase();
     candidates
         .into_iter()
@@ -331,7 +334,10 @@ fn de_issue(e: de::DeError) -> Issue {
     let where_ = if path.0.len() <= 1 {
         "at the top level".to_string()
     } else {
-        format!("in `{}`", spans::KeyPath(path.0[..path.0.len() - 1].to_vec()))
+        format!(
+            "in `{}`",
+            spans::KeyPath(path.0[..path.0.len() - 1].to_vec())
+        )
     };
     match &e.unknown {
         Some((word, expected)) if e.on_key => {
@@ -462,9 +468,7 @@ fn load_text(
         Ok(s) => s,
         Err(errs) => {
             for e in errs {
-                problems.push(
-                    Issue::at(e.path.unwrap_or_default(), e.message).help_opt(e.help),
-                );
+                problems.push(Issue::at(e.path.unwrap_or_default(), e.message).help_opt(e.help));
             }
             Vec::new()
         }

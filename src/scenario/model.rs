@@ -125,6 +125,53 @@ struct LognormalParams {
     p90: Dur,
 }
 
+/// The distribution's name, read as a key so that a misspelt one is reported at the key.
+enum ThinkKind {
+    Lognormal,
+    Uniform,
+    Constant,
+}
+
+impl<'de> Deserialize<'de> for ThinkKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ThinkKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("lognormal, uniform or constant")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThinkKind, E> {
+                match s {
+                    "lognormal" => Ok(ThinkKind::Lognormal),
+                    "uniform" => Ok(ThinkKind::Uniform),
+                    "constant" => Ok(ThinkKind::Constant),
+                    other => Err(E::unknown_variant(other, THINK_KINDS)),
+                }
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// `[min, max]` of a uniform think time; the length is checked where the list is read.
+struct UniformRange([Dur; 2]);
+
+impl<'de> Deserialize<'de> for UniformRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<Dur>::deserialize(d)?;
+        match v.as_slice() {
+            [a, b] if a <= b => Ok(UniformRange([*a, *b])),
+            [a, b] => Err(serde::de::Error::custom(format!(
+                "uniform takes [min, max], but {a} is above {b}"
+            ))),
+            _ => Err(serde::de::Error::custom(format!(
+                "uniform takes two durations, [min, max] like [1s, 3s]; found {}",
+                v.len()
+            ))),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Think {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -140,37 +187,25 @@ impl<'de> Deserialize<'de> for Think {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Think, A::Error> {
                 use serde::de::Error;
-                let Some(kind) = m.next_key::<String>()? else {
+                let Some(kind) = m.next_key::<ThinkKind>()? else {
                     return Err(A::Error::custom(format!(
                         "think needs a distribution: {THINK_FORMS}"
                     )));
                 };
-                let think = match kind.as_str() {
-                    "lognormal" => {
+                let think = match kind {
+                    ThinkKind::Lognormal => {
                         let p: LognormalParams = m.next_value()?;
                         Think::Lognormal {
                             median: p.median,
                             p90: p.p90,
                         }
                     }
-                    "uniform" => {
-                        let v: Vec<Dur> = m.next_value()?;
-                        match v.as_slice() {
-                            [a, b] => Think::Uniform([*a, *b]),
-                            _ => {
-                                return Err(A::Error::custom(format!(
-                                    "uniform takes two durations, [min, max] like [1s, 3s]; found {}",
-                                    v.len()
-                                )))
-                            }
-                        }
-                    }
-                    "constant" => Think::Constant(m.next_value()?),
-                    other => return Err(A::Error::unknown_variant(other, THINK_KINDS)),
+                    ThinkKind::Uniform => Think::Uniform(m.next_value::<UniformRange>()?.0),
+                    ThinkKind::Constant => Think::Constant(m.next_value()?),
                 };
                 if let Some(extra) = m.next_key::<String>()? {
                     return Err(A::Error::custom(format!(
-                        "think takes one distribution, found `{kind}` and `{extra}`"
+                        "think takes one distribution, but `{extra}` follows another"
                     )));
                 }
                 Ok(think)

@@ -65,8 +65,12 @@ pub fn apply_set(root: &mut Value, arg: &str) -> Result<KeyPath, OverrideError> 
                     if parent_named {
                         return Err(err(
                             format!("there is no `{k}` in `{walked}`"),
-                            Some(super::did_you_mean(k, names.iter().map(String::as_str))
-                                .unwrap_or_else(|| format!("the scenario defines: {}", names.join(", ")))),
+                            Some(
+                                super::did_you_mean(k, names.iter().map(String::as_str))
+                                    .unwrap_or_else(|| {
+                                        format!("the scenario defines: {}", names.join(", "))
+                                    }),
+                            ),
                         ));
                     }
                     if !is_last {
@@ -203,11 +207,7 @@ fn expand(
             ));
         };
         let name = after[..end].trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err((
                 format!("`${{env:{name}}}`: an environment variable name is letters, digits and _"),
                 None,
@@ -220,7 +220,9 @@ fn expand(
             }
             None => {
                 return Err((
-                    format!("the environment variable `{name}` is not set (used as ${{env:{name}}})"),
+                    format!(
+                        "the environment variable `{name}` is not set (used as ${{env:{name}}})"
+                    ),
                     Some(format!("set it before running: export {name}=…")),
                 ))
             }
@@ -243,7 +245,10 @@ mod tests {
     fn set_replaces_a_nested_value_read_as_a_yaml_scalar() {
         let mut v = tree("load:\n  countdown:\n    peak: 6000/s\n    rise: 26s\n");
         apply_set(&mut v, "load.countdown.peak=3000/s").unwrap();
-        assert_eq!(v["load"]["countdown"]["peak"], Value::String("3000/s".into()));
+        assert_eq!(
+            v["load"]["countdown"]["peak"],
+            Value::String("3000/s".into())
+        );
         apply_set(&mut v, "load.seed=7").unwrap();
         assert_eq!(v["load"]["seed"], Value::Number(7.into()));
     }
@@ -252,7 +257,11 @@ mod tests {
     fn set_of_an_unknown_client_suggests_the_close_name() {
         let mut v = tree("clients:\n  pc-web: { share: 20% }\n  mobile: { share: 80% }\n");
         let e = apply_set(&mut v, "clients.pc-wbe.share=20%").unwrap_err();
-        assert!(e.message.contains("there is no `pc-wbe` in `clients`"), "{}", e.message);
+        assert!(
+            e.message.contains("there is no `pc-wbe` in `clients`"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.help.as_deref(), Some("did you mean `pc-web`?"));
     }
 
@@ -268,12 +277,17 @@ mod tests {
     #[test]
     fn set_without_equals_is_refused() {
         let mut v = tree("a: 1\n");
-        assert!(apply_set(&mut v, "a").unwrap_err().message.contains("KEY=VALUE"));
+        assert!(apply_set(&mut v, "a")
+            .unwrap_err()
+            .message
+            .contains("KEY=VALUE"));
     }
 
     #[test]
     fn env_references_are_replaced_and_recorded() {
-        let mut v = tree("target: \"${env:HOST}:8080\"\nheaders: { Authorization: \"Bearer ${env:TOKEN}\" }\n");
+        let mut v = tree(
+            "target: \"${env:HOST}:8080\"\nheaders: { Authorization: \"Bearer ${env:TOKEN}\" }\n",
+        );
         let lookup = |n: &str| match n {
             "HOST" => Some("http://10.0.0.1".to_string()),
             "TOKEN" => Some("s3cret".to_string()),
@@ -281,8 +295,14 @@ mod tests {
         };
         let secrets = substitute_env(&mut v, &lookup).unwrap();
         assert_eq!(v["target"], Value::String("http://10.0.0.1:8080".into()));
-        assert_eq!(v["headers"]["Authorization"], Value::String("Bearer s3cret".into()));
-        assert_eq!(secrets, vec!["http://10.0.0.1".to_string(), "s3cret".to_string()]);
+        assert_eq!(
+            v["headers"]["Authorization"],
+            Value::String("Bearer s3cret".into())
+        );
+        assert_eq!(
+            secrets,
+            vec!["http://10.0.0.1".to_string(), "s3cret".to_string()]
+        );
     }
 
     #[test]

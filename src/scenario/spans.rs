@@ -451,7 +451,10 @@ mod tests {
         let idx = index("a: \"x y\"\nb: 'z'\n").unwrap();
         let a = idx.get(&KeyPath::parse("a")).unwrap();
         assert_eq!((a.value.column, a.style), (4, Style::DoubleQuoted));
-        assert_eq!(idx.get(&KeyPath::parse("b")).unwrap().style, Style::SingleQuoted);
+        assert_eq!(
+            idx.get(&KeyPath::parse("b")).unwrap().style,
+            Style::SingleQuoted
+        );
     }
 
     #[test]
@@ -480,6 +483,26 @@ mod tests {
     }
 
     #[test]
+    fn serde_yaml_repetition_limit_also_stops_an_alias_bomb() {
+        // The second line of defence: serde_yaml stops after 100 alias jumps per event.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = i - 1;
+            text += &format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![format!("*a{prev}"); 10].join(", ")
+            );
+        }
+        let start = std::time::Instant::now();
+        let err = serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap_err();
+        assert!(
+            err.to_string().contains("repetition limit exceeded"),
+            "{err}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
     fn a_few_aliases_are_fine() {
         let idx = index("h: &h { A: b }\nx: *h\ny: *h\n").unwrap();
         assert!(idx.get(&KeyPath::parse("y")).is_some());
@@ -504,7 +527,11 @@ mod tests {
     fn deep_nesting_is_refused() {
         let text = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
         let err = index(&text).unwrap_err();
-        assert!(err.message.contains("nested more than 64"), "{}", err.message);
+        assert!(
+            err.message.contains("nested more than 64"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

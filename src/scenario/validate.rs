@@ -17,7 +17,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head"];
-const FUNCTIONS: &[&str] = &["random(a, b)", "uuid()", "seq()", "now_ms()", "user()", "client()", "env(NAME)"];
+const FUNCTIONS: &[&str] = &[
+    "random(a, b)",
+    "uuid()",
+    "seq()",
+    "now_ms()",
+    "user()",
+    "client()",
+    "env(NAME)",
+];
 /// Largest number of drill steps `phase_names` lists (a drill with more is refused elsewhere).
 const MAX_DRILL_STEPS: usize = 10_000;
 
@@ -81,9 +89,8 @@ fn drill_steps(start: f64, step: f64, max: f64) -> usize {
 /// exist in the scenario: requests, journeys, clients and phases.
 pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String> {
     let names = Names::of(&loaded.scenario);
-    let t = gate::parse_threshold(expr).map_err(|e| {
-        format!("`{expr}`: {} (at character {})", e.message, e.offset + 1)
-    })?;
+    let t = gate::parse_threshold(expr)
+        .map_err(|e| format!("`{expr}`: {} (at character {})", e.message, e.offset + 1))?;
     names.check_expr(&t).map_err(|(m, h)| match h {
         Some(h) => format!("`{expr}`: {m}; {h}"),
         None => format!("`{expr}`: {m}"),
@@ -236,8 +243,13 @@ impl Validator<'_> {
             let t = t.trim();
             if !(t.starts_with("http://") || t.starts_with("https://")) || t.len() < 9 {
                 self.push(
-                    Issue::at(root().key("target"), format!("`{t}` is not an http:// or https:// URL"))
-                        .help("write the base URL of the system under test, like http://127.0.0.1:8080"),
+                    Issue::at(
+                        root().key("target"),
+                        format!("`{t}` is not an http:// or https:// URL"),
+                    )
+                    .help(
+                        "write the base URL of the system under test, like http://127.0.0.1:8080",
+                    ),
                 );
             }
         }
@@ -255,22 +267,31 @@ impl Validator<'_> {
             let file = self.base_dir.join(&set.csv);
             if !file.is_file() {
                 self.push(
-                    Issue::at(path, format!("the CSV file `{}` does not exist", file.display()))
-                        .help("paths are relative to the scenario file's directory"),
+                    Issue::at(
+                        path,
+                        format!("the CSV file `{}` does not exist", file.display()),
+                    )
+                    .help("paths are relative to the scenario file's directory"),
                 );
                 continue;
             }
             let mut rd = match csv::ReaderBuilder::new().has_headers(true).from_path(&file) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.push(Issue::at(path, format!("cannot read `{}`: {e}", file.display())));
+                    self.push(Issue::at(
+                        path,
+                        format!("cannot read `{}`: {e}", file.display()),
+                    ));
                     continue;
                 }
             };
             let header: Vec<String> = match rd.headers() {
                 Ok(h) => h.iter().map(|c| c.trim().to_string()).collect(),
                 Err(e) => {
-                    self.push(Issue::at(path, format!("cannot read the header row of `{}`: {e}", file.display())));
+                    self.push(Issue::at(
+                        path,
+                        format!("cannot read the header row of `{}`: {e}", file.display()),
+                    ));
                     continue;
                 }
             };
@@ -310,9 +331,15 @@ impl Validator<'_> {
                 .map(|(n, c)| format!("{n} {}", pct(c.share.0)))
                 .collect();
             self.push(
-                Issue::at(root().key("clients"), format!("client shares add up to {}, not 100%", pct(sum)))
-                    .on_key()
-                    .help(format!("{}; change them so that they total 100%", parts.join(" + "))),
+                Issue::at(
+                    root().key("clients"),
+                    format!("client shares add up to {}, not 100%", pct(sum)),
+                )
+                .on_key()
+                .help(format!(
+                    "{}; change them so that they total 100%",
+                    parts.join(" + ")
+                )),
             );
         }
         // Phases named in `during`, each checked once.
@@ -323,8 +350,14 @@ impl Validator<'_> {
                 let path = root().key("clients").key(cname).key("during").key(phase);
                 if !phases.contains(phase) {
                     let help = did_you_mean(phase, phases.iter().map(String::as_str))
-                        .unwrap_or_else(|| format!("the phases of this load are {}", quoted(&phases)));
-                    self.push(Issue::at(path, format!("unknown phase `{phase}`")).on_key().help(help));
+                        .unwrap_or_else(|| {
+                            format!("the phases of this load are {}", quoted(&phases))
+                        });
+                    self.push(
+                        Issue::at(path, format!("unknown phase `{phase}`"))
+                            .on_key()
+                            .help(help),
+                    );
                     continue;
                 }
                 if seen.contains(phase) {
@@ -338,14 +371,23 @@ impl Validator<'_> {
                     .collect();
                 let sum: f64 = parts.iter().map(|p| p.1).sum();
                 if !is_hundred(sum) {
-                    let list: Vec<String> = parts.iter().map(|(n, x)| format!("{n} {}", pct(*x))).collect();
+                    let list: Vec<String> = parts
+                        .iter()
+                        .map(|(n, x)| format!("{n} {}", pct(*x)))
+                        .collect();
                     self.push(
-                        Issue::at(path, format!("during phase `{phase}`, client shares add up to {}, not 100%", pct(sum)))
-                            .on_key()
-                            .help(format!(
-                                "{} (a client without `during: {{ {phase}: … }}` keeps its `share`)",
-                                list.join(" + ")
-                            )),
+                        Issue::at(
+                            path,
+                            format!(
+                                "during phase `{phase}`, client shares add up to {}, not 100%",
+                                pct(sum)
+                            ),
+                        )
+                        .on_key()
+                        .help(format!(
+                            "{} (a client without `during: {{ {phase}: … }}` keeps its `share`)",
+                            list.join(" + ")
+                        )),
                     );
                 }
             }
@@ -356,16 +398,32 @@ impl Validator<'_> {
         let s = self.s;
         let jpath = root().key("journeys");
         if s.journeys.is_empty() {
-            self.push(Issue::at(jpath.clone(), "there are no journeys: a scenario needs at least one").on_key());
+            self.push(
+                Issue::at(
+                    jpath.clone(),
+                    "there are no journeys: a scenario needs at least one",
+                )
+                .on_key(),
+            );
             return;
         }
         let sum: f64 = s.journeys.values().map(|j| j.share.0).sum();
         if !is_hundred(sum) {
-            let parts: Vec<String> = s.journeys.iter().map(|(n, j)| format!("{n} {}", pct(j.share.0))).collect();
+            let parts: Vec<String> = s
+                .journeys
+                .iter()
+                .map(|(n, j)| format!("{n} {}", pct(j.share.0)))
+                .collect();
             self.push(
-                Issue::at(jpath.clone(), format!("journey shares add up to {}, not 100%", pct(sum)))
-                    .on_key()
-                    .help(format!("{}; change them so that they total 100%", parts.join(" + "))),
+                Issue::at(
+                    jpath.clone(),
+                    format!("journey shares add up to {}, not 100%", pct(sum)),
+                )
+                .on_key()
+                .help(format!(
+                    "{}; change them so that they total 100%",
+                    parts.join(" + ")
+                )),
             );
         }
         let clients = client_names(s);
@@ -373,15 +431,26 @@ impl Validator<'_> {
             if let Some(list) = &j.clients {
                 if list.is_empty() {
                     self.push(
-                        Issue::at(jpath.key(jname).key("clients"), "the list of clients is empty: no one would take this journey")
-                            .help("list the clients that take it, or remove `clients` to let all take it"),
+                        Issue::at(
+                            jpath.key(jname).key("clients"),
+                            "the list of clients is empty: no one would take this journey",
+                        )
+                        .help(
+                            "list the clients that take it, or remove `clients` to let all take it",
+                        ),
                     );
                 }
                 for (i, c) in list.iter().enumerate() {
                     if !clients.contains(c) {
                         let help = did_you_mean(c, clients.iter().map(String::as_str))
                             .unwrap_or_else(|| format!("the clients are {}", quoted(&clients)));
-                        self.push(Issue::at(jpath.key(jname).key("clients").index(i), format!("unknown client `{c}`")).help(help));
+                        self.push(
+                            Issue::at(
+                                jpath.key(jname).key("clients").index(i),
+                                format!("unknown client `{c}`"),
+                            )
+                            .help(help),
+                        );
                     }
                 }
             }
@@ -407,7 +476,10 @@ impl Validator<'_> {
         for (jname, j) in &s.journeys {
             let spath = jpath.key(jname).key("steps");
             if j.steps.is_empty() {
-                self.push(Issue::at(spath.clone(), "the journey has no steps").help("add at least one request, like `- get: /`"));
+                self.push(
+                    Issue::at(spath.clone(), "the journey has no steps")
+                        .help("add at least one request, like `- get: /`"),
+                );
             }
             // Captures by step, to tell "later step" from "unknown".
             let mut capture_at: HashMap<String, usize> = HashMap::new();
@@ -423,7 +495,11 @@ impl Validator<'_> {
                 if let (Some(name), Some((method, _))) = (request_name(step), step.request()) {
                     match methods.get(&name) {
                         Some((m, first)) if *m != method => {
-                            let at = if step.name.is_some() { p.key("name") } else { p.key(&method.to_lowercase()) };
+                            let at = if step.name.is_some() {
+                                p.key("name")
+                            } else {
+                                p.key(&method.to_lowercase())
+                            };
                             self.push(
                                 Issue::at(at, format!("the request name `{name}` is used for {m} at `{first}` and for {method} here"))
                                     .help("give the steps different `name`s: a metric mixes one kind of request"),
@@ -439,8 +515,14 @@ impl Validator<'_> {
                     let np = p.key("rendezvous").key("name");
                     if let Some(first) = rendezvous.get(&r.name) {
                         self.push(
-                            Issue::at(np.clone(), format!("the rendezvous name `{}` is already used at `{first}`", r.name))
-                                .help("each rendezvous gathers its own users: give it its own name"),
+                            Issue::at(
+                                np.clone(),
+                                format!(
+                                    "the rendezvous name `{}` is already used at `{first}`",
+                                    r.name
+                                ),
+                            )
+                            .help("each rendezvous gathers its own users: give it its own name"),
                         );
                     } else {
                         rendezvous.insert(r.name.clone(), np);
@@ -455,7 +537,13 @@ impl Validator<'_> {
         }
     }
 
-    fn step(&mut self, p: &KeyPath, step: &Step, captures: &[String], later: &HashMap<String, usize>) {
+    fn step(
+        &mut self,
+        p: &KeyPath,
+        step: &Step,
+        captures: &[String],
+        later: &HashMap<String, usize>,
+    ) {
         let methods: Vec<(&str, &str)> = [
             ("get", &step.get),
             ("post", &step.post),
@@ -488,9 +576,12 @@ impl Validator<'_> {
             [_] => {}
             [first, second, ..] => {
                 self.push(
-                    Issue::at(p.key(second), format!("a step does one thing, but this one has `{first}` and `{second}`"))
-                        .on_key()
-                        .help("split it into two steps"),
+                    Issue::at(
+                        p.key(second),
+                        format!("a step does one thing, but this one has `{first}` and `{second}`"),
+                    )
+                    .on_key()
+                    .help("split it into two steps"),
                 );
                 return;
             }
@@ -512,9 +603,12 @@ impl Validator<'_> {
             for (key, present) in request_only {
                 if present {
                     self.push(
-                        Issue::at(p.key(key), format!("`{key}` belongs to a request step, not to a `{kind}` step"))
-                            .on_key()
-                            .help("move it to the request it qualifies, or remove it"),
+                        Issue::at(
+                            p.key(key),
+                            format!("`{key}` belongs to a request step, not to a `{kind}` step"),
+                        )
+                        .on_key()
+                        .help("move it to the request it qualifies, or remove it"),
                     );
                 }
             }
@@ -532,8 +626,11 @@ impl Validator<'_> {
                     );
                 } else if self.s.load.countdown.is_none() {
                     self.push(
-                        Issue::at(wp, "`wait: sale-start` needs a countdown load, and this load has none")
-                            .help("use `load.countdown`, or a `rendezvous` step to gather users"),
+                        Issue::at(
+                            wp,
+                            "`wait: sale-start` needs a countdown load, and this load has none",
+                        )
+                        .help("use `load.countdown`, or a `rendezvous` step to gather users"),
                     );
                 }
             }
@@ -541,10 +638,16 @@ impl Validator<'_> {
                 let r = step.rendezvous.as_ref().expect("kind says so");
                 let rp = p.key("rendezvous");
                 if r.users == 0 {
-                    self.push(Issue::at(rp.key("users"), "a rendezvous needs at least 1 user"));
+                    self.push(Issue::at(
+                        rp.key("users"),
+                        "a rendezvous needs at least 1 user",
+                    ));
                 }
                 if r.timeout.0.is_zero() {
-                    self.push(Issue::at(rp.key("timeout"), "the rendezvous timeout must be longer than 0s"));
+                    self.push(Issue::at(
+                        rp.key("timeout"),
+                        "the rendezvous timeout must be longer than 0s",
+                    ));
                 }
                 if r.name.trim().is_empty() {
                     self.push(Issue::at(rp.key("name"), "the rendezvous name is empty"));
@@ -554,7 +657,10 @@ impl Validator<'_> {
                 let (_, url) = methods[0];
                 self.template(&p.key(method), url, &scope);
                 if url.trim().is_empty() {
-                    self.push(Issue::at(p.key(method), "the URL is empty").help("write a path like /api/items"));
+                    self.push(
+                        Issue::at(p.key(method), "the URL is empty")
+                            .help("write a path like /api/items"),
+                    );
                 }
                 self.request_parts(p, step, &scope);
             }
@@ -562,16 +668,26 @@ impl Validator<'_> {
     }
 
     fn request_parts(&mut self, p: &KeyPath, step: &Step, scope: &Scope<'_>) {
-        let bodies: Vec<&str> = [("json", step.json.is_some()), ("form", step.form.is_some()), ("body", step.body.is_some())]
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(k, _)| k)
-            .collect();
+        let bodies: Vec<&str> = [
+            ("json", step.json.is_some()),
+            ("form", step.form.is_some()),
+            ("body", step.body.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .collect();
         if bodies.len() > 1 {
             self.push(
-                Issue::at(p.key(bodies[1]), format!("a request has one body, but this one has `{}` and `{}`", bodies[0], bodies[1]))
-                    .on_key()
-                    .help("keep one of json, form or body"),
+                Issue::at(
+                    p.key(bodies[1]),
+                    format!(
+                        "a request has one body, but this one has `{}` and `{}`",
+                        bodies[0], bodies[1]
+                    ),
+                )
+                .on_key()
+                .help("keep one of json, form or body"),
             );
         }
         for (k, v) in &step.headers {
@@ -593,22 +709,34 @@ impl Validator<'_> {
         }
         if let Some(t) = step.timeout {
             if t.0.is_zero() {
-                self.push(Issue::at(p.key("timeout"), "the timeout must be longer than 0s"));
+                self.push(Issue::at(
+                    p.key("timeout"),
+                    "the timeout must be longer than 0s",
+                ));
             }
         }
         for (var, jp) in &step.capture {
             let cp = p.key("capture").key(var);
-            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || var.starts_with(|c: char| c.is_ascii_digit()) {
+            if var.is_empty()
+                || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || var.starts_with(|c: char| c.is_ascii_digit())
+            {
                 self.push(
-                    Issue::at(cp.clone(), format!("`{var}` is not a capture name: use letters, digits and _"))
-                        .on_key()
-                        .help("templates refer to it as {{ name }}"),
+                    Issue::at(
+                        cp.clone(),
+                        format!("`{var}` is not a capture name: use letters, digits and _"),
+                    )
+                    .on_key()
+                    .help("templates refer to it as {{ name }}"),
                 );
             } else if self.s.data.contains_key(var) {
                 self.push(
-                    Issue::at(cp.clone(), format!("the capture `{var}` has the name of a data set"))
-                        .on_key()
-                        .help("rename the capture: {{ name }} would be ambiguous"),
+                    Issue::at(
+                        cp.clone(),
+                        format!("the capture `{var}` has the name of a data set"),
+                    )
+                    .on_key()
+                    .help("rename the capture: {{ name }} would be ambiguous"),
                 );
             }
             if let Err(e) = serde_json_path::JsonPath::parse(jp) {
@@ -624,9 +752,12 @@ impl Validator<'_> {
             for k in ex.json.keys() {
                 if let Err(e) = serde_json_path::JsonPath::parse(k) {
                     self.push(
-                        Issue::at(p.key("expect").key("json").key(k), format!("`{k}` is not a JSONPath: {}", e.message()))
-                            .on_key()
-                            .help("write the path to check, like $.status"),
+                        Issue::at(
+                            p.key("expect").key("json").key(k),
+                            format!("`{k}` is not a JSONPath: {}", e.message()),
+                        )
+                        .on_key()
+                        .help("write the path to check, like $.status"),
                     );
                 }
             }
@@ -672,21 +803,38 @@ impl Validator<'_> {
                         let sets: Vec<&str> = self.s.data.keys().map(String::as_str).collect();
                         let help = did_you_mean(set, sets.iter().copied()).unwrap_or_else(|| {
                             if sets.is_empty() {
-                                "declare it under `data:`, like `users: { csv: data/users.csv }`".into()
+                                "declare it under `data:`, like `users: { csv: data/users.csv }`"
+                                    .into()
                             } else {
-                                format!("the data sets are {}", sets.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))
+                                format!(
+                                    "the data sets are {}",
+                                    sets.iter()
+                                        .map(|s| format!("`{s}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
                             }
                         });
-                        self.push(Issue::at(p.clone(), format!("unknown data set `{set}` in {{{{ {set}.{column} }}}}")).within(src, at).help(help));
+                        self.push(
+                            Issue::at(
+                                p.clone(),
+                                format!("unknown data set `{set}` in {{{{ {set}.{column} }}}}"),
+                            )
+                            .within(src, at)
+                            .help(help),
+                        );
                     } else if let Some(cols) = self.columns.get(set) {
                         if !cols.contains(column) {
                             let file = &self.s.data[set].csv;
                             let help = did_you_mean(column, cols.iter().map(String::as_str))
                                 .unwrap_or_else(|| format!("its columns are {}", quoted(cols)));
                             self.push(
-                                Issue::at(p.clone(), format!("data set `{set}` ({file}) has no column `{column}`"))
-                                    .within(src, at)
-                                    .help(help),
+                                Issue::at(
+                                    p.clone(),
+                                    format!("data set `{set}` ({file}) has no column `{column}`"),
+                                )
+                                .within(src, at)
+                                .help(help),
                             );
                         }
                     }
@@ -700,9 +848,15 @@ impl Validator<'_> {
                         Issue::at(p.clone(), format!("`{name}` is captured only by a later step (step {n} of this journey)"))
                             .help("a template can use what earlier steps captured; move the capture before this step")
                     } else if self.s.data.contains_key(name) {
-                        let col = self.columns.get(name).and_then(|c| c.first()).cloned().unwrap_or_else(|| "id".into());
-                        Issue::at(p.clone(), format!("`{name}` is a data set, not a value"))
-                            .help(format!("name one of its columns, like {{{{ {name}.{col} }}}}"))
+                        let col = self
+                            .columns
+                            .get(name)
+                            .and_then(|c| c.first())
+                            .cloned()
+                            .unwrap_or_else(|| "id".into());
+                        Issue::at(p.clone(), format!("`{name}` is a data set, not a value")).help(
+                            format!("name one of its columns, like {{{{ {name}.{col} }}}}"),
+                        )
                     } else {
                         let mut known: Vec<String> = scope.captures.to_vec();
                         known.extend(self.s.data.keys().cloned());
@@ -721,9 +875,12 @@ impl Validator<'_> {
                 Expr::Random(a, b) if a > b => {
                     let at = offset("random");
                     self.push(
-                        Issue::at(p.clone(), format!("random({a}, {b}): the low end is above the high end"))
-                            .within(src, at)
-                            .help(format!("write random({b}, {a})")),
+                        Issue::at(
+                            p.clone(),
+                            format!("random({a}, {b}): the low end is above the high end"),
+                        )
+                        .within(src, at)
+                        .help(format!("write random({b}, {a})")),
                     );
                 }
                 Expr::Env(name) if (self.env)(name).is_none() => {
@@ -743,26 +900,39 @@ impl Validator<'_> {
         let s = self.s;
         let none: Vec<String> = Vec::new();
         let later = HashMap::new();
-        let scope = Scope { captures: &none, later: &later };
+        let scope = Scope {
+            captures: &none,
+            later: &later,
+        };
         for (k, v) in &s.defaults.headers {
             self.template(&root().key("defaults").key("headers").key(k), v, &scope);
         }
         for (c, client) in &s.clients {
             for (k, v) in &client.headers {
-                self.template(&root().key("clients").key(c).key("headers").key(k), v, &scope);
+                self.template(
+                    &root().key("clients").key(c).key("headers").key(k),
+                    v,
+                    &scope,
+                );
             }
         }
         if let Some(t) = s.defaults.timeout {
             if t.0.is_zero() {
-                self.push(Issue::at(root().key("defaults").key("timeout"), "the timeout must be longer than 0s"));
+                self.push(Issue::at(
+                    root().key("defaults").key("timeout"),
+                    "the timeout must be longer than 0s",
+                ));
             }
         }
         if let Some(ca) = &s.defaults.tls.ca {
             let f = self.base_dir.join(ca);
             if !f.is_file() {
                 self.push(
-                    Issue::at(root().key("defaults").key("tls").key("ca"), format!("the CA file `{}` does not exist", f.display()))
-                        .help("paths are relative to the scenario file's directory"),
+                    Issue::at(
+                        root().key("defaults").key("tls").key("ca"),
+                        format!("the CA file `{}` does not exist", f.display()),
+                    )
+                    .help("paths are relative to the scenario file's directory"),
                 );
             }
         }
@@ -784,17 +954,23 @@ impl Validator<'_> {
         match shapes.as_slice() {
             [] => {
                 self.push(
-                    Issue::at(lp.clone(), "the load has no shape: it needs one of stages, users, countdown or steps")
-                        .on_key()
-                        .help("for example `load: { stages: [ { rate: 50/s, for: 30s } ] }`"),
+                    Issue::at(
+                        lp.clone(),
+                        "the load has no shape: it needs one of stages, users, countdown or steps",
+                    )
+                    .on_key()
+                    .help("for example `load: { stages: [ { rate: 50/s, for: 30s } ] }`"),
                 );
             }
             [_] => {}
             [a, b, ..] => {
                 self.push(
-                    Issue::at(lp.key(b), format!("the load has more than one shape: `{a}` and `{b}`"))
-                        .on_key()
-                        .help("keep exactly one of stages, users, countdown or steps"),
+                    Issue::at(
+                        lp.key(b),
+                        format!("the load has more than one shape: `{a}` and `{b}`"),
+                    )
+                    .on_key()
+                    .help("keep exactly one of stages, users, countdown or steps"),
                 );
             }
         }
@@ -810,7 +986,12 @@ impl Validator<'_> {
                     name: s.name.clone(),
                 })
                 .collect();
-            self.stage_forms(&lp.key("stages"), "rate", "{ rate: 50/s, for: 30s }", &forms);
+            self.stage_forms(
+                &lp.key("stages"),
+                "rate",
+                "{ rate: 50/s, for: 30s }",
+                &forms,
+            );
         }
         if let Some(stages) = &l.users {
             let forms: Vec<StageForm> = stages
@@ -832,32 +1013,58 @@ impl Validator<'_> {
         if let Some(d) = &l.steps {
             let dp = lp.key("steps");
             if d.start.0 <= 0.0 {
-                self.push(Issue::at(dp.key("start"), "the drill's start rate must be above 0/s"));
+                self.push(Issue::at(
+                    dp.key("start"),
+                    "the drill's start rate must be above 0/s",
+                ));
             }
             if d.step.0 <= 0.0 {
-                self.push(Issue::at(dp.key("step"), "the drill's step must be above 0/s"));
+                self.push(Issue::at(
+                    dp.key("step"),
+                    "the drill's step must be above 0/s",
+                ));
             }
             if d.every.0.is_zero() {
-                self.push(Issue::at(dp.key("every"), "each drill step must last longer than 0s"));
+                self.push(Issue::at(
+                    dp.key("every"),
+                    "each drill step must last longer than 0s",
+                ));
             }
             if d.max.0 < d.start.0 {
-                self.push(Issue::at(dp.key("max"), format!(
-                    "max ({}) is below start ({})",
-                    super::units::format_rate(d.max.0),
-                    super::units::format_rate(d.start.0)
-                )));
-            } else if d.step.0 > 0.0 && (d.max.0 - d.start.0) / d.step.0 + 1.0 > MAX_DRILL_STEPS as f64 {
-                self.push(Issue::at(dp.key("step"), format!("the drill would have more than {MAX_DRILL_STEPS} steps")).help("use a larger step"));
+                self.push(Issue::at(
+                    dp.key("max"),
+                    format!(
+                        "max ({}) is below start ({})",
+                        super::units::format_rate(d.max.0),
+                        super::units::format_rate(d.start.0)
+                    ),
+                ));
+            } else if d.step.0 > 0.0
+                && (d.max.0 - d.start.0) / d.step.0 + 1.0 > MAX_DRILL_STEPS as f64
+            {
+                self.push(
+                    Issue::at(
+                        dp.key("step"),
+                        format!("the drill would have more than {MAX_DRILL_STEPS} steps"),
+                    )
+                    .help("use a larger step"),
+                );
             }
         }
         if l.max_users == Some(0) {
-            self.push(Issue::at(lp.key("max_users"), "max_users must be at least 1").help("leave it out for no cap"));
+            self.push(
+                Issue::at(lp.key("max_users"), "max_users must be at least 1")
+                    .help("leave it out for no cap"),
+            );
         }
     }
 
     fn stage_forms(&mut self, p: &KeyPath, level_key: &str, example: &str, forms: &[StageForm]) {
         if forms.is_empty() {
-            self.push(Issue::at(p.clone(), "the list of stages is empty").help(format!("add a stage like {example}")));
+            self.push(
+                Issue::at(p.clone(), "the list of stages is empty")
+                    .help(format!("add a stage like {example}")),
+            );
             return;
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
@@ -872,7 +1079,9 @@ impl Validator<'_> {
             .filter(|(_, on)| *on)
             .map(|(k, _)| k)
             .collect();
-            let forms_help = format!("a stage is one of {example}, {{ to, over }} (a linear ramp) or {{ hold }}");
+            let forms_help = format!(
+                "a stage is one of {example}, {{ to, over }} (a linear ramp) or {{ hold }}"
+            );
             match groups.as_slice() {
                 [] => {
                     self.push(Issue::at(sp.clone(), "this stage is empty").help(forms_help));
@@ -880,39 +1089,68 @@ impl Validator<'_> {
                 }
                 [_] => {}
                 _ => {
-                    self.push(Issue::at(sp.clone(), "this stage mixes stage forms").help(forms_help));
+                    self.push(
+                        Issue::at(sp.clone(), "this stage mixes stage forms").help(forms_help),
+                    );
                     continue;
                 }
             }
             let zero = |d: Option<std::time::Duration>| d.is_some_and(|d| d.is_zero());
             match groups[0] {
-                "level" if !f.level => {
-                    self.push(Issue::at(sp.key("for"), format!("`for` needs `{level_key}`")).on_key().help(forms_help))
-                }
-                "level" if f.for_.is_none() => {
-                    self.push(Issue::at(sp.key(level_key), format!("`{level_key}` needs `for`: how long to keep it")).on_key().help(forms_help))
-                }
-                "ramp" if !f.to => self.push(Issue::at(sp.key("over"), "`over` needs `to`: the value to ramp to").on_key().help(forms_help)),
-                "ramp" if f.over.is_none() => {
-                    self.push(Issue::at(sp.key("to"), "`to` needs `over`: how long the ramp takes").on_key().help(forms_help))
-                }
-                "hold" if i == 0 => self.push(
-                    Issue::at(sp.key("hold"), "the first stage cannot be { hold }: there is nothing to hold yet")
+                "level" if !f.level => self.push(
+                    Issue::at(sp.key("for"), format!("`for` needs `{level_key}`"))
                         .on_key()
-                        .help(format!("start with {example} or a ramp from 0 like {{ to: …, over: 10s }}")),
+                        .help(forms_help),
+                ),
+                "level" if f.for_.is_none() => self.push(
+                    Issue::at(
+                        sp.key(level_key),
+                        format!("`{level_key}` needs `for`: how long to keep it"),
+                    )
+                    .on_key()
+                    .help(forms_help),
+                ),
+                "ramp" if !f.to => self.push(
+                    Issue::at(sp.key("over"), "`over` needs `to`: the value to ramp to")
+                        .on_key()
+                        .help(forms_help),
+                ),
+                "ramp" if f.over.is_none() => self.push(
+                    Issue::at(sp.key("to"), "`to` needs `over`: how long the ramp takes")
+                        .on_key()
+                        .help(forms_help),
+                ),
+                "hold" if i == 0 => self.push(
+                    Issue::at(
+                        sp.key("hold"),
+                        "the first stage cannot be { hold }: there is nothing to hold yet",
+                    )
+                    .on_key()
+                    .help(format!(
+                        "start with {example} or a ramp from 0 like {{ to: …, over: 10s }}"
+                    )),
                 ),
                 _ => {}
             }
             for (key, d) in [("for", f.for_), ("over", f.over), ("hold", f.hold)] {
                 if zero(d) {
-                    self.push(Issue::at(sp.key(key), format!("`{key}` must be longer than 0s")));
+                    self.push(Issue::at(
+                        sp.key(key),
+                        format!("`{key}` must be longer than 0s"),
+                    ));
                 }
             }
             if let Some(n) = &f.name {
                 if let Some(first) = names.get(n.as_str()) {
                     self.push(
-                        Issue::at(sp.key("name"), format!("the stage name `{n}` is already used by stage {}", first + 1))
-                            .help("phase names must be unique: thresholds and `during` refer to them"),
+                        Issue::at(
+                            sp.key("name"),
+                            format!(
+                                "the stage name `{n}` is already used by stage {}",
+                                first + 1
+                            ),
+                        )
+                        .help("phase names must be unique: thresholds and `during` refer to them"),
                     );
                 } else {
                     names.insert(n, i);
@@ -924,7 +1162,13 @@ impl Validator<'_> {
     fn countdown(&mut self, p: &KeyPath, c: &super::model::Countdown) {
         use super::model::At;
         if c.rise.0.is_zero() {
-            self.push(Issue::at(p.key("rise"), "`rise` must be longer than 0s: it is the climb to the peak").help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"));
+            self.push(
+                Issue::at(
+                    p.key("rise"),
+                    "`rise` must be longer than 0s: it is the climb to the peak",
+                )
+                .help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"),
+            );
         }
         let need = c.rise.0 + c.hold.0 + c.decay.0;
         let fmt = super::units::format_duration;
@@ -1001,11 +1245,19 @@ impl Validator<'_> {
     fn names_in(&mut self, p: &KeyPath, src: &str, t: &Threshold) {
         if let Err((m, h)) = self.names.check_expr(t) {
             let needle = match (&t.selector, &t.phase) {
-                (Selector::Request(n) | Selector::Journey(n) | Selector::Client(n), _) if m.contains(&format!("`{n}`")) => n.clone(),
+                (Selector::Request(n) | Selector::Journey(n) | Selector::Client(n), _)
+                    if m.contains(&format!("`{n}`")) =>
+                {
+                    n.clone()
+                }
                 (_, Some(ph)) => ph.clone(),
                 _ => String::new(),
             };
-            let at = if needle.is_empty() { 0 } else { src.find(&needle).unwrap_or(0) };
+            let at = if needle.is_empty() {
+                0
+            } else {
+                src.find(&needle).unwrap_or(0)
+            };
             self.push(Issue::at(p.clone(), m).within(src, at).help_opt(h));
         }
     }
@@ -1038,3 +1290,558 @@ pub fn request_names(s: &Scenario) -> IndexMap<String, Vec<String>> {
     out
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{load_str_in, Diagnostic, Diagnostics};
+
+    const BASE: &str = "\
+name: t
+target: http://127.0.0.1:8080
+journeys:
+  j:
+    share: 100%
+    steps:
+      - get: /a
+load:
+  stages:
+    - { rate: 5/s, for: 10s }
+";
+
+    fn load_in(dir: &Path, text: &str) -> Result<Loaded, Diagnostics> {
+        let env = |n: &str| (n == "FC_TEST_SET").then(|| "value".to_string());
+        load_str_in("t.yaml", text, dir, &[], &env)
+    }
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match load_in(Path::new("."), text) {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(d) => d.0,
+        }
+    }
+
+    /// The only error, asserting there is exactly one.
+    fn error(text: &str) -> Diagnostic {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+        e.into_iter().next().unwrap()
+    }
+
+    fn with_steps(steps: &str) -> String {
+        BASE.replace("      - get: /a\n", steps)
+    }
+
+    fn with_load(load: &str) -> String {
+        BASE.replace("  stages:\n    - { rate: 5/s, for: 10s }\n", load)
+    }
+
+    #[test]
+    fn base_scenario_is_valid() {
+        load_in(Path::new("."), BASE).unwrap();
+    }
+
+    #[test]
+    fn request_name_drops_the_query_string_or_uses_the_name() {
+        let step = Step {
+            get: Some("/api/items?page={{ random(1, 50) }}".into()),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&step).as_deref(), Some("GET /api/items"));
+        let named = Step {
+            post: Some("/api/orders".into()),
+            name: Some("create-order".into()),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&named).as_deref(), Some("create-order"));
+        let think = Step {
+            think: Some(crate::scenario::units::Dur(std::time::Duration::from_secs(
+                1,
+            ))),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&think), None);
+    }
+
+    #[test]
+    fn phase_names_follow_the_shape() {
+        let l = load_in(Path::new("."), &with_load("  stages:\n    - { rate: 5/s, for: 10s, name: warm }\n    - { to: 9/s, over: 5s }\n    - { hold: 5s }\n")).unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load),
+            ["warm", "stage-2", "stage-3"]
+        );
+        let l = load_in(
+            Path::new("."),
+            &with_load("  steps: { start: 500/s, step: 500/s, every: 30s, max: 20000/s }\n"),
+        )
+        .unwrap();
+        let p = phase_names(&l.scenario.load);
+        assert_eq!(
+            (p.len(), p[0].as_str(), p[39].as_str()),
+            (40, "step-1", "step-40")
+        );
+        let l = load_in(
+            Path::new("."),
+            &with_load("  steps: { start: 100/s, step: 300/s, every: 30s, max: 1000/s }\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load).len(),
+            4,
+            "100, 400, 700, 1000"
+        );
+        let l = load_in(Path::new("."), &with_load("  countdown: { sale_start: 1m, before: 1/s, peak: 9/s, rise: 5s, hold: 5s, decay: 5s, after: 1/s, end: 2m }\n")).unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load),
+            ["before", "rise", "peak", "decay", "after"]
+        );
+    }
+
+    #[test]
+    fn client_shares_must_add_up_to_100() {
+        let text = BASE.replace(
+            "journeys:",
+            "clients:\n  a: { share: 70% }\n  b: { share: 20% }\njourneys:",
+        );
+        let e = error(&text);
+        assert_eq!(e.message, "client shares add up to 90%, not 100%");
+        assert_eq!((e.line, e.column), (3, 1));
+        assert_eq!(
+            e.help.as_deref(),
+            Some("a 70% + b 20%; change them so that they total 100%")
+        );
+    }
+
+    #[test]
+    fn shares_in_force_during_a_phase_must_add_up_to_100() {
+        let text = with_load("  stages:\n    - { rate: 5/s, for: 10s, name: warm }\n    - { rate: 9/s, for: 5s, name: rush }\n")
+            .replace("journeys:", "clients:\n  a: { share: 70%, during: { rush: 90% } }\n  b: { share: 30% }\njourneys:");
+        let e = error(&text);
+        assert_eq!(
+            e.message,
+            "during phase `rush`, client shares add up to 120%, not 100%"
+        );
+        assert_eq!((e.line, e.column), (4, 30));
+    }
+
+    #[test]
+    fn during_names_an_existing_phase() {
+        let text = BASE.replace(
+            "journeys:",
+            "clients:\n  a: { share: 100%, during: { stage-2: 100% } }\njourneys:",
+        );
+        let e = error(&text);
+        assert_eq!(e.message, "unknown phase `stage-2`");
+        assert_eq!(e.help.as_deref(), Some("did you mean `stage-1`?"));
+    }
+
+    #[test]
+    fn journeys_name_existing_clients_and_every_client_has_a_journey() {
+        let text = BASE
+            .replace(
+                "journeys:",
+                "clients:\n  mobile: { share: 50% }\n  pc: { share: 50% }\njourneys:",
+            )
+            .replace(
+                "    share: 100%\n",
+                "    share: 100%\n    clients: [mobil]\n",
+            );
+        let e = errors(&text);
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert_eq!(e[0].message, "unknown client `mobil`");
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `mobile`?"));
+        assert_eq!(e[1].message, "client `mobile` may take no journey");
+        assert_eq!(e[2].message, "client `pc` may take no journey");
+    }
+
+    #[test]
+    fn journey_shares_must_add_up_to_100() {
+        let text = BASE.replace("    share: 100%\n", "    share: 60%\n");
+        assert_eq!(
+            error(&text).message,
+            "journey shares add up to 60%, not 100%"
+        );
+    }
+
+    #[test]
+    fn a_step_is_exactly_one_thing() {
+        let e = error(&with_steps("      - name: x\n"));
+        assert!(
+            e.message.contains("this step does nothing"),
+            "{}",
+            e.message
+        );
+        let e = error(&with_steps("      - get: /a\n        post: /b\n"));
+        assert_eq!(
+            e.message,
+            "a step does one thing, but this one has `get` and `post`"
+        );
+        assert_eq!((e.line, e.column), (8, 9));
+    }
+
+    #[test]
+    fn request_keys_only_on_request_steps() {
+        let e = errors(&with_steps("      - get: /a\n      - think: 1s\n        expect: { status: 200 }\n        timeout: 1s\n"));
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            e[0].message,
+            "`timeout` belongs to a request step, not to a `think` step"
+        );
+        assert_eq!(
+            e[1].message,
+            "`expect` belongs to a request step, not to a `think` step"
+        );
+    }
+
+    #[test]
+    fn a_request_has_one_body() {
+        let e = error(&with_steps(
+            "      - post: /a\n        json: { a: 1 }\n        body: x\n",
+        ));
+        assert_eq!(
+            e.message,
+            "a request has one body, but this one has `json` and `body`"
+        );
+    }
+
+    #[test]
+    fn templates_name_earlier_captures_only() {
+        let e = error(&with_steps(
+            "      - get: /a/{{ id }}\n      - get: /b\n        capture: { id: $.id }\n",
+        ));
+        assert_eq!(
+            e.message,
+            "`id` is captured only by a later step (step 2 of this journey)"
+        );
+        assert_eq!(
+            (e.line, e.column),
+            (7, 20),
+            "the caret points at the name inside the template"
+        );
+        let e = error(&with_steps("      - get: /b\n        capture: { cart_id: $.id }\n      - post: /c\n        json: { cart: \"{{ cartid }}\" }\n"));
+        assert_eq!(
+            e.message,
+            "unknown capture `cartid`: no earlier step of this journey captures it"
+        );
+        assert_eq!(e.help.as_deref(), Some("did you mean `cart_id`?"));
+        assert_eq!((e.line, e.column), (10, 27));
+    }
+
+    #[test]
+    fn template_syntax_errors_are_reported_in_place() {
+        let e = error(&with_steps("      - get: /a/{{ nosuch(1) }}\n"));
+        assert!(e.message.starts_with("bad template:"), "{}", e.message);
+        assert_eq!(e.line, 7);
+    }
+
+    #[test]
+    fn templates_name_data_sets_and_their_csv_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.csv"), "id,name\nu1,a\n").unwrap();
+        let text = with_steps("      - get: /a/{{ users.idd }}/{{ user.id }}\n")
+            .replace("journeys:", "data:\n  users: { csv: users.csv }\njourneys:");
+        let e = match load_in(dir.path(), &text) {
+            Err(d) => d.0,
+            Ok(_) => panic!("expected errors"),
+        };
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!(
+            e[0].message,
+            "data set `users` (users.csv) has no column `idd`"
+        );
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `id`?"));
+        assert_eq!(e[1].message, "unknown data set `user` in {{ user.id }}");
+        assert_eq!(e[1].help.as_deref(), Some("did you mean `users`?"));
+    }
+
+    #[test]
+    fn csv_files_must_exist_and_have_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("empty.csv"), "id\n").unwrap();
+        let text = BASE.replace(
+            "journeys:",
+            "data:\n  a: { csv: missing.csv }\n  b: { csv: empty.csv }\njourneys:",
+        );
+        let e = match load_in(dir.path(), &text) {
+            Err(d) => d.0,
+            Ok(_) => panic!("expected errors"),
+        };
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].message.contains("missing.csv` does not exist"),
+            "{}",
+            e[0].message
+        );
+        assert!(
+            e[1].message.contains("has a header row but no data rows"),
+            "{}",
+            e[1].message
+        );
+    }
+
+    #[test]
+    fn captures_and_expect_keys_are_jsonpath() {
+        let e = errors(&with_steps("      - get: /a\n        capture: { id: cart.id }\n        expect: { json: { status: created } }\n"));
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].message.starts_with("`cart.id` is not a JSONPath"),
+            "{}",
+            e[0].message
+        );
+        assert!(
+            e[1].message.starts_with("`status` is not a JSONPath"),
+            "{}",
+            e[1].message
+        );
+    }
+
+    #[test]
+    fn thresholds_parse_and_name_existing_things() {
+        let text = format!("{BASE}thresholds:\n  - GET /b p99 < 300ms\n  - p99 < 1s during stage-9\n  - errors <> 1%\nabort:\n  - journey:k errors > 30% for 10s\n");
+        let e = errors(&text);
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert_eq!(e[0].message, "unknown request `GET /b`");
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `GET /a`?"));
+        assert_eq!(e[1].message, "unknown phase `stage-9`");
+        assert!(
+            e[2].message.starts_with("bad threshold"),
+            "{}",
+            e[2].message
+        );
+        assert_eq!(e[3].message, "unknown journey `k`");
+    }
+
+    #[test]
+    fn check_threshold_validates_command_line_thresholds() {
+        let l = load_in(Path::new("."), BASE).unwrap();
+        let t = check_threshold(&l, "GET /a p99 < 300ms during stage-1").unwrap();
+        assert_eq!(t.phase.as_deref(), Some("stage-1"));
+        let e = check_threshold(&l, "client:web p99 < 1s").unwrap_err();
+        assert!(e.contains("unknown client `web`"), "{e}");
+    }
+
+    #[test]
+    fn load_has_exactly_one_shape() {
+        let e = error(&with_load("  seed: 1\n"));
+        assert!(
+            e.message.starts_with("the load has no shape"),
+            "{}",
+            e.message
+        );
+        let e = error(&with_load(
+            "  stages: [ { rate: 5/s, for: 1s } ]\n  users: [ { users: 5, for: 1s } ]\n",
+        ));
+        assert_eq!(
+            e.message,
+            "the load has more than one shape: `stages` and `users`"
+        );
+        assert_eq!((e.line, e.column), (10, 3));
+    }
+
+    #[test]
+    fn stage_forms_are_checked() {
+        let e = errors(&with_load("  stages:\n    - { hold: 5s }\n    - { rate: 5/s }\n    - { rate: 5/s, over: 5s }\n    - { to: 5/s, over: 5s }\n"));
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert_eq!(
+            e[0].message,
+            "the first stage cannot be { hold }: there is nothing to hold yet"
+        );
+        assert_eq!(e[1].message, "`rate` needs `for`: how long to keep it");
+        assert_eq!(e[2].message, "this stage mixes stage forms");
+        // A first ramp from 0 is fine.
+        load_in(
+            Path::new("."),
+            &with_load("  users:\n    - { to: 50, over: 10s }\n    - { hold: 1m }\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn countdown_times_are_ordered() {
+        let e = error(&with_load("  countdown: { sale_start: 2m, before: 1/s, peak: 9/s, rise: 26s, hold: 1m, decay: 3m, after: 1/s, end: 5m }\n"));
+        assert_eq!(e.message, "`end` (5m) comes before the countdown is over: sale_start + rise + hold + decay = 6m26s");
+        let e = error(&with_load("  countdown: { sale_start: 2m, before: 1/s, peak: 9/s, rise: 0s, hold: 1m, decay: 3m, after: 1/s, end: 8m }\n"));
+        assert!(e.message.starts_with("`rise` must be longer than 0s"));
+        let e = error(&with_load("  countdown: { sale_start: 2026-11-11T00:00:00+08:00, before: 1/s, peak: 9/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 8m }\n"));
+        assert!(e.message.contains("both be offsets"), "{}", e.message);
+        load_in(Path::new("."), &with_load("  countdown: { sale_start: 2026-11-11T00:00:00+08:00, before: 1/s, peak: 9/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 2026-11-11T00:10:00+08:00 }\n")).unwrap();
+    }
+
+    #[test]
+    fn step_drill_numbers_are_checked() {
+        let e = errors(&with_load("  steps: { start: 0/s, step: 0/s, every: 0s, max: 10/s, stop_when: [\"journey:x p99 > 1s\"] }\n"));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "the drill's start rate must be above 0/s",
+                "the drill's step must be above 0/s",
+                "each drill step must last longer than 0s",
+                "unknown journey `x`",
+            ]
+        );
+        let e = error(&with_load(
+            "  steps: { start: 10/s, step: 1/s, every: 1s, max: 5/s }\n",
+        ));
+        assert_eq!(e.message, "max (5/s) is below start (10/s)");
+    }
+
+    #[test]
+    fn wait_needs_a_countdown_and_rendezvous_are_sound() {
+        let e = errors(&with_steps("      - wait: sale-start\n      - wait: salestart\n      - rendezvous: { name: g, users: 0, timeout: 1s }\n      - rendezvous: { name: g, users: 5, timeout: 1s }\n      - get: /a\n"));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`wait: sale-start` needs a countdown load, and this load has none",
+                "unknown instant `salestart`: `wait` knows only `sale-start`",
+                "a rendezvous needs at least 1 user",
+                "the rendezvous name `g` is already used at `journeys.j.steps[2].rendezvous.name`",
+            ]
+        );
+        assert_eq!(e[1].help.as_deref(), Some("did you mean `sale-start`?"));
+    }
+
+    #[test]
+    fn max_users_is_positive() {
+        let e = error(&format!("{BASE}  max_users: 0\n"));
+        assert_eq!(e.message, "max_users must be at least 1");
+    }
+
+    #[test]
+    fn a_request_name_is_not_shared_by_two_methods() {
+        let e = error(&with_steps(
+            "      - get: /a\n        name: x\n      - post: /a\n        name: x\n",
+        ));
+        assert_eq!(
+            e.message,
+            "the request name `x` is used for GET at `journeys.j.steps[0]` and for POST here"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let text = BASE
+            .replace("    share: 100%\n", "    share: 90%\n")
+            .replace("      - get: /a\n", "      - get: /a/{{ nope }}\n")
+            + "  max_users: 0\n";
+        assert_eq!(errors(&text).len(), 3);
+    }
+
+    #[test]
+    fn think_reads_every_distribution_form() {
+        use crate::scenario::model::Think;
+        let think = |t: &str| {
+            let text = BASE.replace(
+                "journeys:",
+                &format!("clients:\n  a: {{ share: 100%, think: {t} }}\njourneys:"),
+            );
+            load_in(Path::new("."), &text).map(|l| l.scenario.clients["a"].think.clone().unwrap())
+        };
+        let s = |n| crate::scenario::units::Dur(std::time::Duration::from_secs(n));
+        assert_eq!(
+            think("{ lognormal: { median: 1s, p90: 4s } }").unwrap(),
+            Think::Lognormal {
+                median: s(1),
+                p90: s(4)
+            }
+        );
+        assert_eq!(
+            think("{ uniform: [1s, 3s] }").unwrap(),
+            Think::Uniform([s(1), s(3)])
+        );
+        assert_eq!(think("{ constant: 2s }").unwrap(), Think::Constant(s(2)));
+        assert_eq!(think("2s").unwrap(), Think::Constant(s(2)));
+        let e = think("{ lognorm: { median: 1s, p90: 4s } }")
+            .unwrap_err()
+            .0
+            .remove(0);
+        assert_eq!(e.help.as_deref(), Some("did you mean `lognormal`?"));
+        assert_eq!((e.line, e.column), (4, 30), "at the distribution's name");
+        let e = think("{ uniform: [1s, 2s, 3s] }").unwrap_err().0.remove(0);
+        assert!(
+            e.message.contains("uniform takes two durations"),
+            "{}",
+            e.message
+        );
+        let e = think("{ lognormal: { median: 1s, p95: 4s } }")
+            .unwrap_err()
+            .0
+            .remove(0);
+        assert_eq!(e.help.as_deref(), Some("did you mean `p90`?"));
+    }
+
+    #[test]
+    fn status_codes_are_one_or_a_list_of_valid_codes() {
+        let st = |s: &str| {
+            load_in(
+                Path::new("."),
+                &with_steps(&format!(
+                    "      - get: /a\n        expect: {{ status: {s} }}\n"
+                )),
+            )
+        };
+        assert!(st("200").is_ok());
+        assert!(st("[200, 410]").is_ok());
+        let e = st("999").unwrap_err().0.remove(0);
+        assert_eq!(
+            e.message,
+            "`999` is not an HTTP status code: expected 100 to 599"
+        );
+        assert_eq!((e.line, e.column), (8, 27));
+        let e = st("ok").unwrap_err().0.remove(0);
+        assert!(
+            e.message.contains("a status code like 200"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn env_references_are_substituted_and_kept_as_secrets() {
+        let text = BASE.replace(
+            "      - get: /a\n",
+            "      - get: /a\n        headers: { Authorization: \"Bearer ${env:FC_TEST_SET}\" }\n",
+        );
+        let l = load_in(Path::new("."), &text).unwrap();
+        assert_eq!(
+            l.scenario.journeys["j"].steps[0].headers["Authorization"],
+            "Bearer value"
+        );
+        assert_eq!(l.secrets, ["value"]);
+        assert!(l.source.contains("${env:FC_TEST_SET}"));
+    }
+
+    #[test]
+    fn sets_override_before_typed_reading() {
+        let env = |_: &str| None;
+        let l = load_str_in(
+            "t.yaml",
+            BASE,
+            Path::new("."),
+            &["load.stages[0].rate=7/s".into(), "load.seed=9".into()],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            l.scenario.load.stages.as_ref().unwrap()[0].rate.unwrap().0,
+            7.0
+        );
+        assert_eq!(l.scenario.load.seed, Some(9));
+        let e = load_str_in(
+            "t.yaml",
+            BASE,
+            Path::new("."),
+            &["journeys.jj.share=50%".into()],
+            &env,
+        )
+        .unwrap_err()
+        .0
+        .remove(0);
+        assert_eq!(e.line, 0);
+        assert!(
+            e.message.contains("there is no `jj` in `journeys`"),
+            "{}",
+            e.message
+        );
+    }
+}
