@@ -423,7 +423,8 @@ fn load_text(
     let index = match spans::index(text) {
         Ok(i) => i,
         Err(e) => {
-            if let Some(d) = tab_error(e.pos.line) {
+            // A scanner may report a tab at the end of the line before it.
+            if let Some(d) = tab_error(e.pos.line + 1) {
                 return Err(d);
             }
             return Err(single(e.pos.line, e.pos.column, e.message, e.help));
@@ -436,7 +437,7 @@ fn load_text(
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
-            if let Some(d) = tab_error(line) {
+            if let Some(d) = tab_error(line + 1) {
                 return Err(d);
             }
             return Err(single(

@@ -211,10 +211,16 @@ pub fn index(text: &str) -> Result<SpanIndex, SpanError> {
     let mut root_seen = false;
     let mut root_null_at: Option<Pos> = None;
     loop {
-        let (ev, mark) = parser.next_token().map_err(|e| SpanError {
-            pos: Pos::from(*e.marker()),
-            message: syntax_message(e.info()),
-            help: None,
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            if e.info().contains("recursion limit") {
+                // The scanner looks ahead and may hit its own depth limit before ours.
+                return too_deep(Pos::from(*e.marker()));
+            }
+            SpanError {
+                pos: Pos::from(*e.marker()),
+                message: syntax_message(e.info()),
+                help: None,
+            }
         })?;
         let pos = Pos::from(mark);
         // Sizes of nodes that start here, before they are attached to their parent.
@@ -288,11 +294,7 @@ pub fn index(text: &str) -> Result<SpanIndex, SpanError> {
             });
         }
         if stack.len() >= MAX_DEPTH {
-            return Err(SpanError {
-                pos,
-                message: format!("the document is nested more than {MAX_DEPTH} levels deep"),
-                help: Some("a scenario needs about ten levels; flatten this value".into()),
-            });
+            return Err(too_deep(pos));
         }
 
         // Where does this node go?
@@ -383,6 +385,14 @@ pub fn index(text: &str) -> Result<SpanIndex, SpanError> {
         });
     }
     Ok(idx)
+}
+
+fn too_deep(pos: Pos) -> SpanError {
+    SpanError {
+        pos,
+        message: format!("the document is nested more than {MAX_DEPTH} levels deep"),
+        help: Some("a scenario needs about ten levels; flatten this value".into()),
+    }
 }
 
 fn add_size(stack: &mut [Frame], n: u64) {
