@@ -82,9 +82,17 @@ fn broken(from: &str, to: &str) -> Run {
 fn assert_located(run: &Run, line: usize, column: usize, words: &[&str]) {
     assert_eq!(run.code, 2, "exit code; stderr:\n{}", run.stderr);
     let at = format!("--> bad.yaml:{line}:{column}\n");
-    assert!(run.stderr.contains(&at), "expected `{at}` in:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&at),
+        "expected `{at}` in:\n{}",
+        run.stderr
+    );
     let caret = format!("| {}^\n", " ".repeat(column - 1));
-    assert!(run.stderr.contains(&caret), "expected a caret at column {column}:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&caret),
+        "expected a caret at column {column}:\n{}",
+        run.stderr
+    );
     for w in words {
         assert!(run.stderr.contains(w), "expected `{w}` in:\n{}", run.stderr);
     }
@@ -100,20 +108,45 @@ fn the_base_scenario_is_valid() {
 #[test]
 fn misspelt_key_gets_a_did_you_mean() {
     let run = broken("    share: 80%", "    shrae: 80%");
-    assert_located(&run, 5, 5, &["unknown key `shrae`", "did you mean `share`?"]);
-    assert!(!run.stderr.contains("missing key"), "no follow-on error:\n{}", run.stderr);
+    assert_located(
+        &run,
+        5,
+        5,
+        &["unknown key `shrae`", "did you mean `share`?"],
+    );
+    assert!(
+        !run.stderr.contains("missing key"),
+        "no follow-on error:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn client_shares_summing_to_90_percent() {
     let run = broken("    share: 20%", "    share: 10%");
-    assert_located(&run, 3, 1, &["client shares add up to 90%, not 100%", "mobile 80% + pc 10%"]);
+    assert_located(
+        &run,
+        3,
+        1,
+        &[
+            "client shares add up to 90%, not 100%",
+            "mobile 80% + pc 10%",
+        ],
+    );
 }
 
 #[test]
 fn rise_written_in_words() {
     let run = broken("rise: 5s", "rise: 26 seconds");
-    assert_located(&run, 23, 11, &["`26 seconds` has an unknown unit `seconds`", "like 250ms, 26s, 2m"]);
+    assert_located(
+        &run,
+        23,
+        11,
+        &[
+            "`26 seconds` has an unknown unit `seconds`",
+            "like 250ms, 26s, 2m",
+        ],
+    );
 }
 
 #[test]
@@ -125,25 +158,48 @@ fn peak_without_a_unit() {
 #[test]
 fn template_naming_an_unknown_capture() {
     let run = broken("{{ cart_id }}", "{{ cart_idd }}");
-    assert_located(&run, 17, 27, &["unknown capture `cart_idd`", "did you mean `cart_id`?"]);
+    assert_located(
+        &run,
+        17,
+        27,
+        &["unknown capture `cart_idd`", "did you mean `cart_id`?"],
+    );
 }
 
 #[test]
 fn bad_threshold_operator() {
     let run = broken("p99 < 300ms", "p99 <> 300ms");
-    assert_located(&run, 29, 22, &["bad threshold", "<>", "[SELECTOR] METRIC OP VALUE"]);
+    assert_located(
+        &run,
+        29,
+        22,
+        &["bad threshold", "<>", "[SELECTOR] METRIC OP VALUE"],
+    );
 }
 
 #[test]
 fn threshold_naming_an_unknown_request() {
     let run = broken("  - create-order p99", "  - create-ordr p99");
-    assert_located(&run, 29, 5, &["unknown request `create-ordr`", "did you mean `create-order`?"]);
+    assert_located(
+        &run,
+        29,
+        5,
+        &[
+            "unknown request `create-ordr`",
+            "did you mean `create-order`?",
+        ],
+    );
 }
 
 #[test]
 fn tab_indentation() {
     let run = broken("    hold: 5s", "\thold: 5s");
-    assert_located(&run, 24, 1, &["tabs are not allowed for indentation; use spaces"]);
+    assert_located(
+        &run,
+        24,
+        1,
+        &["tabs are not allowed for indentation; use spaces"],
+    );
 }
 
 #[test]
@@ -162,15 +218,25 @@ fn non_utf8_file() {
     bytes.push(0xE9); // é in Latin-1
     bytes.extend_from_slice(b"\n");
     let run = validate_bytes(&bytes);
-    assert_located(&run, 2, 17, &["not UTF-8", "byte 0xE9 at byte offset 24", "save the file as UTF-8"]);
+    assert_located(
+        &run,
+        2,
+        17,
+        &[
+            "not UTF-8",
+            "byte 0xE9 at byte offset 24",
+            "save the file as UTF-8",
+        ],
+    );
 }
 
 #[test]
 fn yaml_alias_bomb_fails_fast() {
-    let mut text = String::from("name: bomb\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut text =
+        String::from("name: bomb\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..20 {
         let prev = format!("*a{}", i - 1);
-        text += &format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", "));
+        text += &format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", "));
     }
     let start = Instant::now();
     let run = validate_bytes(text.as_bytes());
@@ -181,18 +247,30 @@ fn yaml_alias_bomb_fails_fast() {
 
 #[test]
 fn deep_nesting_is_refused() {
-    let text = format!("name: t\njourneys: {}{}\n", "[".repeat(100), "]".repeat(100));
+    let text = format!(
+        "name: t\njourneys: {}{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
     let run = validate_bytes(text.as_bytes());
     assert_located(&run, 2, 74, &["nested more than 64 levels deep"]);
 }
 
 #[test]
 fn very_deep_nesting_is_refused_without_a_stack_overflow() {
-    let text = format!("name: t\njourneys: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let text = format!(
+        "name: t\njourneys: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let run = validate_bytes(text.as_bytes());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--> bad.yaml:2:"), "{}", run.stderr);
-    assert!(run.stderr.contains("nested more than 64 levels deep"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nested more than 64 levels deep"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -210,7 +288,11 @@ fn every_problem_is_reported_not_just_the_first() {
     let run = validate_bytes(text.as_bytes());
     assert_eq!(run.code, 2);
     assert_eq!(run.stderr.matches("error: ").count(), 3, "{}", run.stderr);
-    assert!(run.stderr.contains("unknown phase `peek`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown phase `peek`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -219,11 +301,20 @@ fn set_with_an_unknown_path_suggests_a_name() {
     std::fs::write(dir.path().join("s.yaml"), BASE).unwrap();
     let run = validate(dir.path(), "s.yaml", &["--set", "clients.pc-web.share=20%"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--set clients.pc-web.share=20%: there is no `pc-web` in `clients`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--set clients.pc-web.share=20%: there is no `pc-web` in `clients`"),
+        "{}",
+        run.stderr
+    );
     let run = validate(dir.path(), "s.yaml", &["--set", "load.countdown.peek=50/s"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("unknown key `peek`"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `peak`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `peak`?"),
+        "{}",
+        run.stderr
+    );
     let run = validate(dir.path(), "s.yaml", &["--set", "load.countdown.peak=50/s"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -247,5 +338,9 @@ fn a_missing_file_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let run = validate(dir.path(), "nope.yaml", &[]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("cannot read the scenario"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the scenario"),
+        "{}",
+        run.stderr
+    );
 }

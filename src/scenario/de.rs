@@ -29,7 +29,7 @@ pub struct DeError {
 impl DeError {
     fn at(mut self, path: &P<'_>, on_key: bool) -> Self {
         if self.path.is_none() {
-            self.path = Some(path.to_key_path());
+            self.path = Some(path.key_path());
             self.on_key = on_key;
         }
         self
@@ -146,7 +146,7 @@ enum P<'a> {
 }
 
 impl P<'_> {
-    fn to_key_path(&self) -> KeyPath {
+    fn key_path(&self) -> KeyPath {
         let mut segs = Vec::new();
         let mut cur = self;
         loop {
