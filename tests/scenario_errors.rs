@@ -296,6 +296,35 @@ fn every_problem_is_reported_not_just_the_first() {
 }
 
 #[test]
+fn type_errors_are_all_reported_without_follow_on_errors() {
+    let text = BASE
+        .replace(
+            "  pc:\n    share: 20%",
+            "  pc:\n    share: 20%\n    http: h3\n    think: { uniform: 1s }",
+        )
+        .replace("    share: 100%", "    share: all")
+        .replace("name: t\n", "");
+    let run = validate_bytes(text.as_bytes());
+    assert_eq!(run.code, 2);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "error: unknown value `h3`: expected one of `h1`, `h2`",
+            "error: expected a list, found the string `1s`",
+            "error: `all` is not a share: expected a percentage like 80%",
+            "error: missing key `name`",
+        ],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn set_with_an_unknown_path_suggests_a_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), BASE).unwrap();

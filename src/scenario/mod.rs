@@ -500,12 +500,18 @@ fn load_text(
             Ok(s) => break Some(s),
             Err(e) => {
                 let path = e.path.clone().unwrap_or_default();
-                // A required key missing where an unknown key was removed is most likely the
-                // same key misspelt: say nothing more about it, drop its mapping and go on.
-                let caused_by_removal = e.message.starts_with("missing key `")
-                    && removed
-                        .iter()
-                        .any(|r| r.0.len() == path.0.len() + 1 && r.starts_with(&path));
+                // An error about a mapping from which a key was removed (a required key
+                // missing, most likely the one misspelt; an empty distribution) is a consequence
+                // of the removal: say nothing more about it, drop the mapping and go on.
+                let missing = e.message.starts_with("missing key `");
+                let caused_by_removal = removed.iter().any(|r| {
+                    r.starts_with(&path)
+                        && if missing {
+                            r.0.len() == path.0.len() + 1
+                        } else {
+                            r.0.len() > path.0.len()
+                        }
+                });
                 if !caused_by_removal {
                     problems.push(de_issue(e));
                 }

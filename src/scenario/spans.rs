@@ -313,7 +313,13 @@ pub fn index(text: &str) -> Result<SpanIndex, SpanError> {
             }
             Some(Frame::Map { path: p, key, .. }) => match key.take() {
                 None => {
-                    // This node is a key.
+                    // This node is a key. A block mapping's start event is marked at its first
+                    // key's colon: place the mapping at its first key instead.
+                    if let Some(span) = idx.spans.get_mut(p) {
+                        if (pos.line, pos.column) < (span.value.line, span.value.column) {
+                            span.value = pos;
+                        }
+                    }
                     if let Event::Scalar(v, ..) = &ev {
                         *key = Some((scalar_key(v), pos));
                     } else {
@@ -454,6 +460,14 @@ mod tests {
         assert_eq!(at(&idx, "load.stages[0].rate"), (Some((4, 7)), (4, 13)));
         assert_eq!(at(&idx, "load.stages[1].over"), (Some((6, 18)), (6, 24)));
         assert_eq!(at(&idx, "load.stages[1]").1, (6, 7));
+    }
+
+    #[test]
+    fn block_mappings_are_placed_at_their_first_key() {
+        let idx = index("# c\nname: x\nload:\n  seed: 1\n").unwrap();
+        let root = idx.get(&KeyPath::root()).unwrap();
+        assert_eq!((root.value.line, root.value.column), (2, 1));
+        assert_eq!(at(&idx, "load"), (Some((3, 1)), (4, 3)));
     }
 
     #[test]
