@@ -1,9 +1,11 @@
 //! The scenario file as data: one serde type per YAML block of format v1.
 //!
 //! Every struct denies unknown keys, so a misspelt key is an error (with a did-you-mean added by
-//! `scenario::de` and the loader). Step forms and load shapes are flat structs with optional fields rather than
-//! untagged enums: serde's untagged errors ("did not match any variant") help nobody, so the
-//! "exactly one of" rules live in `scenario::validate` where they can name the offending keys.
+//! `scenario::de` and the loader). Step forms and load shapes are flat structs with optional
+//! fields rather than untagged enums: serde's untagged errors ("did not match any variant") help
+//! nobody, so the "exactly one of" rules live in `scenario::validate` where they can name the
+//! offending keys. The enums that are not plain words (`Think`, `StatusSpec`, `At`) are read by
+//! hand, so they work with serde_yaml and give errors that say what to write.
 
 use super::units::{Dur, Rate, Share};
 use chrono::{DateTime, Utc};
