@@ -5,7 +5,7 @@ mod support;
 
 use flashcrowd::shop::{start_background, ShopConfig};
 use std::time::Duration;
-use support::{count, Scenario};
+use support::{assert_report_shape, count, Scenario};
 
 const UNIFORM_500: &str = r#"
 name: uniform-500
@@ -30,6 +30,7 @@ fn sessions_started(threads: &str) -> (u64, u64) {
         &["--threads", threads],
         Duration::from_secs(40),
     );
+    assert_report_shape(&report);
     let started = count(&report, "/totals/sessions_started");
     let requests = count(&report, "/totals/requests");
     assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
@@ -46,6 +47,7 @@ fn sessions_started(threads: &str) -> (u64, u64) {
         requests,
         "the shop counts what the report counts"
     );
+    eprintln!("--threads {threads}: {started} sessions started, {requests} requests");
     (started, requests)
 }
 

@@ -53,6 +53,7 @@ fn a_one_second_freeze_shows_in_p99_latency_not_in_median_service_time() {
         ttfb("p50"),
         ttfb("p99")
     );
+    eprintln!("{summary}");
     // The freeze is in the tail: p99 near 1 s, far above the unfrozen answers.
     assert!(
         (500.0..=2000.0).contains(&lat("p99")),

@@ -77,6 +77,7 @@ fn countdown_series_follows_the_plan_per_phase_within_5_percent() {
             failures.push(name);
         }
     }
+    eprintln!("{table}");
     assert!(
         failures.is_empty(),
         "phases off the plan by more than 5 %: {failures:?}\n{table}"

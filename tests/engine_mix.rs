@@ -43,6 +43,7 @@ fn an_80_20_client_mix_shows_in_the_targets_user_agent_counts() {
         stats.user_agents
     );
     let mobile = m as f64 / (m + p) as f64;
+    eprintln!("User-Agent M {m}, P {p}: {:.2} % mobile", mobile * 100.0);
     assert!(
         (0.77..=0.83).contains(&mobile),
         "mobile share {:.1} % (M {m}, P {p}), want 80 % ± 3",

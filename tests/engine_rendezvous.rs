@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use support::server::TestServer;
 use support::{count, Scenario};
 
-/// 200 users arrive over the 2 s before the sale (100/s), each makes a first request, then waits
-/// for the sale to start and sends the timed request. Nobody arrives after the sale starts.
+/// 200 users arrive before the sale, each makes a first request, then waits for the sale to start
+/// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
+/// 99.9/s over 2 s plus a 1 ms rise (which must be longer than zero) to a peak of 0/s plans
+/// 199.85 arrivals: k = 0…199, the last at 1.992 s, none at or after the sale start.
 const SALE_START: &str = r#"
 name: sale-start-gate
 target: http://127.0.0.1:9
@@ -22,9 +24,9 @@ journeys:
 load:
   countdown:
     sale_start: 2s
-    before: 100/s
+    before: 99.9/s
     peak: 0/s
-    rise: 0s
+    rise: 1ms
     hold: 0s
     decay: 0s
     after: 0/s
@@ -82,6 +84,7 @@ fn users_waiting_on_sale_start_reach_the_server_within_50ms() {
     assert!(ms(spread(&first)) > 1500.0, "{:?}", spread(&first));
     assert!(go.iter().min().unwrap() >= first.iter().max().unwrap());
     let s = spread(&go);
+    eprintln!("sale-start: 200 timed requests over {:.1} ms", ms(s));
     assert!(
         s <= Duration::from_millis(50),
         "200 users released at sale-start reached the server over {:.1} ms, want ≤ 50 ms",
@@ -111,6 +114,11 @@ fn a_count_rendezvous_releases_when_its_count_has_gathered() {
         ms(s)
     );
     let after_last = first_out.duration_since(last_in);
+    eprintln!(
+        "count gate: released over {:.1} ms, {:.1} ms after the 20th arrived",
+        ms(s),
+        ms(after_last)
+    );
     assert!(
         after_last < Duration::from_millis(500),
         "released {:.0} ms after the 20th arrived: waited for the timeout?",
@@ -136,6 +144,11 @@ fn a_count_rendezvous_releases_at_its_timeout_when_too_few_arrive() {
         ms(s)
     );
     let waited = first_out.duration_since(first_in);
+    eprintln!(
+        "timeout gate: released over {:.1} ms, {:.0} ms after the first arrived",
+        ms(s),
+        ms(waited)
+    );
     assert!(
         (Duration::from_millis(950)..Duration::from_millis(1500)).contains(&waited),
         "released {:.0} ms after the first arrived, want about 1 s",

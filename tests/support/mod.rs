@@ -179,6 +179,79 @@ pub fn read_report(dir: &Path, done: &Finished) -> Value {
     v
 }
 
+/// Fails unless the report carries every field of the schema_version 1 contract this suite
+/// relies on (more fields are fine).
+pub fn assert_report_shape(v: &Value) {
+    let dist = ["p50", "p90", "p95", "p99", "p99_9", "max", "mean"];
+    let mut want: Vec<String> = Vec::new();
+    for k in ["status", "started_at", "ended_at", "duration_s", "threads"] {
+        want.push(format!("/run/{k}"));
+    }
+    for k in [
+        "requests",
+        "errors",
+        "error_rate",
+        "rate",
+        "bytes_in",
+        "bytes_out",
+        "sessions_started",
+        "sessions_dropped",
+    ] {
+        want.push(format!("/totals/{k}"));
+    }
+    for d in ["latency_ms", "service_time_ms", "ttfb_ms"] {
+        want.extend(dist.iter().map(|p| format!("/{d}/{p}")));
+        want.push(format!("/requests/0/{d}"));
+    }
+    for k in ["name", "client", "count", "rate", "errors", "status"] {
+        want.push(format!("/requests/0/{k}"));
+    }
+    for k in ["name", "sessions", "completed", "errors"] {
+        want.push(format!("/journeys/0/{k}"));
+    }
+    for k in ["name", "sessions", "requests"] {
+        want.push(format!("/clients/0/{k}"));
+    }
+    for k in [
+        "name",
+        "start_s",
+        "end_s",
+        "planned_rate",
+        "requests",
+        "rate",
+        "error_rate",
+        "latency_ms",
+    ] {
+        want.push(format!("/phases/0/{k}"));
+    }
+    for k in [
+        "t",
+        "planned_rate",
+        "sessions_started",
+        "requests",
+        "errors",
+        "in_flight",
+        "dropped",
+        "p50_ms",
+        "p99_ms",
+    ] {
+        want.push(format!("/series/0/{k}"));
+    }
+    for k in [
+        "lag_ms/p50",
+        "lag_ms/p99",
+        "lag_ms/max",
+        "dropped",
+        "overloaded",
+        "cpu_s",
+    ] {
+        want.push(format!("/generator/{k}"));
+    }
+    want.push("/thresholds".into());
+    let missing: Vec<&String> = want.iter().filter(|p| v.pointer(p).is_none()).collect();
+    assert!(missing.is_empty(), "report.json lacks {missing:?}");
+}
+
 /// The number at a JSON pointer (`/totals/requests`); fails naming the pointer if missing.
 pub fn num(v: &Value, pointer: &str) -> f64 {
     v.pointer(pointer)
