@@ -143,6 +143,12 @@ pub fn execute(req: RunRequest) -> Outcome {
                 .map_err(|e| bad(format!("--threshold `{t}`: {}", e.message)))?,
         );
     }
+    // `--scale` shrinks the load, so thresholds on absolute amounts shrink with it.
+    for t in thresholds.iter_mut() {
+        if matches!(t.metric, crate::gate::Metric::Rate | crate::gate::Metric::Count) {
+            t.value *= scale;
+        }
+    }
     let abort = sc
         .abort
         .iter()
