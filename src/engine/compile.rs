@@ -114,6 +114,8 @@ pub struct ClientProg {
     pub connection: ConnectionMode,
     pub headers: Vec<(HeaderName, HeaderTpl)>,
     pub think: Option<ThinkDist>,
+    /// Plain-text HTTP/1.1: requests go through the lean path (`h1.rs`), not hyper.
+    pub lean: bool,
     /// Journeys this client may take: (journey index, cumulative share 0..=1).
     pub journeys: Vec<(usize, f64)>,
 }
@@ -146,6 +148,20 @@ pub struct RequestProg {
     pub expect: ExpectProg,
     /// The body must be kept (for capture or expect), not only counted.
     pub needs_body: bool,
+    /// For the lean HTTP/1.1 path: the serialized head per client (empty for other clients).
+    pub wire: Vec<WireHead>,
+}
+
+/// A request head pre-serialized for one client: everything after the request line that does not
+/// change between requests, the headers that do, and — when nothing changes at all — the whole
+/// request.
+#[derive(Default)]
+pub struct WireHead {
+    /// `Host`, static headers, `User-Agent`, `Content-Type`, each ending in CRLF.
+    pub head: Vec<u8>,
+    pub dynamic: Vec<(HeaderName, Bound)>,
+    /// The complete request bytes when the path, headers and body are all fixed.
+    pub full: Option<Vec<u8>>,
 }
 
 pub enum StepProg {
@@ -260,6 +276,7 @@ fn compile_t(src: &str, scope: &JourneyScope, what: &str) -> Result<Bound, Strin
 }
 
 /// A header value: fixed at compile time, or rendered per request.
+#[derive(Clone)]
 pub enum HeaderTpl {
     Static(HeaderValue),
     Dynamic(Bound),
@@ -443,8 +460,26 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
             connection: c.map(|c| c.connection).unwrap_or_default(),
             headers: header_list(&hdrs, &empty)?,
             think: c.and_then(|c| c.think.as_ref()).map(ThinkDist::from_model),
+            lean: !target.https && c.map(|c| c.http).unwrap_or_default() == HttpVersion::H1,
             journeys: journeys_cum,
         });
+    }
+
+    for j in journeys.iter_mut() {
+        for step in j.steps.iter_mut() {
+            if let StepProg::Request(r) = step {
+                r.wire = clients
+                    .iter()
+                    .map(|c| {
+                        if c.lean {
+                            wire_head(c, r, &target)
+                        } else {
+                            WireHead::default()
+                        }
+                    })
+                    .collect();
+            }
+        }
     }
 
     let client_pick = phases
@@ -660,5 +695,90 @@ fn compile_step(
         captures,
         expect,
         needs_body,
+        wire: Vec::new(),
     })))
+}
+
+/// Serializes what it can of a request for a lean client, once.
+fn wire_head(c: &ClientProg, r: &RequestProg, target: &Target) -> WireHead {
+    let mut merged: Vec<(HeaderName, HeaderTpl)> = c
+        .headers
+        .iter()
+        .filter(|(n, _)| !r.headers.iter().any(|(sn, _)| sn == n))
+        .cloned()
+        .collect();
+    merged.extend(r.headers.iter().cloned());
+    let mut head = Vec::with_capacity(128);
+    head.extend_from_slice(b"Host: ");
+    head.extend_from_slice(target.authority.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    let mut dynamic = Vec::new();
+    for (name, v) in &merged {
+        match v {
+            HeaderTpl::Static(v) => {
+                head.extend_from_slice(name.as_str().as_bytes());
+                head.extend_from_slice(b": ");
+                head.extend_from_slice(v.as_bytes());
+                head.extend_from_slice(b"\r\n");
+            }
+            HeaderTpl::Dynamic(b) => dynamic.push((name.clone(), b.clone())),
+        }
+    }
+    if !merged.iter().any(|(n, _)| n == http::header::USER_AGENT) {
+        head.extend_from_slice(
+            concat!("user-agent: flashcrowd/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+        );
+    }
+    if let Some(ct) = &r.content_type {
+        if !merged.iter().any(|(n, _)| n == http::header::CONTENT_TYPE) {
+            head.extend_from_slice(b"content-type: ");
+            head.extend_from_slice(ct.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+    }
+    let body_fixed: Option<Vec<u8>> = match &r.body {
+        BodyProg::None => Some(Vec::new()),
+        BodyProg::Json(j) => j.literal().map(<[u8]>::to_vec),
+        BodyProg::Raw(b) => b.literal().map(<[u8]>::to_vec),
+        BodyProg::Form(_) => None,
+    };
+    let full = match (
+        r.path.literal(),
+        r.query.is_empty(),
+        dynamic.is_empty(),
+        body_fixed,
+    ) {
+        (Some(path), true, true, Some(body)) => {
+            let mut out = Vec::with_capacity(head.len() + path.len() + body.len() + 64);
+            write_request_line(&mut out, &r.method, path);
+            out.extend_from_slice(&head);
+            finish_head(&mut out, &r.method, &body);
+            Some(out)
+        }
+        _ => None,
+    };
+    WireHead {
+        head,
+        dynamic,
+        full,
+    }
+}
+
+/// `METHOD path HTTP/1.1\r\n`
+pub fn write_request_line(out: &mut Vec<u8>, method: &Method, path: &[u8]) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+/// Content-Length (when there is a body, or the method usually has one), the blank line, the body.
+pub fn finish_head(out: &mut Vec<u8>, method: &Method, body: &[u8]) {
+    if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
 }

@@ -19,6 +19,8 @@ pub type ReqBody = Full<Bytes>;
 pub enum Conn {
     H1(http1::SendRequest<ReqBody>),
     H2(http2::SendRequest<ReqBody>),
+    /// The lean HTTP/1.1 path (plain text).
+    Lean(Box<super::h1::H1Conn>),
 }
 
 impl Conn {
@@ -31,6 +33,7 @@ impl Conn {
         match self {
             Conn::H1(s) => !s.is_closed(),
             Conn::H2(s) => !s.is_closed(),
+            Conn::Lean(c) => c.is_open(),
         }
     }
 
@@ -38,7 +41,7 @@ impl Conn {
     pub fn clone_h2(&self) -> Option<Conn> {
         match self {
             Conn::H2(s) => Some(Conn::H2(s.clone())),
-            Conn::H1(_) => None,
+            Conn::H1(_) | Conn::Lean(_) => None,
         }
     }
 }
@@ -97,9 +100,15 @@ where
     }
 }
 
-/// Opens a connection to the target (TCP_NODELAY on; TLS with ALPN when https).
-pub async fn connect(prog: &Program, version: HttpVersion) -> Result<Conn, ErrorKind> {
+/// Opens a connection to the target (TCP_NODELAY on; TLS with ALPN when https). `lean` asks
+/// for the lean HTTP/1.1 path (plain-text targets only).
+pub async fn connect(prog: &Program, version: HttpVersion, lean: bool) -> Result<Conn, ErrorKind> {
     let t: &Target = &prog.target;
+    if lean {
+        return super::h1::H1Conn::connect(t.addr)
+            .await
+            .map(|c| Conn::Lean(Box::new(c)));
+    }
     let tcp = TcpStream::connect(t.addr)
         .await
         .map_err(|e| classify_io(&e, true))?;
@@ -166,6 +175,7 @@ pub async fn exchange(
             s.ready().await.map_err(|e| fail(classify(&e)))?;
             s.send_request(req).await
         }
+        Conn::Lean(_) => return Err(fail(ErrorKind::Protocol)),
     }
     .map_err(|e| fail(classify(&e)))?;
     let head_at = Instant::now();

@@ -4,6 +4,7 @@
 //! shard has finished. It returns a `RunOutcome`; writing files is the reports' job.
 
 pub mod compile;
+pub mod h1;
 pub mod http;
 pub mod live;
 pub mod session;

@@ -62,6 +62,9 @@ pub struct Session {
     rows: Vec<usize>,
     conn: Option<Conn>,
     buf: Vec<u8>,
+    /// The lean path's serialized request, and the kept response body.
+    wire: Vec<u8>,
+    body: Vec<u8>,
 }
 
 impl Values for Session {
@@ -123,6 +126,8 @@ impl Session {
             rows: vec![usize::MAX; prog.data.len()],
             conn: None,
             buf: Vec::with_capacity(256),
+            wire: Vec::new(),
+            body: Vec::new(),
             prog,
         }
     }
@@ -209,7 +214,7 @@ impl Session {
                     }
                 }
                 StepProg::Request(r) => {
-                    let (end, t_end) = self.request(r, journey, intended).await;
+                    let (end, t_end) = self.request(r, intended).await;
                     match end {
                         StepEnd::Ok => {}
                         StepEnd::Failed => {
@@ -336,14 +341,14 @@ impl Session {
         match client.connection {
             ConnectionMode::PerUser => match self.conn.take() {
                 Some(c) if c.is_open() => Ok(c),
-                _ => http::connect(&self.prog, client.http).await,
+                _ => http::connect(&self.prog, client.http, client.lean).await,
             },
-            ConnectionMode::Fresh => http::connect(&self.prog, client.http).await,
+            ConnectionMode::Fresh => http::connect(&self.prog, client.http, client.lean).await,
             ConnectionMode::Shared => {
                 if let Some(c) = self.ctx.take_shared(self.client) {
                     return Ok(c);
                 }
-                let c = http::connect(&self.prog, client.http).await?;
+                let c = http::connect(&self.prog, client.http, client.lean).await?;
                 Ok(c)
             }
         }
@@ -360,20 +365,88 @@ impl Session {
         }
     }
 
-    async fn request(
-        &mut self,
-        r: &RequestProg,
-        journey: usize,
-        intended: Instant,
-    ) -> (StepEnd, Instant) {
-        let _ = journey;
+    /// Serializes a request for the lean path into `out` (unless it is fully pre-serialized).
+    fn build_wire(&mut self, r: &RequestProg, out: &mut Vec<u8>) -> Result<(), ErrorKind> {
+        let w = &r.wire[self.client];
+        out.clear();
+        out.extend_from_slice(r.method.as_str().as_bytes());
+        out.push(b' ');
+        let line_start = out.len();
+        r.path.render(self, Escape::None, out);
+        let mut has_q = out[line_start..].contains(&b'?');
+        for (k, v) in &r.query {
+            out.push(if has_q { b'&' } else { b'?' });
+            has_q = true;
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'=');
+            v.render(self, Escape::Url, out);
+        }
+        // A rendered value must not break the request line (no request smuggling).
+        if out[line_start..]
+            .iter()
+            .any(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
+        {
+            return Err(ErrorKind::Protocol);
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        out.extend_from_slice(&w.head);
+        for (name, b) in &w.dynamic {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            let at = out.len();
+            b.render(self, Escape::None, out);
+            if out[at..].iter().any(|b| *b == b'\r' || *b == b'\n') {
+                return Err(ErrorKind::Protocol);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        match &r.body {
+            BodyProg::None => {}
+            BodyProg::Json(j) => j.render(self, &mut body),
+            BodyProg::Raw(b) => b.render(self, Escape::None, &mut body),
+            BodyProg::Form(fields) => {
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b'&');
+                    }
+                    body.extend_from_slice(k.as_bytes());
+                    body.push(b'=');
+                    v.render(self, Escape::Url, &mut body);
+                }
+            }
+        }
+        super::compile::finish_head(out, &r.method, &body);
+        self.body = body;
+        Ok(())
+    }
+
+    async fn request(&mut self, r: &RequestProg, intended: Instant) -> (StepEnd, Instant) {
         let phase = self.ctx.plan.phase_index_at(
             intended
                 .saturating_duration_since(self.ctx.start)
                 .as_secs_f64(),
         );
-        let req = self.build(r);
-        let bytes_out = req.as_ref().map(|r| r.1).unwrap_or(0);
+        let lean = self.prog.clients[self.client].lean;
+        // Serialize before the clock starts: rendering is the generator's work, not the target's.
+        let mut wire = std::mem::take(&mut self.wire);
+        let full = r.wire.get(self.client).and_then(|w| w.full.as_ref());
+        let (built, bytes_out): (Result<Option<::http::Request<ReqBody>>, ErrorKind>, u64) = if lean
+        {
+            match full {
+                Some(f) => (Ok(None), f.len() as u64),
+                None => match self.build_wire(r, &mut wire) {
+                    Ok(()) => (Ok(None), wire.len() as u64),
+                    Err(k) => (Err(k), 0),
+                },
+            }
+        } else {
+            match self.build(r) {
+                Ok((req, n)) => (Ok(Some(req)), n),
+                Err(k) => (Err(k), 0),
+            }
+        };
         let t_send = Instant::now();
         let mut sample = Sample {
             request: r.endpoint,
@@ -387,25 +460,61 @@ impl Session {
             bytes_in: 0,
             bytes_out,
         };
-        let outcome = match req {
-            Err(k) => Err(http::Failed {
-                kind: k,
-                head_at: None,
-                status: None,
-                bytes_in: 0,
-            }),
-            Ok((req, _)) => {
+        let failed = |kind| http::Failed {
+            kind,
+            head_at: None,
+            status: None,
+            bytes_in: 0,
+        };
+        let keep = r.needs_body;
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        let outcome: Result<(u16, Instant, u64), http::Failed> = match built {
+            Err(k) => Err(failed(k)),
+            Ok(req) => {
                 let max_body = self.prog.max_body;
-                let keep = r.needs_body;
                 let stop = self.ctx.clone();
+                let is_head = r.method == ::http::Method::HEAD;
+                let bytes: &[u8] = match full {
+                    Some(f) => f,
+                    None => &wire,
+                };
                 let fut = async {
-                    let mut conn = self.obtain().await.map_err(|kind| http::Failed {
-                        kind,
-                        head_at: None,
-                        status: None,
-                        bytes_in: 0,
-                    })?;
-                    let res = http::exchange(&mut conn, req, keep, max_body).await;
+                    let mut conn = self.obtain().await.map_err(failed)?;
+                    let res = match (&mut conn, req) {
+                        (Conn::Lean(c), None) => {
+                            let reused = c.used > 0;
+                            let mut res = c
+                                .exchange(bytes, is_head, keep.then_some(&mut body), max_body)
+                                .await;
+                            // A kept-alive connection the server closed while idle: reconnect
+                            // once, as any client would, and send again.
+                            if let Err(f) = &res {
+                                if reused && f.kind == ErrorKind::Reset && f.head_at.is_none() {
+                                    conn = self.reconnect().await.map_err(failed)?;
+                                    if let Conn::Lean(c) = &mut conn {
+                                        body.clear();
+                                        res = c
+                                            .exchange(
+                                                bytes,
+                                                is_head,
+                                                keep.then_some(&mut body),
+                                                max_body,
+                                            )
+                                            .await;
+                                    }
+                                }
+                            }
+                            res.map(|rep| (rep.status, rep.head_at, rep.bytes_in))
+                        }
+                        (c, Some(req)) => http::exchange(c, req, keep, max_body).await.map(|rep| {
+                            if let Some(b) = rep.body {
+                                body = b;
+                            }
+                            (rep.status, rep.head_at, rep.bytes_in)
+                        }),
+                        (_, None) => Err(failed(ErrorKind::Protocol)),
+                    };
                     if res.is_ok() {
                         self.release(conn);
                     }
@@ -414,12 +523,17 @@ impl Session {
                 tokio::select! {
                     res = tokio::time::timeout(r.timeout, fut) => match res {
                         Ok(r) => r,
-                        Err(_) => Err(http::Failed { kind: ErrorKind::Timeout, head_at: None, status: None, bytes_in: 0 }),
+                        Err(_) => Err(failed(ErrorKind::Timeout)),
                     },
-                    _ = stop.hard_stopped() => return (StepEnd::Stopped, Instant::now()),
+                    _ = stop.hard_stopped() => {
+                        self.wire = wire;
+                        self.body = body;
+                        return (StepEnd::Stopped, Instant::now());
+                    }
                 }
             }
         };
+        self.wire = wire;
         let t_end = Instant::now();
         sample.latency_us = t_end.saturating_duration_since(intended).as_micros() as u64;
         sample.service_us = t_end.saturating_duration_since(t_send).as_micros() as u64;
@@ -435,21 +549,27 @@ impl Session {
                     .map(|h| h.saturating_duration_since(t_send).as_micros() as u64);
                 false
             }
-            Ok(reply) => {
-                sample.status = Some(reply.status);
-                sample.bytes_in = reply.bytes_in;
-                sample.ttfb_us =
-                    Some(reply.head_at.saturating_duration_since(t_send).as_micros() as u64);
-                sample.error = self.check(r, reply.status, reply.body.as_deref());
+            Ok((status, head_at, bytes_in)) => {
+                sample.status = Some(status);
+                sample.bytes_in = bytes_in;
+                sample.ttfb_us = Some(head_at.saturating_duration_since(t_send).as_micros() as u64);
+                sample.error = self.check(r, status, keep.then_some(body.as_slice()));
                 sample.error.is_none()
             }
         };
+        self.body = body;
         {
             let mut rec = self.ctx.rec.borrow_mut();
             rec.record(&sample);
             rec.record_lag(lag);
         }
         (if ok { StepEnd::Ok } else { StepEnd::Failed }, t_end)
+    }
+
+    /// A new connection for this session's client, replacing a stale one.
+    async fn reconnect(&mut self) -> Result<Conn, ErrorKind> {
+        let client = &self.prog.clients[self.client];
+        http::connect(&self.prog, client.http, client.lean).await
     }
 
     /// Status, expectations and captures; the error kind if any fails.

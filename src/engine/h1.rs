@@ -1,0 +1,326 @@
+//! The lean HTTP/1.1 keep-alive path for plain-text targets: the session owns the TCP stream,
+//! writes a request serialized straight from bound templates in one call, and parses the
+//! response with httparse out of a reused buffer. No connection task, no channel, no per-request
+//! allocation. hyper stays in charge of TLS, HTTP/2 and anything unusual (`http.rs`).
+//!
+//! What it handles: Content-Length and chunked bodies, bodies delimited by close, HEAD/204/304,
+//! 1xx interim responses, `Connection: close`, HTTP/1.0. What it refuses: a head over 64 KiB or
+//! with more than 64 headers (`protocol`), a body over the limit (`body`).
+
+use super::http::Failed;
+use crate::metrics::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const INITIAL_BUF: usize = 16 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 64;
+
+pub struct H1Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Responses completed on this connection.
+    pub used: u64,
+    open: bool,
+}
+
+pub struct H1Reply {
+    pub status: u16,
+    pub head_at: Instant,
+    pub bytes_in: u64,
+}
+
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Reset,
+    }
+}
+
+impl H1Conn {
+    pub async fn connect(addr: SocketAddr) -> Result<H1Conn, ErrorKind> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            _ => ErrorKind::Connect,
+        })?;
+        let _ = stream.set_nodelay(true);
+        Ok(H1Conn {
+            stream,
+            buf: vec![0; INITIAL_BUF],
+            start: 0,
+            end: 0,
+            used: 0,
+            open: true,
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Reads more bytes into the buffer; Ok(0) at end of stream.
+    async fn fill(&mut self, limit: usize) -> std::io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < limit {
+                let n = (self.buf.len() * 2).min(limit);
+                self.buf.resize(n, 0);
+            } else {
+                return Err(std::io::Error::other("buffer limit"));
+            }
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Sends one serialized request and reads the whole response. The body is counted, and
+    /// appended to `keep` when given. On any failure the connection is closed.
+    pub async fn exchange(
+        &mut self,
+        req: &[u8],
+        head_request: bool,
+        keep: Option<&mut Vec<u8>>,
+        max_body: u64,
+    ) -> Result<H1Reply, Failed> {
+        let r = self.exchange_inner(req, head_request, keep, max_body).await;
+        match &r {
+            Ok(_) => self.used += 1,
+            Err(_) => self.open = false,
+        }
+        r
+    }
+
+    async fn exchange_inner(
+        &mut self,
+        req: &[u8],
+        head_request: bool,
+        mut keep: Option<&mut Vec<u8>>,
+        max_body: u64,
+    ) -> Result<H1Reply, Failed> {
+        let fail = |kind, head_at, status, bytes_in| Failed {
+            kind,
+            head_at,
+            status,
+            bytes_in,
+        };
+        // Bytes left over from a previous response mean the peer sent more than it framed:
+        // the stream cannot be trusted for another request.
+        if self.start != self.end {
+            return Err(fail(ErrorKind::Protocol, None, None, 0));
+        }
+        self.stream
+            .write_all(req)
+            .await
+            .map_err(|e| fail(io_kind(&e), None, None, 0))?;
+
+        // The head (skipping 1xx interim responses).
+        let (status, framing, close, head_at) = loop {
+            let parsed = {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut headers);
+                match resp.parse(&self.buf[self.start..self.end]) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let status = resp.code.unwrap_or(0);
+                        let mut framing = Framing::UntilClose;
+                        let mut close = resp.version == Some(0);
+                        for h in resp.headers.iter() {
+                            if h.name.eq_ignore_ascii_case("content-length") {
+                                let v = std::str::from_utf8(h.value)
+                                    .ok()
+                                    .and_then(|s| s.trim().parse::<u64>().ok());
+                                match v {
+                                    Some(n) if !matches!(framing, Framing::Chunked) => {
+                                        framing = Framing::Length(n)
+                                    }
+                                    Some(_) => {}
+                                    None => return Err(fail(ErrorKind::Protocol, None, None, 0)),
+                                }
+                            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                                if h.value
+                                    .split(|b| *b == b',')
+                                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+                                {
+                                    framing = Framing::Chunked;
+                                }
+                            } else if h.name.eq_ignore_ascii_case("connection") {
+                                for t in h.value.split(|b| *b == b',') {
+                                    let t = t.trim_ascii();
+                                    if t.eq_ignore_ascii_case(b"close") {
+                                        close = true;
+                                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                                        close = false;
+                                    }
+                                }
+                            }
+                        }
+                        Some((n, status, framing, close))
+                    }
+                    Ok(httparse::Status::Partial) => None,
+                    Err(_) => return Err(fail(ErrorKind::Protocol, None, None, 0)),
+                }
+            };
+            match parsed {
+                Some((n, status, framing, close)) => {
+                    self.start += n;
+                    if (100..200).contains(&status) && status != 101 {
+                        continue;
+                    }
+                    let framing = if head_request || status == 204 || status == 304 {
+                        Framing::None
+                    } else {
+                        framing
+                    };
+                    break (status, framing, close, Instant::now());
+                }
+                None => match self.fill(MAX_HEAD).await {
+                    Ok(0) => return Err(fail(ErrorKind::Reset, None, None, 0)),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Other => {
+                        return Err(fail(ErrorKind::Protocol, None, None, 0))
+                    }
+                    Err(e) => return Err(fail(io_kind(&e), None, None, 0)),
+                },
+            }
+        };
+
+        // The body.
+        let mut bytes_in = 0u64;
+        let head = Some(head_at);
+        let st = Some(status);
+        macro_rules! take {
+            ($n:expr) => {{
+                let n: usize = $n;
+                bytes_in += n as u64;
+                if bytes_in > max_body {
+                    return Err(fail(ErrorKind::Body, head, st, bytes_in));
+                }
+                if let Some(k) = keep.as_deref_mut() {
+                    k.extend_from_slice(&self.buf[self.start..self.start + n]);
+                }
+                self.start += n;
+            }};
+        }
+        macro_rules! more {
+            () => {
+                match self.fill(INITIAL_BUF.max(MAX_HEAD)).await {
+                    Ok(0) => return Err(fail(ErrorKind::Body, head, st, bytes_in)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let k = match io_kind(&e) {
+                            ErrorKind::Timeout => ErrorKind::Timeout,
+                            _ => ErrorKind::Body,
+                        };
+                        return Err(fail(k, head, st, bytes_in));
+                    }
+                }
+            };
+        }
+        let mut reusable = !close;
+        match framing {
+            Framing::None => {}
+            Framing::Length(mut left) => {
+                if left > max_body {
+                    return Err(fail(ErrorKind::Body, head, st, 0));
+                }
+                while left > 0 {
+                    if self.start == self.end {
+                        more!();
+                    }
+                    let n = ((self.end - self.start) as u64).min(left) as usize;
+                    take!(n);
+                    left -= n as u64;
+                }
+            }
+            Framing::Chunked => loop {
+                let size = loop {
+                    match httparse::parse_chunk_size(&self.buf[self.start..self.end]) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            self.start += used;
+                            break size;
+                        }
+                        Ok(httparse::Status::Partial) => more!(),
+                        Err(_) => return Err(fail(ErrorKind::Body, head, st, bytes_in)),
+                    }
+                };
+                if size == 0 {
+                    // Trailers: lines until an empty one.
+                    loop {
+                        match self.buf[self.start..self.end]
+                            .windows(2)
+                            .position(|w| w == b"\r\n")
+                        {
+                            Some(0) => {
+                                self.start += 2;
+                                break;
+                            }
+                            Some(i) => self.start += i + 2,
+                            None => more!(),
+                        }
+                    }
+                    break;
+                }
+                if size > max_body {
+                    return Err(fail(ErrorKind::Body, head, st, bytes_in));
+                }
+                let mut left = size;
+                while left > 0 {
+                    if self.start == self.end {
+                        more!();
+                    }
+                    let n = ((self.end - self.start) as u64).min(left) as usize;
+                    take!(n);
+                    left -= n as u64;
+                }
+                while self.end - self.start < 2 {
+                    more!();
+                }
+                if &self.buf[self.start..self.start + 2] != b"\r\n" {
+                    return Err(fail(ErrorKind::Body, head, st, bytes_in));
+                }
+                self.start += 2;
+            },
+            Framing::UntilClose => {
+                reusable = false;
+                loop {
+                    if self.start < self.end {
+                        let n = self.end - self.start;
+                        take!(n);
+                    }
+                    match self.fill(INITIAL_BUF.max(MAX_HEAD)).await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) => return Err(fail(io_kind(&e), head, st, bytes_in)),
+                    }
+                }
+            }
+        }
+        if !reusable || self.start != self.end {
+            self.open = false;
+        }
+        Ok(H1Reply {
+            status,
+            head_at,
+            bytes_in,
+        })
+    }
+}
