@@ -2,8 +2,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod engine;
 pub mod gate;
+pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod scenario;
 pub mod shop;
 pub mod template;

@@ -1,7 +1,314 @@
-//! `flashcrowd plan`: print a scenario's load plan.
+//! `flashcrowd plan`: print a scenario's load plan — phases, planned rate or users, expected
+//! sessions and requests, the peak, a terminal chart — and optionally draw it as a PNG.
+//!
+//! It reads and compiles; it sends nothing. The arithmetic is `crate::plan`'s, the drawing
+//! `crate::report::chart`'s; this file only puts them on the screen.
 
 use super::{Failure, Outcome};
+use crate::cli::PlanArgs;
+use crate::plan::{Model, Plan, PlanOptions};
+use crate::report::chart::{self, fmt_time, fmt_value, Series};
+use crate::scenario::model::Scenario;
+use crate::scenario::units::parse_fraction;
+use std::fmt::Write as _;
 
-pub fn plan(_a: crate::cli::PlanArgs) -> Outcome {
-    Err(Failure::BadInput("plan: not built yet".into()))
+/// Columns of the terminal chart.
+const CHART_WIDTH: usize = 60;
+/// Rows of the terminal chart.
+const CHART_HEIGHT: usize = 6;
+
+pub fn plan(a: PlanArgs) -> Outcome {
+    let factor = |flag: &str, v: &Option<String>| -> Result<f64, Failure> {
+        match v {
+            None => Ok(1.0),
+            Some(s) => parse_fraction(s).map_err(|e| Failure::BadInput(format!("{flag}: {e}"))),
+        }
+    };
+    let opts = PlanOptions {
+        scale: factor("--scale", &a.opts.scale)?,
+        time_scale: factor("--time-scale", &a.opts.time_scale)?,
+        ..PlanOptions::default()
+    };
+    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
+        .map_err(|d| Failure::BadInput(d.to_string()))?;
+    let plan = Plan::compile(&loaded.scenario.load, &opts)
+        .map_err(|e| Failure::BadInput(format!("{}: {e}", a.scenario.display())))?;
+
+    print!("{}", render(&loaded.scenario, &plan, &a.opts));
+
+    if let Some(png) = &a.png {
+        let (series_name, y_label) = match plan.model {
+            Model::Open => ("planned arrivals/s", "arrivals per second"),
+            Model::Closed => ("planned users", "users"),
+        };
+        let series = [Series {
+            name: series_name.into(),
+            points: plan.curve().outline(120),
+        }];
+        let title = format!("{}: planned load", loaded.scenario.name);
+        chart::rate_chart(png, &title, &series, &plan.phases, y_label)
+            .map_err(|e| Failure::BadInput(format!("--png: {e:#}")))?;
+        println!("\nchart written to {}", png.display());
+    }
+    Ok(0)
+}
+
+/// Mean number of request steps per session in `phase`: client shares (their `during` share in
+/// that phase, else their base share, renormalized) times the mean request count of the journeys
+/// each client may take (journey shares renormalized among those journeys).
+pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
+    let clients: Vec<(&str, f64)> = if s.clients.is_empty() {
+        vec![("default", 1.0)]
+    } else {
+        s.clients
+            .iter()
+            .map(|(name, c)| (name.as_str(), c.during.get(phase).unwrap_or(&c.share).0))
+            .collect()
+    };
+    let client_total: f64 = clients.iter().map(|c| c.1).sum();
+    if client_total <= 0.0 {
+        return 0.0;
+    }
+    let mut mean = 0.0;
+    for (client, share) in &clients {
+        let (mut weight, mut requests) = (0.0, 0.0);
+        for j in s.journeys.values() {
+            let allowed = match &j.clients {
+                None => true,
+                Some(list) => s.clients.is_empty() || list.iter().any(|c| c == client),
+            };
+            if allowed {
+                let n = j.steps.iter().filter(|st| st.request().is_some()).count();
+                weight += j.share.0;
+                requests += j.share.0 * n as f64;
+            }
+        }
+        if weight > 0.0 {
+            mean += share / client_total * requests / weight;
+        }
+    }
+    mean
+}
+
+/// A whole number with thousands separators: `1,861,374`.
+fn grouped(v: f64) -> String {
+    let digits = format!("{}", v.round().max(0.0) as u64);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The planned value at the start of a phase and just before its end: `300/s` or `300/s → 6000/s`.
+fn span(plan: &Plan, start: f64, end: f64, unit: &str) -> String {
+    let a = plan.value_at(start);
+    let b = plan.curve().value_before(end);
+    if fmt_value(a) == fmt_value(b) {
+        format!("{}{unit}", fmt_value(a))
+    } else {
+        format!("{}{unit} → {}{unit}", fmt_value(a), fmt_value(b))
+    }
+}
+
+/// Lays out rows of cells: the first column left-aligned, the others right-aligned.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let w = widths[c];
+            if c == 0 {
+                let _ = write!(line, "{cell:<w$}");
+            } else {
+                let _ = write!(line, "  {cell:>w$}");
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+/// The whole printout, without the PNG note.
+fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String {
+    let mut out = String::new();
+    let open = plan.model == Model::Open;
+    let unit = if open { "/s" } else { "" };
+    let _ = writeln!(out, "scenario  {}", s.name);
+    if let Some(d) = &s.description {
+        let _ = writeln!(out, "          {}", d.trim());
+    }
+    let arrivals = match plan.arrivals {
+        crate::scenario::model::Arrivals::Poisson => "poisson",
+        crate::scenario::model::Arrivals::Uniform => "uniform",
+    };
+    if open {
+        let _ = writeln!(
+            out,
+            "model     open: sessions arrive at planned instants ({arrivals}, seed {})",
+            plan.seed
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "model     closed: a planned number of users repeat their journeys (seed {})",
+            plan.seed
+        );
+    }
+    let mut scaled = Vec::new();
+    if let Some(f) = &opts.scale {
+        scaled.push(format!("rates and users × {f}"));
+    }
+    if let Some(f) = &opts.time_scale {
+        scaled.push(format!("durations × {f}"));
+    }
+    if !scaled.is_empty() {
+        let _ = writeln!(out, "scaled    {}", scaled.join(", "));
+    }
+    if let Some(m) = plan.max_users {
+        let _ = writeln!(
+            out,
+            "cap       {} sessions in flight; arrivals beyond it are dropped",
+            grouped(m as f64)
+        );
+    }
+    out.push('\n');
+
+    let mut rows = vec![];
+    let mut header: Vec<String> = ["phase", "start", "end"].map(String::from).to_vec();
+    let mut per_session = vec![];
+    if open {
+        header.extend(["planned rate", "sessions", "requests"].map(String::from));
+    } else {
+        header.push("users".into());
+    }
+    rows.push(header);
+    let (mut sessions, mut requests) = (0.0, 0.0);
+    for ph in &plan.phases {
+        let mut row = vec![ph.name.clone(), fmt_time(ph.start), fmt_time(ph.end)];
+        row.push(span(plan, ph.start, ph.end, unit));
+        if open {
+            let n = plan.expected_arrivals(ph.start, ph.end);
+            let k = requests_per_session(s, &ph.name);
+            per_session.push(k);
+            sessions += n;
+            requests += n * k;
+            row.push(grouped(n));
+            row.push(grouped(n * k));
+        }
+        rows.push(row);
+    }
+    let mut total = vec!["total".into(), fmt_time(0.0), fmt_time(plan.duration)];
+    if open {
+        total.extend([String::new(), grouped(sessions), grouped(requests)]);
+    }
+    rows.push(total);
+    out += &table(&rows);
+    out.push('\n');
+
+    let (peak, at) = plan.peak();
+    let peak_unit = if open { "/s" } else { " users" };
+    let _ = write!(
+        out,
+        "peak      {}{peak_unit} at {}",
+        fmt_value(peak),
+        fmt_time(at)
+    );
+    if let Some(sale) = plan.sale_start {
+        let _ = write!(
+            out,
+            " ({} after the sale starts at {})",
+            fmt_time(at - sale),
+            fmt_time(sale)
+        );
+    }
+    out.push('\n');
+    if open {
+        let lo = per_session.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = per_session.iter().copied().fold(0.0, f64::max);
+        if (hi - lo).abs() < 1e-9 {
+            let _ = writeln!(out, "requests  {} per session", fmt_value(hi));
+        } else {
+            let _ = writeln!(
+                out,
+                "requests  {} to {} per session, by each phase's client mix",
+                fmt_value(lo),
+                fmt_value(hi)
+            );
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "requests  depend on response times (closed model: each user sends its next request when the last one is answered)"
+        );
+    }
+    out.push('\n');
+
+    let width = CHART_WIDTH;
+    let columns: Vec<f64> = (0..width)
+        .map(|c| {
+            let t0 = plan.duration * c as f64 / width as f64;
+            let t1 = plan.duration * (c + 1) as f64 / width as f64;
+            (plan.curve().cumulative(t1) - plan.curve().cumulative(t0)) / (t1 - t0)
+        })
+        .collect();
+    out += &chart::text_chart(
+        &columns,
+        plan.duration,
+        &plan.phases,
+        CHART_HEIGHT,
+        peak,
+        unit,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1000.0), "1,000");
+        assert_eq!(grouped(1861374.339), "1,861,374");
+    }
+
+    #[test]
+    fn journey_shares_renormalize_among_a_clients_journeys() {
+        let yaml = r#"
+name: t
+clients:
+  app: { share: 50%, during: { rush: 100% } }
+  pc: { share: 50%, during: { rush: 0% } }
+journeys:
+  browse:
+    share: 50%
+    steps: [ { get: /a } ]
+  buy:
+    share: 50%
+    clients: [app]
+    steps: [ { get: /a }, { think: 1s }, { post: /b }, { post: /c } ]
+load: { stages: [ { rate: 1/s, for: 1s } ] }
+"#;
+        let s: Scenario = serde_yaml::from_str(yaml).unwrap();
+        // app: (1 + 3)/2 = 2; pc: only browse = 1.
+        assert_eq!(requests_per_session(&s, "stage-1"), 1.5);
+        assert_eq!(requests_per_session(&s, "rush"), 2.0);
+    }
 }

@@ -1,10 +1,18 @@
-//! Threshold, abort and stop_when expressions: `[SELECTOR] METRIC OP VALUE [during PHASE]`
-//! and `... for DURATION`.
+//! Threshold, abort and stop_when expressions: `[SELECTOR] METRIC OP VALUE [during PHASE]`,
+//! `[SELECTOR] METRIC OP VALUE [for DURATION]` and `[SELECTOR] METRIC OP VALUE`.
+//!
+//! This module owns the grammar, its errors (byte offset, what was expected, did-you-mean), value
+//! normalization and the canonical printed form. It does not know which request names, journeys,
+//! clients or phases a scenario has (the scenario validator checks those) and it does not read
+//! run results: the engine and the gate evaluation look values up and call [`Op::holds`].
 //!
 //! API CONTRACT: `parse_threshold`, `parse_abort`, `parse_stop_when` and the types below.
 //! Values are normalized: latency metrics and `lag_p99` in milliseconds, `errors` as a fraction
 //! (0.5% → 0.005), `rate` per second, `count` and `dropped` as counts.
 
+mod parse;
+
+use std::fmt;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +37,19 @@ pub enum Metric {
     Count,
     Dropped,
     LagP99,
+}
+
+/// What a metric's value measures, after normalization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricUnit {
+    /// A duration in milliseconds (latency metrics, `lag_p99`).
+    Millis,
+    /// A fraction between 0 and 1 (`errors`), written as a percentage.
+    Fraction,
+    /// Events per second (`rate`).
+    PerSecond,
+    /// A count (`count`, `dropped`).
+    Count,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,16 +85,27 @@ pub struct ExprError {
     pub message: String,
 }
 
-pub fn parse_threshold(_src: &str) -> Result<Threshold, ExprError> {
-    unimplemented!()
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at byte {})", self.message, self.offset)
+    }
 }
 
-pub fn parse_abort(_src: &str) -> Result<AbortRule, ExprError> {
-    unimplemented!()
+impl std::error::Error for ExprError {}
+
+/// Parses a threshold: `[SELECTOR] METRIC OP VALUE [during PHASE]`.
+pub fn parse_threshold(src: &str) -> Result<Threshold, ExprError> {
+    parse::parse(src, parse::Kind::Threshold).map(|(t, _)| t)
 }
 
-pub fn parse_stop_when(_src: &str) -> Result<Threshold, ExprError> {
-    unimplemented!()
+/// Parses an abort rule: `[SELECTOR] METRIC OP VALUE [for DURATION]` (no `for` means 0s).
+pub fn parse_abort(src: &str) -> Result<AbortRule, ExprError> {
+    parse::parse(src, parse::Kind::Abort).map(|(cond, for_)| AbortRule { cond, for_ })
+}
+
+/// Parses a step drill's stop condition: `[SELECTOR] METRIC OP VALUE`.
+pub fn parse_stop_when(src: &str) -> Result<Threshold, ExprError> {
+    parse::parse(src, parse::Kind::StopWhen).map(|(t, _)| t)
 }
 
 impl Op {
@@ -84,5 +116,166 @@ impl Op {
             Op::Gt => observed > limit,
             Op::Ge => observed >= limit,
         }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+impl Metric {
+    /// Every metric, in the order the grammar lists them.
+    pub const ALL: [Metric; 12] = [
+        Metric::P50,
+        Metric::P90,
+        Metric::P95,
+        Metric::P99,
+        Metric::P999,
+        Metric::Max,
+        Metric::Mean,
+        Metric::Errors,
+        Metric::Rate,
+        Metric::Count,
+        Metric::Dropped,
+        Metric::LagP99,
+    ];
+
+    /// The name as written in an expression (`p99.9`, `lag_p99`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P90 => "p90",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+            Metric::P999 => "p99.9",
+            Metric::Max => "max",
+            Metric::Mean => "mean",
+            Metric::Errors => "errors",
+            Metric::Rate => "rate",
+            Metric::Count => "count",
+            Metric::Dropped => "dropped",
+            Metric::LagP99 => "lag_p99",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// True for request latency (percentiles, max, mean); false for `lag_p99`, which is the
+    /// generator's scheduler lag, though it is also in milliseconds.
+    pub fn is_latency(&self) -> bool {
+        matches!(
+            self,
+            Metric::P50
+                | Metric::P90
+                | Metric::P95
+                | Metric::P99
+                | Metric::P999
+                | Metric::Max
+                | Metric::Mean
+        )
+    }
+
+    /// For percentiles, the quantile (0.99 for `p99`); `None` for the other metrics.
+    pub fn quantile(&self) -> Option<f64> {
+        match self {
+            Metric::P50 => Some(0.5),
+            Metric::P90 => Some(0.9),
+            Metric::P95 => Some(0.95),
+            Metric::P99 | Metric::LagP99 => Some(0.99),
+            Metric::P999 => Some(0.999),
+            _ => None,
+        }
+    }
+
+    pub fn unit(&self) -> MetricUnit {
+        match self {
+            Metric::Errors => MetricUnit::Fraction,
+            Metric::Rate => MetricUnit::PerSecond,
+            Metric::Count | Metric::Dropped => MetricUnit::Count,
+            _ => MetricUnit::Millis,
+        }
+    }
+
+    /// Formats a normalized value the way an expression writes it (`300ms`, `0.5%`, `2000/s`).
+    pub fn format_value(&self, value: f64) -> String {
+        let n = |x: f64| parse::format_number(x);
+        match self.unit() {
+            MetricUnit::Millis => format!("{}ms", n(value)),
+            MetricUnit::Fraction => format!("{}%", n(value * 100.0)),
+            MetricUnit::PerSecond => format!("{}/s", n(value)),
+            MetricUnit::Count => n(value),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
+
+impl fmt::Display for Selector {
+    /// Empty for [`Selector::All`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::All => Ok(()),
+            Selector::Request(name) => f.write_str(name),
+            Selector::Journey(name) => write!(f, "journey:{name}"),
+            Selector::Client(name) => write!(f, "client:{name}"),
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    /// The canonical form: single spaces, normalized units (`create-order p99 < 300ms during
+    /// peak`). Parsing it gives back the same threshold.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.selector != Selector::All {
+            write!(f, "{} ", self.selector)?;
+        }
+        write!(
+            f,
+            "{} {} {}",
+            self.metric,
+            self.op,
+            self.metric.format_value(self.value)
+        )?;
+        if let Some(phase) = &self.phase {
+            write!(f, " during {phase}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for AbortRule {
+    /// The canonical form; `for` is left out when it is zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cond)?;
+        if !self.for_.is_zero() {
+            let ms = self.for_.as_secs_f64() * 1000.0;
+            if self.for_.subsec_nanos().is_multiple_of(1_000_000) {
+                write!(
+                    f,
+                    " for {}",
+                    crate::scenario::units::format_duration(self.for_)
+                )?;
+            } else {
+                write!(f, " for {}ms", parse::format_number(ms))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -10,12 +10,31 @@
 //! - `plan.value_at(t)`, `plan.phase_index_at(t)`, `plan.expected_arrivals(t0, t1)`,
 //!   `plan.arrivals(segment)`, `plan.users_at(t, segment)`, `plan.peak()`.
 
+mod countdown;
+pub mod curve;
 pub mod segment;
+mod stages;
+mod steps;
+mod users;
 
+pub use curve::Curve;
 pub use segment::Segment;
 
 use crate::scenario::model::{Arrivals, Load};
 use chrono::{DateTime, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Exp1;
+use std::sync::Arc;
+
+/// What one load shape compiles into, before the options common to all shapes are applied.
+pub(crate) struct Shaped {
+    model: Model,
+    pieces: Vec<curve::Piece>,
+    phases: Vec<Phase>,
+    sale_start: Option<f64>,
+    drill: Option<Vec<DrillStep>>,
+}
 
 /// Knobs applied while compiling: `--scale` multiplies rates and user counts, `--time-scale`
 /// multiplies every duration of the load shape; `start` resolves RFC 3339 instants.
@@ -84,43 +103,248 @@ pub struct Plan {
     pub drill: Option<Vec<DrillStep>>,
     pub scale: f64,
     pub time_scale: f64,
+    /// The planned value over time, shared with the arrival iterators.
+    curve: Arc<Curve>,
+}
+
+/// Tolerance for "the integral reaches k": a total within a billionth of an integer counts as
+/// that integer, so 500/s for 4 s plans exactly 2000 arrivals despite rounding in the sums.
+fn arrival_limit(total: f64) -> f64 {
+    total - 1e-9 * total.max(1.0)
+}
+
+/// A duration of the shape in seconds, after `--time-scale`.
+fn secs(d: crate::scenario::units::Dur, opts: &PlanOptions) -> f64 {
+    d.as_secs_f64() * opts.time_scale
+}
+
+/// A phase `[start, end)`.
+fn phase(name: impl Into<String>, start: f64, end: f64) -> Phase {
+    Phase {
+        name: name.into(),
+        start,
+        end,
+    }
+}
+
+/// Rejects non-finite or non-positive scale factors.
+fn check_factor(what: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} must be a number greater than zero, got {v}"
+        ))
+    }
 }
 
 impl Plan {
-    pub fn compile(_load: &Load, _opts: &PlanOptions) -> Result<Plan, String> {
-        unimplemented!("plan compile")
+    /// Compiles the one load shape in `load`. Errors name the key and say what to change.
+    pub fn compile(load: &Load, opts: &PlanOptions) -> Result<Plan, String> {
+        check_factor("--scale", opts.scale)?;
+        check_factor("--time-scale", opts.time_scale)?;
+        let given = [
+            load.stages.is_some(),
+            load.users.is_some(),
+            load.countdown.is_some(),
+            load.steps.is_some(),
+        ];
+        let shaped = match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err(
+                    "load: no load shape: expected one of `stages`, `users`, `countdown` or `steps`"
+                        .into(),
+                )
+            }
+            1 => {
+                if let Some(s) = &load.stages {
+                    stages::compile(s, opts)?
+                } else if let Some(u) = &load.users {
+                    users::compile(u, opts)?
+                } else if let Some(c) = &load.countdown {
+                    countdown::compile(c, opts)?
+                } else if let Some(d) = &load.steps {
+                    steps::compile(d, opts)?
+                } else {
+                    unreachable!("one shape is set")
+                }
+            }
+            _ => {
+                return Err("load: more than one load shape: keep exactly one of `stages`, `users`, `countdown` or `steps`".into())
+            }
+        };
+        let curve = Curve::new(shaped.pieces);
+        let duration = curve.duration();
+        let phases: Vec<Phase> = shaped
+            .phases
+            .into_iter()
+            .filter(|p| p.end > p.start)
+            .collect();
+        if duration <= 0.0 || phases.is_empty() {
+            return Err(
+                "load: the load shape lasts no time at all: give its stages a length".into(),
+            );
+        }
+        let max_users = load
+            .max_users
+            .map(|m| ((m as f64 * opts.scale).round() as u64).max(1));
+        Ok(Plan {
+            model: shaped.model,
+            arrivals: load.arrivals,
+            seed: load.seed.unwrap_or(1),
+            duration,
+            phases,
+            sale_start: shaped.sale_start,
+            max_users,
+            drill: shaped.drill,
+            scale: opts.scale,
+            time_scale: opts.time_scale,
+            curve: Arc::new(curve),
+        })
     }
 
-    /// Planned arrival rate per second (open) or user count (closed) at `t` seconds.
-    pub fn value_at(&self, _t: f64) -> f64 {
-        unimplemented!()
+    /// The planned value as a piecewise curve (for charts and reports).
+    pub fn curve(&self) -> &Curve {
+        &self.curve
+    }
+
+    /// Planned arrival rate per second (open) or user count (closed) at `t` seconds; 0 outside
+    /// `[0, duration)`.
+    pub fn value_at(&self, t: f64) -> f64 {
+        self.curve.value_at(t)
     }
 
     /// Index into `phases` of the phase containing `t` (the last phase for `t >= duration`).
-    pub fn phase_index_at(&self, _t: f64) -> usize {
-        unimplemented!()
+    pub fn phase_index_at(&self, t: f64) -> usize {
+        self.phases
+            .partition_point(|p| p.end <= t)
+            .min(self.phases.len() - 1)
     }
 
     /// Expected arrivals in `[t0, t1)`: the integral of the rate (open model; 0 for closed).
-    pub fn expected_arrivals(&self, _t0: f64, _t1: f64) -> f64 {
-        unimplemented!()
+    pub fn expected_arrivals(&self, t0: f64, t1: f64) -> f64 {
+        if self.model == Model::Closed || t1 <= t0 {
+            return 0.0;
+        }
+        self.curve.cumulative(t1) - self.curve.cumulative(t0)
     }
 
     /// The arrivals owned by `segment`, in time order, within `[0, duration)`. Uniform arrivals put
     /// arrival k at the instant where the integral of the rate reaches k; Poisson arrivals use
     /// seeded unit-exponential gaps in the same integrated time. Both are numbered globally so
     /// that `segment.owns(index)` splits them exactly.
-    pub fn arrivals(&self, _segment: Segment) -> Box<dyn Iterator<Item = Arrival> + Send> {
-        unimplemented!()
+    ///
+    /// The iterator is lazy and O(1) in memory. Uniform arrivals jump straight to the segment's
+    /// own numbers; Poisson arrivals draw every global gap (one random number each) so that a
+    /// segment's arrivals are the same whether it runs alone or beside the others. A closed plan
+    /// has no arrivals.
+    pub fn arrivals(&self, segment: Segment) -> Box<dyn Iterator<Item = Arrival> + Send> {
+        if self.model == Model::Closed {
+            return Box::new(std::iter::empty());
+        }
+        let limit = arrival_limit(self.curve.total());
+        let curve = Arc::clone(&self.curve);
+        match self.arrivals {
+            Arrivals::Uniform => Box::new(UniformArrivals {
+                curve,
+                limit,
+                segment,
+                next: 0,
+                cursor: 0,
+            }),
+            Arrivals::Poisson => Box::new(PoissonArrivals {
+                curve,
+                limit,
+                segment,
+                rng: SmallRng::seed_from_u64(self.seed),
+                y: 0.0,
+                next: 0,
+                cursor: 0,
+                done: false,
+            }),
+        }
     }
 
-    /// Closed model: the number of users `segment` should have at `t`.
-    pub fn users_at(&self, _t: f64, _segment: Segment) -> u64 {
-        unimplemented!()
+    /// Closed model: the number of users `segment` should have at `t`: its share of the planned
+    /// count rounded down, so the segments' counts add up to the planned count exactly. 0 for an
+    /// open plan and outside `[0, duration)`.
+    pub fn users_at(&self, t: f64, segment: Segment) -> u64 {
+        if self.model == Model::Open {
+            return 0;
+        }
+        let u = self.curve.value_at(t);
+        // A ramp from 0 to 500 users over 30 s has 250 at 15 s, not 249.99999.
+        let whole = (u + 1e-9).floor().max(0.0) as u64;
+        segment.share_of(whole)
     }
 
     /// The highest planned value and the first instant it is reached.
     pub fn peak(&self) -> (f64, f64) {
-        unimplemented!()
+        self.curve.peak()
     }
 }
+
+/// Uniform arrivals of one segment: global arrival k where Λ(t) = k.
+struct UniformArrivals {
+    curve: Arc<Curve>,
+    limit: f64,
+    segment: Segment,
+    /// The segment's next own arrival, counted within the segment.
+    next: u64,
+    cursor: usize,
+}
+
+impl Iterator for UniformArrivals {
+    type Item = Arrival;
+
+    fn next(&mut self) -> Option<Arrival> {
+        let index = self.segment.global(self.next);
+        let y = index as f64;
+        if y >= self.limit {
+            return None;
+        }
+        let t = self.curve.inverse(y, &mut self.cursor)?;
+        self.next += 1;
+        Some(Arrival { index, t })
+    }
+}
+
+/// Poisson arrivals of one segment: global arrival k where Λ(t) = E1 + … + E(k+1), the gaps
+/// drawn from one seeded stream shared (by construction, not by memory) with every segment.
+struct PoissonArrivals {
+    curve: Arc<Curve>,
+    limit: f64,
+    segment: Segment,
+    rng: SmallRng,
+    /// Λ of the last global arrival drawn.
+    y: f64,
+    /// The global number of the next arrival to draw.
+    next: u64,
+    cursor: usize,
+    done: bool,
+}
+
+impl Iterator for PoissonArrivals {
+    type Item = Arrival;
+
+    fn next(&mut self) -> Option<Arrival> {
+        while !self.done {
+            let gap: f64 = self.rng.sample(Exp1);
+            self.y += gap;
+            let index = self.next;
+            self.next += 1;
+            if self.y >= self.limit {
+                self.done = true;
+                break;
+            }
+            if self.segment.owns(index) {
+                let t = self.curve.inverse(self.y, &mut self.cursor)?;
+                return Some(Arrival { index, t });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,667 @@
+//! Turns a validated scenario into a `Program`: everything the hot path needs, resolved once —
+//! templates bound to indices, header names parsed, JSONPaths compiled, data files read, client
+//! and journey picks as cumulative tables, request names numbered for the recorder.
+
+use crate::plan::Plan;
+use crate::scenario::model::{ConnectionMode, HttpVersion, Pick, Step, Think};
+use crate::scenario::Loaded;
+use crate::template::{Bound, BoundJson, JsonBody, Scope, Template};
+use http::header::{HeaderName, HeaderValue};
+use http::Method;
+use rand::Rng;
+use serde_json_path::JsonPath;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where requests go: resolved once before the run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub https: bool,
+    /// Host header value (`host` or `host:port`).
+    pub authority: String,
+    /// Host name for TLS server name.
+    pub host: String,
+    pub addr: SocketAddr,
+    /// Path prefix of the target URL, without a trailing slash ("" for none).
+    pub base_path: String,
+}
+
+impl Target {
+    /// Parses the URL and resolves its host once (DNS is never asked again during the run).
+    pub fn resolve(url: &str) -> Result<Target, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("target `{url}` is not a URL: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(format!(
+                    "target `{url}` must start with http:// or https://"
+                ))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("target `{url}` has no host"))?
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        use std::net::ToSocketAddrs;
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve the target host `{host}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("the target host `{host}` has no address"))?;
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Target {
+            url: url.to_string(),
+            https,
+            authority,
+            host,
+            addr,
+            base_path,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ThinkDist {
+    Constant(Duration),
+    Uniform(Duration, Duration),
+    /// ln X ~ N(mu, sigma), in seconds.
+    Lognormal {
+        mu: f64,
+        sigma: f64,
+    },
+}
+
+impl ThinkDist {
+    fn from_model(t: &Think) -> ThinkDist {
+        match t {
+            Think::Constant(d) => ThinkDist::Constant(d.0),
+            Think::Uniform([a, b]) => ThinkDist::Uniform(a.0.min(b.0), a.0.max(b.0)),
+            Think::Lognormal { median, p90 } => {
+                let mu = median.as_secs_f64().max(1e-6).ln();
+                let sigma = ((p90.as_secs_f64().max(1e-6).ln() - mu) / 1.281_551_565_5).max(0.0);
+                ThinkDist::Lognormal { mu, sigma }
+            }
+        }
+    }
+
+    pub fn sample(&self, rng: &mut impl Rng, time_scale: f64) -> Duration {
+        let secs = match self {
+            ThinkDist::Constant(d) => d.as_secs_f64(),
+            ThinkDist::Uniform(a, b) => rng.gen_range(a.as_secs_f64()..=b.as_secs_f64()),
+            ThinkDist::Lognormal { mu, sigma } => {
+                let n: f64 = rng.sample(rand_distr::StandardNormal);
+                (mu + sigma * n).exp().min(3600.0)
+            }
+        };
+        Duration::from_secs_f64((secs * time_scale).max(0.0))
+    }
+}
+
+pub struct ClientProg {
+    pub name: String,
+    pub http: HttpVersion,
+    pub connection: ConnectionMode,
+    pub headers: Vec<(HeaderName, HeaderTpl)>,
+    pub think: Option<ThinkDist>,
+    /// Journeys this client may take: (journey index, cumulative share 0..=1).
+    pub journeys: Vec<(usize, f64)>,
+}
+
+pub enum BodyProg {
+    None,
+    Json(BoundJson),
+    Form(Vec<(String, Bound)>),
+    Raw(Bound),
+}
+
+pub struct ExpectProg {
+    pub status: Option<Vec<u16>>,
+    pub json: Vec<(JsonPath, serde_json::Value)>,
+    pub contains: Option<String>,
+}
+
+pub struct RequestProg {
+    /// Recorder index: one per (journey, request name).
+    pub endpoint: usize,
+    pub method: Method,
+    /// Path and any query written in the URL template (base path included).
+    pub path: Bound,
+    pub query: Vec<(String, Bound)>,
+    pub headers: Vec<(HeaderName, HeaderTpl)>,
+    pub body: BodyProg,
+    pub content_type: Option<HeaderValue>,
+    pub timeout: Duration,
+    pub captures: Vec<(usize, JsonPath)>,
+    pub expect: ExpectProg,
+    /// The body must be kept (for capture or expect), not only counted.
+    pub needs_body: bool,
+}
+
+pub enum StepProg {
+    Request(Box<RequestProg>),
+    Think(Duration),
+    WaitSaleStart,
+    Rendezvous {
+        id: usize,
+        users: u64,
+        timeout: Duration,
+    },
+}
+
+pub struct JourneyProg {
+    pub name: String,
+    pub steps: Vec<StepProg>,
+    pub n_vars: usize,
+    /// Data sets the journey's templates use.
+    pub data_sets: Vec<usize>,
+}
+
+pub struct DataTable {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub n_rows: usize,
+    pub cells: Vec<String>,
+    pub pick: Pick,
+}
+
+impl DataTable {
+    #[inline]
+    pub fn cell(&self, row: usize, col: usize) -> &str {
+        &self.cells[row * self.columns.len() + col]
+    }
+}
+
+/// A request name as reported: the name and the journey it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub name: String,
+    pub journey: usize,
+}
+
+pub struct Program {
+    pub scenario_name: String,
+    pub target: Target,
+    pub clients: Vec<ClientProg>,
+    /// Per phase: cumulative client shares.
+    pub client_pick: Vec<Vec<f64>>,
+    pub journeys: Vec<JourneyProg>,
+    pub endpoints: Vec<Endpoint>,
+    pub phases: Vec<String>,
+    pub data: Vec<DataTable>,
+    pub rendezvous: Vec<String>,
+    pub max_body: u64,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls_h2: Option<Arc<rustls::ClientConfig>>,
+    /// Host header value for HTTP/1.1.
+    pub target_host_header: HeaderValue,
+}
+
+impl Program {
+    /// The names behind the recorder's indices.
+    pub fn catalog(&self, plan: &Plan) -> crate::metrics::Catalog {
+        use crate::metrics::catalog::{EndpointName, PhaseSpan};
+        crate::metrics::Catalog {
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| EndpointName {
+                    name: e.name.clone(),
+                    journey: e.journey,
+                })
+                .collect(),
+            journeys: self.journeys.iter().map(|j| j.name.clone()).collect(),
+            clients: self.clients.iter().map(|c| c.name.clone()).collect(),
+            phases: plan
+                .phases
+                .iter()
+                .map(|p| PhaseSpan {
+                    name: p.name.clone(),
+                    start_s: p.start,
+                    end_s: p.end,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+
+struct JourneyScope<'a> {
+    data: &'a [DataTable],
+    vars: &'a [String],
+}
+
+impl Scope for JourneyScope<'_> {
+    fn data_column(&self, set: &str, column: &str) -> Option<(usize, usize)> {
+        let s = self.data.iter().position(|d| d.name == set)?;
+        let c = self.data[s].columns.iter().position(|c| c == column)?;
+        Some((s, c))
+    }
+    fn var(&self, name: &str) -> Option<usize> {
+        self.vars.iter().position(|v| v == name)
+    }
+}
+
+fn compile_t(src: &str, scope: &JourneyScope, what: &str) -> Result<Bound, String> {
+    let t = Template::compile(src).map_err(|e| format!("{what}: {}", e.message))?;
+    t.bind(scope).map_err(|e| format!("{what}: {e}"))
+}
+
+/// A header value: fixed at compile time, or rendered per request.
+pub enum HeaderTpl {
+    Static(HeaderValue),
+    Dynamic(Bound),
+}
+
+fn header_tpl(
+    k: &str,
+    v: &str,
+    scope: &JourneyScope,
+    what: &str,
+) -> Result<(HeaderName, HeaderTpl), String> {
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| format!("{what}: `{k}` is not a valid header name"))?;
+    let b = compile_t(v, scope, &format!("{what}.{k}"))?;
+    let t = match b.literal() {
+        Some(lit) => HeaderTpl::Static(
+            HeaderValue::from_bytes(lit)
+                .map_err(|_| format!("{what}.{k}: the value is not a valid header value"))?,
+        ),
+        None => HeaderTpl::Dynamic(b),
+    };
+    Ok((name, t))
+}
+
+fn header_list(
+    list: &[(&String, &String)],
+    scope: &JourneyScope,
+) -> Result<Vec<(HeaderName, HeaderTpl)>, String> {
+    list.iter()
+        .map(|(k, v)| header_tpl(k, v, scope, "headers"))
+        .collect()
+}
+
+/// Loads the CSV files the scenario names.
+fn load_data(loaded: &Loaded) -> Result<Vec<DataTable>, String> {
+    let mut out = Vec::new();
+    for (name, ds) in &loaded.scenario.data {
+        let path = loaded.base_dir.join(&ds.csv);
+        let mut rdr = csv::Reader::from_path(&path)
+            .map_err(|e| format!("data `{name}`: cannot read {}: {e}", path.display()))?;
+        let columns: Vec<String> = rdr
+            .headers()
+            .map_err(|e| format!("data `{name}`: {}: {e}", path.display()))?
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect();
+        let mut cells = Vec::new();
+        let mut n_rows = 0;
+        for (i, rec) in rdr.records().enumerate() {
+            let rec =
+                rec.map_err(|e| format!("data `{name}`: {} row {}: {e}", path.display(), i + 2))?;
+            if rec.len() != columns.len() {
+                return Err(format!(
+                    "data `{name}`: {} line {} has {} fields, the header has {}",
+                    path.display(),
+                    i + 2,
+                    rec.len(),
+                    columns.len()
+                ));
+            }
+            cells.extend(rec.iter().map(str::to_string));
+            n_rows += 1;
+        }
+        if n_rows == 0 {
+            return Err(format!("data `{name}`: {} has no rows", path.display()));
+        }
+        out.push(DataTable {
+            name: name.clone(),
+            columns,
+            n_rows,
+            cells,
+            pick: ds.pick,
+        });
+    }
+    Ok(out)
+}
+
+/// Compiles the scenario for one run. `plan` supplies phase names and the time scale.
+pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program, String> {
+    let sc = &loaded.scenario;
+    let target = Target::resolve(target_url)?;
+    let data = load_data(loaded)?;
+    let phases: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
+    let default_timeout = sc.defaults.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
+
+    // Clients: an implicit `default` client when none is declared.
+    let client_defs: Vec<(String, Option<&crate::scenario::model::Client>)> =
+        if sc.clients.is_empty() {
+            vec![("default".to_string(), None)]
+        } else {
+            sc.clients
+                .iter()
+                .map(|(n, c)| (n.clone(), Some(c)))
+                .collect()
+        };
+
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut rendezvous: Vec<String> = Vec::new();
+    let mut journeys = Vec::new();
+    for (ji, (jname, j)) in sc.journeys.iter().enumerate() {
+        let vars: Vec<String> = {
+            let mut v: Vec<String> = Vec::new();
+            for s in &j.steps {
+                for k in s.capture.keys() {
+                    if !v.contains(k) {
+                        v.push(k.clone());
+                    }
+                }
+            }
+            v
+        };
+        let scope = JourneyScope {
+            data: &data,
+            vars: &vars,
+        };
+        let mut steps = Vec::new();
+        let used_sets = std::cell::RefCell::new(Vec::new());
+        for (si, s) in j.steps.iter().enumerate() {
+            let where_ = format!("journeys.{jname}.steps[{si}]");
+            let step = compile_step(
+                s,
+                &scope,
+                &where_,
+                &target,
+                default_timeout,
+                ji,
+                &mut endpoints,
+                &mut rendezvous,
+                &used_sets,
+                &vars,
+                plan.time_scale,
+                plan.scale,
+            )?;
+            steps.push(step);
+        }
+        journeys.push(JourneyProg {
+            name: jname.clone(),
+            steps,
+            n_vars: vars.len(),
+            data_sets: used_sets.into_inner(),
+        });
+    }
+
+    let empty = JourneyScope {
+        data: &data,
+        vars: &[],
+    };
+    let default_headers: Vec<(&String, &String)> = sc.defaults.headers.iter().collect();
+    let mut clients = Vec::new();
+    for (name, c) in &client_defs {
+        let mut hdrs = default_headers.clone();
+        if let Some(c) = c {
+            for (k, v) in &c.headers {
+                hdrs.retain(|(dk, _)| !dk.eq_ignore_ascii_case(k));
+                hdrs.push((k, v));
+            }
+        }
+        // Journeys this client may take, shares renormalized among them.
+        let allowed: Vec<(usize, f64)> = sc
+            .journeys
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, j))| j.clients.as_ref().is_none_or(|cs| cs.contains(name)))
+            .map(|(i, (_, j))| (i, j.share.0))
+            .collect();
+        let sum: f64 = allowed.iter().map(|a| a.1).sum();
+        if allowed.is_empty() || sum <= 0.0 {
+            return Err(format!("client `{name}` may take no journey"));
+        }
+        let mut acc = 0.0;
+        let journeys_cum = allowed
+            .iter()
+            .map(|(i, s)| {
+                acc += s / sum;
+                (*i, acc)
+            })
+            .collect();
+        clients.push(ClientProg {
+            name: name.clone(),
+            http: c.map(|c| c.http).unwrap_or_default(),
+            connection: c.map(|c| c.connection).unwrap_or_default(),
+            headers: header_list(&hdrs, &empty)?,
+            think: c.and_then(|c| c.think.as_ref()).map(ThinkDist::from_model),
+            journeys: journeys_cum,
+        });
+    }
+
+    let client_pick = phases
+        .iter()
+        .map(|p| {
+            let shares: Vec<f64> = client_defs
+                .iter()
+                .map(|(_, c)| match c {
+                    None => 1.0,
+                    Some(c) => c.during.get(p).map(|s| s.0).unwrap_or(c.share.0),
+                })
+                .collect();
+            let sum: f64 = shares.iter().sum::<f64>().max(1e-12);
+            let mut acc = 0.0;
+            shares
+                .iter()
+                .map(|s| {
+                    acc += s / sum;
+                    acc
+                })
+                .collect()
+        })
+        .collect();
+
+    let needs_tls = target.https;
+    let (tls, tls_h2) = if needs_tls {
+        (
+            Some(super::tls::client_config(loaded, &["http/1.1"])?),
+            Some(super::tls::client_config(loaded, &["h2"])?),
+        )
+    } else {
+        (None, None)
+    };
+
+    let target_host_header = HeaderValue::from_str(&target.authority)
+        .map_err(|_| format!("target `{}` has an invalid host", target.url))?;
+    Ok(Program {
+        target_host_header,
+        scenario_name: sc.name.clone(),
+        target,
+        clients,
+        client_pick,
+        journeys,
+        endpoints,
+        phases,
+        data,
+        rendezvous,
+        max_body: sc.defaults.max_body.unwrap_or(DEFAULT_MAX_BODY),
+        tls,
+        tls_h2,
+    })
+}
+
+/// Remembers which data sets a journey's templates use (rows are picked per session).
+fn note_sets(t: &Template, scope: &JourneyScope, used_sets: &std::cell::RefCell<Vec<usize>>) {
+    for e in t.exprs() {
+        if let crate::template::Expr::Data { set, .. } = e {
+            if let Some(i) = scope.data.iter().position(|d| &d.name == set) {
+                let mut u = used_sets.borrow_mut();
+                if !u.contains(&i) {
+                    u.push(i);
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_step(
+    s: &Step,
+    scope: &JourneyScope,
+    where_: &str,
+    target: &Target,
+    default_timeout: Duration,
+    journey: usize,
+    endpoints: &mut Vec<Endpoint>,
+    rendezvous: &mut Vec<String>,
+    used_sets: &std::cell::RefCell<Vec<usize>>,
+    vars: &[String],
+    time_scale: f64,
+    scale: f64,
+) -> Result<StepProg, String> {
+    if let Some(d) = s.think {
+        return Ok(StepProg::Think(d.0.mul_f64(time_scale)));
+    }
+    if let Some(w) = &s.wait {
+        if w == "sale-start" {
+            return Ok(StepProg::WaitSaleStart);
+        }
+        return Err(format!("{where_}: unknown wait `{w}`"));
+    }
+    if let Some(r) = &s.rendezvous {
+        let id = match rendezvous.iter().position(|n| n == &r.name) {
+            Some(i) => i,
+            None => {
+                rendezvous.push(r.name.clone());
+                rendezvous.len() - 1
+            }
+        };
+        return Ok(StepProg::Rendezvous {
+            id,
+            users: ((r.users as f64 * scale).round() as u64).max(1),
+            timeout: r.timeout.0.mul_f64(time_scale),
+        });
+    }
+    let Some((method, url)) = s.request() else {
+        return Err(format!(
+            "{where_}: a step needs a request, think, wait or rendezvous"
+        ));
+    };
+    let name = s
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{method} {}", url.split('?').next().unwrap_or(url)));
+    let endpoint = match endpoints
+        .iter()
+        .position(|e| e.name == name && e.journey == journey)
+    {
+        Some(i) => i,
+        None => {
+            endpoints.push(Endpoint { name, journey });
+            endpoints.len() - 1
+        }
+    };
+    let full_url = if url.starts_with('/') {
+        format!("{}{url}", target.base_path)
+    } else {
+        format!("{}/{url}", target.base_path)
+    };
+    let tc = |src: &str, what: &str| -> Result<Bound, String> {
+        let t = Template::compile(src).map_err(|e| format!("{where_}.{what}: {}", e.message))?;
+        note_sets(&t, scope, used_sets);
+        t.bind(scope).map_err(|e| format!("{where_}.{what}: {e}"))
+    };
+    let path = tc(&full_url, "url")?;
+    let query = s
+        .query
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), tc(v, "query")?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut headers = Vec::new();
+    for (k, v) in &s.headers {
+        let t = Template::compile(v).map_err(|e| format!("{where_}.headers.{k}: {}", e.message))?;
+        note_sets(&t, scope, used_sets);
+        headers.push(header_tpl(k, v, scope, &format!("{where_}.headers"))?);
+    }
+    let (body, content_type) = if let Some(j) = &s.json {
+        let jb = JsonBody::compile(j).map_err(|e| format!("{where_}.json: {}", e.message))?;
+        for t in jb.templates() {
+            note_sets(t, scope, used_sets);
+        }
+        let b = jb.bind(scope).map_err(|e| format!("{where_}.json: {e}"))?;
+        (
+            BodyProg::Json(b),
+            Some(HeaderValue::from_static("application/json")),
+        )
+    } else if let Some(f) = &s.form {
+        let fields = f
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), tc(v, "form")?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        (
+            BodyProg::Form(fields),
+            Some(HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            )),
+        )
+    } else if let Some(b) = &s.body {
+        (BodyProg::Raw(tc(b, "body")?), None)
+    } else {
+        (BodyProg::None, None)
+    };
+    let captures = s
+        .capture
+        .iter()
+        .map(|(var, path)| {
+            let p = JsonPath::parse(path)
+                .map_err(|e| format!("{where_}.capture.{var}: `{path}` is not JSONPath: {e}"))?;
+            let idx = vars.iter().position(|v| v == var).expect("var collected");
+            Ok((idx, p))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let expect = match &s.expect {
+        None => ExpectProg {
+            status: None,
+            json: vec![],
+            contains: None,
+        },
+        Some(e) => ExpectProg {
+            status: e.status.as_ref().map(|s| s.codes()),
+            json: e
+                .json
+                .iter()
+                .map(|(p, v)| {
+                    let jp = JsonPath::parse(p).map_err(|err| {
+                        format!("{where_}.expect.json: `{p}` is not JSONPath: {err}")
+                    })?;
+                    let jv = serde_json::to_value(v)
+                        .map_err(|err| format!("{where_}.expect.json.{p}: {err}"))?;
+                    Ok((jp, jv))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            contains: e.contains.clone(),
+        },
+    };
+    let needs_body = !captures.is_empty() || !expect.json.is_empty() || expect.contains.is_some();
+    Ok(StepProg::Request(Box::new(RequestProg {
+        endpoint,
+        method: Method::from_bytes(method.as_bytes()).expect("known method"),
+        path,
+        query,
+        headers,
+        body,
+        content_type,
+        timeout: s.timeout.map(|d| d.0).unwrap_or(default_timeout),
+        captures,
+        expect,
+        needs_body,
+    })))
+}

@@ -1,0 +1,104 @@
+//! The live view: an indicatif bar with the current second's numbers on a terminal; plain lines
+//! every few seconds when stderr is not a terminal or with `--quiet`.
+
+use crate::metrics::Point;
+use crate::plan::Plan;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+pub struct Live {
+    bar: Option<ProgressBar>,
+    every: u64,
+    total_s: f64,
+    errors: u64,
+    requests: u64,
+}
+
+impl Live {
+    pub fn new(quiet: bool, total_s: f64, _plan: &Plan) -> Live {
+        let tty = std::io::stderr().is_terminal();
+        let bar = if tty && !quiet {
+            let b = ProgressBar::with_draw_target(
+                Some((total_s.ceil() as u64).max(1)),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
+            b.set_style(
+                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            Some(b)
+        } else {
+            None
+        };
+        Live {
+            bar,
+            every: if quiet { 10 } else { 5 },
+            total_s,
+            errors: 0,
+            requests: 0,
+        }
+    }
+
+    fn line(p: &Point, phase: &str, total_s: f64) -> String {
+        let err = if p.requests > 0 {
+            100.0 * p.errors as f64 / p.requests as f64
+        } else {
+            0.0
+        };
+        format!(
+            "t={:>4}s/{:.0}s phase={phase} planned={:.0}/s started={}/s reqs={}/s in-flight={} p99={:.1}ms errors={:.2}%{}",
+            p.t + 1,
+            total_s,
+            p.planned_rate,
+            p.sessions_started,
+            p.requests,
+            p.in_flight,
+            p.p99_ms,
+            err,
+            if p.dropped > 0 {
+                format!(" DROPPED={}", p.dropped)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    /// A completed second.
+    pub fn second(&mut self, p: &Point, plan: &Plan) {
+        self.errors += p.errors;
+        self.requests += p.requests;
+        let phase = plan
+            .phases
+            .get(plan.phase_index_at(p.t as f64 + 0.5))
+            .map(|p| p.name.as_str())
+            .unwrap_or("-");
+        match &self.bar {
+            Some(b) => b.set_message(Self::line(p, phase, self.total_s)),
+            None => {
+                if (p.t + 1) % self.every == 0 {
+                    eprintln!("{}", Self::line(p, phase, self.total_s));
+                }
+            }
+        }
+    }
+
+    pub fn tick(&mut self, elapsed_s: f64) {
+        if let Some(b) = &self.bar {
+            b.set_position((elapsed_s.max(0.0) as u64).min(self.total_s.ceil() as u64));
+        }
+    }
+
+    pub fn note(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The engine: compiles a scenario into a `Program`, starts one shard per thread on its segment
+//! of the plan, and runs the collector loop on the calling thread — merging snapshots each
+//! second, evaluating abort rules, driving the live view, handling Ctrl-C/SIGTERM — until every
+//! shard has finished. It returns a `RunOutcome`; writing files is the reports' job.
+
+pub mod compile;
+pub mod http;
+pub mod live;
+pub mod session;
+pub mod shard;
+pub mod tls;
+
+use crate::gate::AbortRule;
+use crate::metrics::{Collector, Point, Recorder, Snapshot};
+use crate::plan::{Plan, Segment};
+use chrono::{DateTime, Utc};
+pub use compile::{compile, Program};
+use shard::{Control, ShardSpec, HARD_STOP, STOPPING};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Ran to the end (thresholds decide passed/failed later).
+    Completed,
+    Aborted,
+    Interrupted,
+}
+
+pub struct RunOptions {
+    pub threads: usize,
+    pub segment: Segment,
+    /// Wall-clock start; now when None.
+    pub start_at: Option<DateTime<Utc>>,
+    pub quiet: bool,
+    pub grace: Duration,
+    pub abort: Vec<AbortRule>,
+}
+
+pub struct RunOutcome {
+    pub status: Status,
+    /// Why the run stopped early (abort rule or signal).
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub duration_s: f64,
+    pub total: Recorder,
+    pub series: Vec<Point>,
+    pub threads: usize,
+    /// Generator CPU seconds (user + sys of this process).
+    pub cpu_s: f64,
+}
+
+/// An abort rule's running state: how long its condition has held.
+struct AbortState {
+    rule: AbortRule,
+    held_s: f64,
+}
+
+/// Raises RLIMIT_NOFILE to its hard limit: every virtual user may hold a socket.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// User + system CPU seconds of this process so far.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage with a valid pointer to a zeroed struct.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+}
+
+/// Runs the plan against the program's target. Blocks until the run is over.
+pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunOutcome, String> {
+    raise_fd_limit();
+    let threads = opts.threads.max(1);
+    let shape = Recorder::new(
+        prog.endpoints.len(),
+        prog.clients.len(),
+        plan.phases.len().max(1),
+        prog.journeys.len(),
+    );
+    let catalog = prog.catalog(&plan);
+    let control = Arc::new(Control::default());
+    let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
+
+    // Wait for the wall-clock start, then fix the shared monotonic start.
+    if let Some(at) = opts.start_at {
+        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !opts.quiet && !wait.is_zero() {
+            eprintln!("waiting {:.1}s for the start at {at}", wait.as_secs_f64());
+        }
+        std::thread::sleep(wait);
+    }
+    let cpu0 = process_cpu_seconds();
+    let started_at = Utc::now();
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let spec = ShardSpec {
+            index: t,
+            segment: opts.segment.split(t as u32, threads as u32),
+            prog: prog.clone(),
+            plan: plan.clone(),
+            start,
+            control: control.clone(),
+            tx: tx.clone(),
+            grace: opts.grace,
+            shape: shape.empty_like(),
+        };
+        handles.push(shard::spawn(spec).map_err(|e| format!("cannot start a shard thread: {e}"))?);
+    }
+    drop(tx);
+
+    let signals = Signals::install();
+    let mut live = live::Live::new(opts.quiet, plan.duration, &plan);
+    let mut collector = Collector::new(threads, &shape);
+    let mut series: Vec<Point> = Vec::new();
+    let mut aborts: Vec<AbortState> = opts
+        .abort
+        .iter()
+        .map(|r| AbortState {
+            rule: r.clone(),
+            held_s: 0.0,
+        })
+        .collect();
+    let mut status = Status::Completed;
+    let mut reason: Option<String> = None;
+    let mut on_seconds = |done: Vec<(u64, Recorder)>,
+                          status: &mut Status,
+                          reason: &mut Option<String>,
+                          live: &mut live::Live| {
+        for (sec, rec) in done {
+            let mut p = Point::from_interval(sec, &rec);
+            p.planned_rate = match plan.model {
+                crate::plan::Model::Open => plan.expected_arrivals(sec as f64, sec as f64 + 1.0),
+                crate::plan::Model::Closed => plan.value_at(sec as f64),
+            };
+            for a in aborts.iter_mut() {
+                let observed = catalog.observe(&rec, &a.rule.cond, 1.0);
+                let failing = observed.is_some_and(|v| a.rule.cond.op.holds(v, a.rule.cond.value));
+                a.held_s = if failing { a.held_s + 1.0 } else { 0.0 };
+                if failing
+                    && a.held_s >= a.rule.for_.as_secs_f64().max(1.0)
+                    && *status == Status::Completed
+                {
+                    *status = Status::Aborted;
+                    *reason = Some(format!(
+                        "abort rule `{}` held for {}s (observed {})",
+                        a.rule.cond.source,
+                        a.held_s,
+                        a.rule.cond.metric.format_value(observed.unwrap_or(0.0))
+                    ));
+                    control.raise(STOPPING);
+                }
+            }
+            live.second(&p, &plan);
+            series.push(p);
+        }
+    };
+    let mut ctrl_c_count = 0;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(snap) => {
+                let done = collector.add(snap);
+                on_seconds(done, &mut status, &mut reason, &mut live);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let n = signals.count();
+        if n > ctrl_c_count {
+            ctrl_c_count = n;
+            if n == 1 {
+                if status == Status::Completed {
+                    status = Status::Interrupted;
+                    reason = Some("interrupted by a signal".into());
+                }
+                live.note(
+                    "stopping: finishing requests in flight (press Ctrl-C again to stop now)",
+                );
+                control.raise(STOPPING);
+            } else {
+                live.note("stopping now");
+                control.raise(HARD_STOP);
+            }
+        }
+        live.tick(start.elapsed().as_secs_f64());
+        if collector.shards_done() {
+            break;
+        }
+    }
+    let done = collector.finish();
+    on_seconds(done, &mut status, &mut reason, &mut live);
+    for h in handles {
+        let _ = h.join();
+    }
+    live.finish();
+    let ended_at = Utc::now();
+    Ok(RunOutcome {
+        status,
+        reason,
+        started_at,
+        ended_at,
+        duration_s: start.elapsed().as_secs_f64(),
+        total: collector.total,
+        series,
+        threads,
+        cpu_s: process_cpu_seconds() - cpu0,
+    })
+}
+
+/// Counts SIGINT and SIGTERM without killing the process.
+struct Signals {
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        let _ = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let (Ok(mut int), Ok(mut term)) = (
+                        signal(SignalKind::interrupt()),
+                        signal(SignalKind::terminate()),
+                    ) else {
+                        return;
+                    };
+                    loop {
+                        tokio::select! {
+                            _ = int.recv() => {}
+                            _ = term.recv() => {}
+                        }
+                        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            });
+        Signals { count }
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

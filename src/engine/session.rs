@@ -1,0 +1,562 @@
+//! A virtual user's session: picks a client and a journey, then walks the steps — render the
+//! request from bound templates, send it on the session's connection, record one `Sample`,
+//! check expectations, capture values, think. Latency counts from each step's intended start.
+
+use super::compile::{BodyProg, HeaderTpl, Program, RequestProg, StepProg};
+use super::http::{self, Conn, ReqBody};
+use super::shard::ShardCtx;
+use crate::metrics::recorder::Sample;
+use crate::metrics::ErrorKind;
+use crate::scenario::model::ConnectionMode;
+use crate::template::{Escape, Values};
+use ::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use bytes::Bytes;
+use http_body_util::Full;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// splitmix64: decorrelates per-session seeds derived from consecutive indices.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Counts a session as in flight while it lives; one dropped before `finish` was interrupted.
+struct InFlight {
+    ctx: Rc<ShardCtx>,
+    done: bool,
+}
+
+impl InFlight {
+    fn new(ctx: &Rc<ShardCtx>) -> Self {
+        ctx.in_flight.set(ctx.in_flight.get() + 1);
+        InFlight {
+            ctx: ctx.clone(),
+            done: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.ctx.in_flight.set(self.ctx.in_flight.get() - 1);
+        if !self.done {
+            self.ctx.rec.borrow_mut().sessions_interrupted += 1;
+        }
+    }
+}
+
+pub struct Session {
+    ctx: Rc<ShardCtx>,
+    prog: Arc<Program>,
+    index: u64,
+    client: usize,
+    rng: SmallRng,
+    vars: Vec<String>,
+    rows: Vec<usize>,
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+}
+
+impl Values for Session {
+    fn data(&self, set: usize, column: usize) -> &str {
+        let row = self.rows[set];
+        if row == usize::MAX {
+            return "";
+        }
+        self.prog.data[set].cell(row, column)
+    }
+    fn var(&self, index: usize) -> &str {
+        &self.vars[index]
+    }
+    fn user(&self) -> u64 {
+        self.index
+    }
+    fn client(&self) -> &str {
+        &self.prog.clients[self.client].name
+    }
+    fn next_seq(&mut self) -> u64 {
+        let s = self.ctx.seq.get();
+        self.ctx.seq.set(s + 1);
+        self.ctx.segment.global(s)
+    }
+    fn random(&mut self, lo: i64, hi: i64) -> i64 {
+        if lo >= hi {
+            lo
+        } else {
+            self.rng.gen_range(lo..=hi)
+        }
+    }
+    fn random_u128(&mut self) -> u128 {
+        self.rng.gen()
+    }
+}
+
+fn pick(cum: &[f64], x: f64) -> usize {
+    cum.iter().position(|c| x < *c).unwrap_or(cum.len() - 1)
+}
+
+/// How a step ended.
+enum StepEnd {
+    Ok,
+    Failed,
+    Stopped,
+}
+
+impl Session {
+    fn new(ctx: &Rc<ShardCtx>, index: u64, phase: usize) -> Session {
+        let prog = ctx.prog.clone();
+        let mut rng = SmallRng::seed_from_u64(mix(ctx.plan.seed ^ mix(index)));
+        let client = pick(&prog.client_pick[phase], rng.gen::<f64>());
+        Session {
+            ctx: ctx.clone(),
+            index,
+            client,
+            rng,
+            vars: Vec::new(),
+            rows: vec![usize::MAX; prog.data.len()],
+            conn: None,
+            buf: Vec::with_capacity(256),
+            prog,
+        }
+    }
+
+    fn pick_journey(&mut self) -> usize {
+        let x: f64 = self.rng.gen();
+        let js = &self.prog.clients[self.client].journeys;
+        js.iter()
+            .find(|(_, c)| x < *c)
+            .or(js.last())
+            .map(|(j, _)| *j)
+            .expect("a client has journeys")
+    }
+
+    /// Picks this iteration's data rows. False when a `unique` set has run out.
+    fn pick_rows(&mut self, journey: usize) -> bool {
+        for &set in &self.prog.journeys[journey].data_sets {
+            let table = &self.prog.data[set];
+            let n = table.n_rows as u64;
+            self.rows[set] = match table.pick {
+                crate::scenario::model::Pick::Random => self.rng.gen_range(0..table.n_rows),
+                crate::scenario::model::Pick::Sequential => {
+                    let c = &self.ctx.data_counters[set];
+                    let k = c.get();
+                    c.set(k + 1);
+                    (self.ctx.segment.global(k) % n) as usize
+                }
+                crate::scenario::model::Pick::Unique => {
+                    let c = &self.ctx.data_counters[set];
+                    let k = c.get();
+                    c.set(k + 1);
+                    let row = self.ctx.segment.global(k);
+                    if row >= n {
+                        return false;
+                    }
+                    row as usize
+                }
+            };
+        }
+        true
+    }
+
+    /// Runs one journey from `intended` (the arrival instant). Returns whether it completed.
+    async fn journey(&mut self, journey: usize, arrived: Instant) -> Option<bool> {
+        let prog = self.prog.clone();
+        let jp = &prog.journeys[journey];
+        self.ctx
+            .rec
+            .borrow_mut()
+            .session_started(journey, self.client);
+        self.vars.clear();
+        self.vars.resize(jp.n_vars, String::new());
+        if !self.pick_rows(journey) {
+            self.ctx.rec.borrow_mut().session_ended(journey, false, 0);
+            return Some(false);
+        }
+        let mut intended = arrived;
+        for step in &jp.steps {
+            if self.ctx.stopping() {
+                return None;
+            }
+            match step {
+                StepProg::Think(d) => {
+                    intended = Instant::now().max(intended) + *d;
+                    if !self.ctx.sleep_until(intended).await {
+                        return None;
+                    }
+                }
+                StepProg::WaitSaleStart => {
+                    if let Some(s) = self.ctx.plan.sale_start {
+                        let at = self.ctx.start + Duration::from_secs_f64(s);
+                        if Instant::now() < at {
+                            if !self.ctx.sleep_until(at).await {
+                                return None;
+                            }
+                            intended = at;
+                        }
+                    }
+                }
+                StepProg::Rendezvous { id, users, timeout } => {
+                    match self.ctx.rendezvous(*id, *users, *timeout).await {
+                        Some(at) => intended = intended.max(at),
+                        None => return None,
+                    }
+                }
+                StepProg::Request(r) => {
+                    let (end, t_end) = self.request(r, journey, intended).await;
+                    match end {
+                        StepEnd::Ok => {}
+                        StepEnd::Failed => {
+                            self.ctx.rec.borrow_mut().session_ended(journey, false, 0);
+                            return Some(false);
+                        }
+                        StepEnd::Stopped => return None,
+                    }
+                    intended = t_end;
+                    let think = prog.clients[self.client].think.as_ref().map(|t| {
+                        let ts = self.ctx.plan.time_scale;
+                        t.sample(&mut self.rng, ts)
+                    });
+                    if let Some(d) = think {
+                        if !d.is_zero() {
+                            intended = t_end + d;
+                            if !self.ctx.sleep_until(intended).await {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let took = Instant::now().saturating_duration_since(arrived);
+        self.ctx
+            .rec
+            .borrow_mut()
+            .session_ended(journey, true, took.as_micros() as u64);
+        Some(true)
+    }
+
+    fn build(&mut self, r: &RequestProg) -> Result<(::http::Request<ReqBody>, u64), ErrorKind> {
+        let prog = self.prog.clone();
+        let client = &prog.clients[self.client];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if self.conn.as_ref().is_some_and(Conn::is_h2)
+            || client.http == crate::scenario::model::HttpVersion::H2
+        {
+            buf.extend_from_slice(if prog.target.https {
+                b"https://"
+            } else {
+                b"http://"
+            });
+            buf.extend_from_slice(prog.target.authority.as_bytes());
+        }
+        r.path.render(self, Escape::None, &mut buf);
+        let mut has_q = buf.contains(&b'?');
+        for (k, v) in &r.query {
+            buf.push(if has_q { b'&' } else { b'?' });
+            has_q = true;
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(b'=');
+            v.render(self, Escape::Url, &mut buf);
+        }
+        let uri = ::http::Uri::from_maybe_shared(Bytes::copy_from_slice(&buf));
+        self.buf = buf;
+        let uri = uri.map_err(|_| ErrorKind::Protocol)?;
+        let body: Bytes = match &r.body {
+            BodyProg::None => Bytes::new(),
+            BodyProg::Json(j) => {
+                let mut out = Vec::with_capacity(128);
+                j.render(self, &mut out);
+                out.into()
+            }
+            BodyProg::Form(fields) => {
+                let mut out = Vec::with_capacity(128);
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'&');
+                    }
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'=');
+                    v.render(self, Escape::Url, &mut out);
+                }
+                out.into()
+            }
+            BodyProg::Raw(b) => {
+                let mut out = Vec::with_capacity(128);
+                b.render(self, Escape::None, &mut out);
+                out.into()
+            }
+        };
+        let mut req = ::http::Request::new(Full::new(body.clone()));
+        *req.method_mut() = r.method.clone();
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.reserve(client.headers.len() + r.headers.len() + 3);
+        if client.http != crate::scenario::model::HttpVersion::H2 {
+            h.insert(HOST, prog.target_host_header.clone());
+        }
+        let mut tmp = Vec::new();
+        for (name, v) in client.headers.iter().chain(r.headers.iter()) {
+            let value = match v {
+                HeaderTpl::Static(v) => v.clone(),
+                HeaderTpl::Dynamic(b) => {
+                    tmp.clear();
+                    b.render(self, Escape::None, &mut tmp);
+                    HeaderValue::from_bytes(&tmp).map_err(|_| ErrorKind::Protocol)?
+                }
+            };
+            h.insert(name.clone(), value);
+        }
+        if !h.contains_key(USER_AGENT) {
+            h.insert(
+                USER_AGENT,
+                HeaderValue::from_static(concat!("flashcrowd/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        if let Some(ct) = &r.content_type {
+            if !h.contains_key(CONTENT_TYPE) {
+                h.insert(CONTENT_TYPE, ct.clone());
+            }
+        }
+        if !body.is_empty() {
+            h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        Ok((req, body.len() as u64))
+    }
+
+    async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
+        let client = &self.prog.clients[self.client];
+        match client.connection {
+            ConnectionMode::PerUser => match self.conn.take() {
+                Some(c) if c.is_open() => Ok(c),
+                _ => http::connect(&self.prog, client.http).await,
+            },
+            ConnectionMode::Fresh => http::connect(&self.prog, client.http).await,
+            ConnectionMode::Shared => {
+                if let Some(c) = self.ctx.take_shared(self.client) {
+                    return Ok(c);
+                }
+                let c = http::connect(&self.prog, client.http).await?;
+                Ok(c)
+            }
+        }
+    }
+
+    fn release(&mut self, conn: Conn) {
+        if !conn.is_open() {
+            return;
+        }
+        match self.prog.clients[self.client].connection {
+            ConnectionMode::PerUser => self.conn = Some(conn),
+            ConnectionMode::Fresh => {}
+            ConnectionMode::Shared => self.ctx.put_shared(self.client, conn),
+        }
+    }
+
+    async fn request(
+        &mut self,
+        r: &RequestProg,
+        journey: usize,
+        intended: Instant,
+    ) -> (StepEnd, Instant) {
+        let _ = journey;
+        let phase = self.ctx.plan.phase_index_at(
+            intended
+                .saturating_duration_since(self.ctx.start)
+                .as_secs_f64(),
+        );
+        let req = self.build(r);
+        let bytes_out = req.as_ref().map(|r| r.1).unwrap_or(0);
+        let t_send = Instant::now();
+        let mut sample = Sample {
+            request: r.endpoint,
+            client: self.client,
+            phase,
+            latency_us: 0,
+            service_us: 0,
+            ttfb_us: None,
+            status: None,
+            error: None,
+            bytes_in: 0,
+            bytes_out,
+        };
+        let outcome = match req {
+            Err(k) => Err(http::Failed {
+                kind: k,
+                head_at: None,
+                status: None,
+                bytes_in: 0,
+            }),
+            Ok((req, _)) => {
+                let max_body = self.prog.max_body;
+                let keep = r.needs_body;
+                let stop = self.ctx.clone();
+                let fut = async {
+                    let mut conn = self.obtain().await.map_err(|kind| http::Failed {
+                        kind,
+                        head_at: None,
+                        status: None,
+                        bytes_in: 0,
+                    })?;
+                    let res = http::exchange(&mut conn, req, keep, max_body).await;
+                    if res.is_ok() {
+                        self.release(conn);
+                    }
+                    res
+                };
+                tokio::select! {
+                    res = tokio::time::timeout(r.timeout, fut) => match res {
+                        Ok(r) => r,
+                        Err(_) => Err(http::Failed { kind: ErrorKind::Timeout, head_at: None, status: None, bytes_in: 0 }),
+                    },
+                    _ = stop.hard_stopped() => return (StepEnd::Stopped, Instant::now()),
+                }
+            }
+        };
+        let t_end = Instant::now();
+        sample.latency_us = t_end.saturating_duration_since(intended).as_micros() as u64;
+        sample.service_us = t_end.saturating_duration_since(t_send).as_micros() as u64;
+        let lag = t_send.saturating_duration_since(intended).as_micros() as u64;
+        let ok = match outcome {
+            Err(f) => {
+                self.conn = None;
+                sample.error = Some(f.kind);
+                sample.status = f.status;
+                sample.bytes_in = f.bytes_in;
+                sample.ttfb_us = f
+                    .head_at
+                    .map(|h| h.saturating_duration_since(t_send).as_micros() as u64);
+                false
+            }
+            Ok(reply) => {
+                sample.status = Some(reply.status);
+                sample.bytes_in = reply.bytes_in;
+                sample.ttfb_us =
+                    Some(reply.head_at.saturating_duration_since(t_send).as_micros() as u64);
+                sample.error = self.check(r, reply.status, reply.body.as_deref());
+                sample.error.is_none()
+            }
+        };
+        {
+            let mut rec = self.ctx.rec.borrow_mut();
+            rec.record(&sample);
+            rec.record_lag(lag);
+        }
+        (if ok { StepEnd::Ok } else { StepEnd::Failed }, t_end)
+    }
+
+    /// Status, expectations and captures; the error kind if any fails.
+    fn check(&mut self, r: &RequestProg, status: u16, body: Option<&[u8]>) -> Option<ErrorKind> {
+        let status_kind = || {
+            if status >= 500 {
+                ErrorKind::Http5xx
+            } else if status >= 400 {
+                ErrorKind::Http4xx
+            } else {
+                ErrorKind::ExpectFailed
+            }
+        };
+        match &r.expect.status {
+            Some(codes) => {
+                if !codes.contains(&status) {
+                    return Some(status_kind());
+                }
+            }
+            None => {
+                if status >= 400 {
+                    return Some(status_kind());
+                }
+            }
+        }
+        if !r.needs_body {
+            return None;
+        }
+        let body = body.unwrap_or(&[]);
+        if let Some(c) = &r.expect.contains {
+            let needle = c.as_bytes();
+            if !needle.is_empty() && !body.windows(needle.len()).any(|w| w == needle) {
+                return Some(ErrorKind::ExpectFailed);
+            }
+        }
+        if r.expect.json.is_empty() && r.captures.is_empty() {
+            return None;
+        }
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Some(if r.expect.json.is_empty() {
+                ErrorKind::CaptureFailed
+            } else {
+                ErrorKind::ExpectFailed
+            });
+        };
+        for (path, want) in &r.expect.json {
+            let got = path.query(&doc);
+            let matches = match got.first() {
+                Some(v) => v == want || json_loose_eq(v, want),
+                None => false,
+            };
+            if !matches {
+                return Some(ErrorKind::ExpectFailed);
+            }
+        }
+        for (idx, path) in &r.captures {
+            match path.query(&doc).first() {
+                Some(serde_json::Value::String(s)) => self.vars[*idx] = s.clone(),
+                Some(v) => self.vars[*idx] = v.to_string(),
+                None => return Some(ErrorKind::CaptureFailed),
+            }
+        }
+        None
+    }
+}
+
+/// `expect: { json: { $.id: "42" } }` matches 42 too: YAML authors rarely mean the type.
+fn json_loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Number(n), String(s)) | (String(s), Number(n)) => n.to_string() == *s,
+        (Bool(x), String(s)) | (String(s), Bool(x)) => x.to_string() == *s,
+        _ => false,
+    }
+}
+
+/// An open-model arrival: one session, one journey.
+pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
+    let mut guard = InFlight::new(&ctx);
+    let phase = ctx
+        .plan
+        .phase_index_at(due.saturating_duration_since(ctx.start).as_secs_f64());
+    let mut s = Session::new(&ctx, index, phase);
+    let j = s.pick_journey();
+    if s.journey(j, due).await.is_some() {
+        guard.done = true;
+    }
+}
+
+/// A closed-model user: loops journeys until retired or the run stops.
+pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
+    let mut guard = InFlight::new(&ctx);
+    let now = Instant::now();
+    let phase = ctx
+        .plan
+        .phase_index_at(now.saturating_duration_since(ctx.start).as_secs_f64());
+    let mut s = Session::new(&ctx, index, phase);
+    let mut next = now;
+    loop {
+        if retired.get() || ctx.stopping() {
+            guard.done = true;
+            return;
+        }
+        let j = s.pick_journey();
+        match s.journey(j, next).await {
+            None => return,
+            Some(_) => next = Instant::now(),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! A shard: one OS thread, one current-thread tokio runtime, one segment of the plan. It owns
+//! its sessions, connections and recorder, and talks to the rest of the run only through the
+//! `Control` flags it reads and the one snapshot per second it sends.
+
+use super::compile::Program;
+use super::http::Conn;
+use super::session;
+use crate::metrics::{Recorder, Snapshot};
+use crate::plan::{Model, Plan, Segment};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub const RUNNING: u8 = 0;
+/// Stop arrivals; let in-flight requests finish within the grace period.
+pub const STOPPING: u8 = 1;
+/// Stop now.
+pub const HARD_STOP: u8 = 2;
+
+/// Flags shared by the collector and all shards.
+#[derive(Debug, Default)]
+pub struct Control {
+    pub state: AtomicU8,
+}
+
+impl Control {
+    pub fn get(&self) -> u8 {
+        self.state.load(Ordering::Relaxed)
+    }
+    /// Raises the state (never lowers it).
+    pub fn raise(&self, to: u8) {
+        self.state.fetch_max(to, Ordering::Relaxed);
+    }
+}
+
+struct RvState {
+    count: u64,
+    generation: u64,
+    first_at: Option<Instant>,
+    notify: Rc<Notify>,
+}
+
+pub struct ShardCtx {
+    pub prog: Arc<Program>,
+    pub plan: Arc<Plan>,
+    pub segment: Segment,
+    pub start: Instant,
+    pub rec: RefCell<Recorder>,
+    pub in_flight: Cell<u64>,
+    pub seq: Cell<u64>,
+    pub data_counters: Vec<Cell<u64>>,
+    control: Arc<Control>,
+    stopping: Cell<bool>,
+    hard: Cell<bool>,
+    stop_notify: Notify,
+    shared: Vec<RefCell<Vec<Conn>>>,
+    rendezvous: RefCell<Vec<RvState>>,
+}
+
+impl ShardCtx {
+    /// Has a stop been requested? (Polls the shared flag.)
+    pub fn stopping(&self) -> bool {
+        if !self.stopping.get() {
+            let s = self.control.get();
+            if s >= STOPPING {
+                self.stopping.set(true);
+                self.hard.set(s >= HARD_STOP);
+                self.stop_notify.notify_waiters();
+            }
+        }
+        self.stopping.get()
+    }
+
+    /// Sleeps until `at`; false if a stop came first.
+    pub async fn sleep_until(&self, at: Instant) -> bool {
+        if self.stopping() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => !self.stopping(),
+            _ = self.stop_notify.notified() => false,
+        }
+    }
+
+    /// Resolves when a hard stop is requested.
+    pub async fn hard_stopped(&self) {
+        loop {
+            if self.hard.get() {
+                return;
+            }
+            self.stop_notify.notified().await;
+            if self.control.get() >= HARD_STOP {
+                self.hard.set(true);
+            }
+        }
+    }
+
+    pub fn take_shared(&self, client: usize) -> Option<Conn> {
+        let mut pool = self.shared[client].borrow_mut();
+        while let Some(c) = pool.pop() {
+            if c.is_open() {
+                if let Some(h2) = c.clone_h2() {
+                    pool.push(c);
+                    return Some(h2);
+                }
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    pub fn put_shared(&self, client: usize, conn: Conn) {
+        let mut pool = self.shared[client].borrow_mut();
+        if conn.is_h2() && !pool.is_empty() {
+            return; // one multiplexed connection is enough
+        }
+        pool.push(conn);
+    }
+
+    /// Waits at rendezvous `id` until this segment's share of `users` has gathered, or `timeout`
+    /// after the first of this batch arrived. Returns the release instant, or None on a stop.
+    pub async fn rendezvous(&self, id: usize, users: u64, timeout: Duration) -> Option<Instant> {
+        let share = self.segment.share_of(users).max(1);
+        let (notify, generation, deadline) = {
+            let mut rvs = self.rendezvous.borrow_mut();
+            let rv = &mut rvs[id];
+            let now = Instant::now();
+            let first = *rv.first_at.get_or_insert(now);
+            rv.count += 1;
+            if rv.count >= share {
+                rv.count = 0;
+                rv.first_at = None;
+                rv.generation += 1;
+                rv.notify.notify_waiters();
+                return Some(now);
+            }
+            (rv.notify.clone(), rv.generation, first + timeout)
+        };
+        let notified = notify.notified();
+        tokio::select! {
+            _ = notified => Some(Instant::now()),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let mut rvs = self.rendezvous.borrow_mut();
+                let rv = &mut rvs[id];
+                if rv.generation == generation {
+                    rv.count = 0;
+                    rv.first_at = None;
+                    rv.generation += 1;
+                    rv.notify.notify_waiters();
+                }
+                Some(Instant::now())
+            }
+            _ = self.stop_notify.notified() => None,
+        }
+    }
+}
+
+pub struct ShardSpec {
+    pub index: usize,
+    pub segment: Segment,
+    pub prog: Arc<Program>,
+    pub plan: Arc<Plan>,
+    pub start: Instant,
+    pub control: Arc<Control>,
+    pub tx: Sender<Snapshot>,
+    /// How long in-flight sessions may finish after the plan ends or a stop.
+    pub grace: Duration,
+    pub shape: Recorder,
+}
+
+pub fn spawn(spec: ShardSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("shard-{}", spec.index))
+        .spawn(move || run(spec))
+}
+
+fn run(spec: ShardSpec) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flashcrowd: shard {} could not start: {e}", spec.index);
+            let _ = spec.tx.send(Snapshot {
+                shard: spec.index,
+                second: 0,
+                recorder: spec.shape.empty_like(),
+                last: true,
+            });
+            return;
+        }
+    };
+    let ctx = Rc::new(ShardCtx {
+        data_counters: (0..spec.prog.data.len()).map(|_| Cell::new(0)).collect(),
+        shared: (0..spec.prog.clients.len())
+            .map(|_| RefCell::new(Vec::new()))
+            .collect(),
+        rendezvous: RefCell::new(
+            (0..spec.prog.rendezvous.len())
+                .map(|_| RvState {
+                    count: 0,
+                    generation: 0,
+                    first_at: None,
+                    notify: Rc::new(Notify::new()),
+                })
+                .collect(),
+        ),
+        prog: spec.prog.clone(),
+        plan: spec.plan.clone(),
+        segment: spec.segment,
+        start: spec.start,
+        rec: RefCell::new(spec.shape.empty_like()),
+        in_flight: Cell::new(0),
+        seq: Cell::new(0),
+        control: spec.control.clone(),
+        stopping: Cell::new(false),
+        hard: Cell::new(false),
+        stop_notify: Notify::new(),
+    });
+    let next_second = Rc::new(Cell::new(0u64));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, drive(ctx.clone(), &spec, next_second.clone()));
+    // Sessions still running are dropped here and count as interrupted.
+    drop(local);
+    let mut rec = ctx.rec.replace(spec.shape.empty_like());
+    rec.in_flight = 0;
+    let _ = spec.tx.send(Snapshot {
+        shard: spec.index,
+        second: next_second.get(),
+        recorder: rec,
+        last: true,
+    });
+    drop(rt);
+}
+
+async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) {
+    let ticker = {
+        let ctx = ctx.clone();
+        let tx = spec.tx.clone();
+        let shard = spec.index;
+        let shape = spec.shape.empty_like();
+        tokio::task::spawn_local(async move {
+            loop {
+                let k = next_second.get();
+                let at = ctx.start + Duration::from_secs(k + 1);
+                tokio::time::sleep_until(at.into()).await;
+                let mut rec = ctx.rec.replace(shape.empty_like());
+                rec.in_flight = ctx.in_flight.get();
+                next_second.set(k + 1);
+                if tx
+                    .send(Snapshot {
+                        shard,
+                        second: k,
+                        recorder: rec,
+                        last: false,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let end = ctx.start + Duration::from_secs_f64(ctx.plan.duration);
+    match ctx.plan.model {
+        Model::Open => open_loop(&ctx).await,
+        Model::Closed => closed_loop(&ctx, end).await,
+    }
+    // The plan is over (or stopped): wait for the tail of the sessions.
+    ctx.sleep_until(end).await;
+    let grace_end = Instant::now() + spec.grace;
+    while ctx.in_flight.get() > 0 && Instant::now() < grace_end {
+        ctx.stopping();
+        if ctx.hard.get() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ticker.abort();
+}
+
+async fn open_loop(ctx: &Rc<ShardCtx>) {
+    let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
+    for a in ctx.plan.arrivals(ctx.segment) {
+        let due = ctx.start + Duration::from_secs_f64(a.t);
+        // Short sleeps so that a stop is noticed promptly even between sparse arrivals.
+        if Instant::now() < due && !ctx.sleep_until(due).await {
+            return;
+        }
+        if ctx.stopping() {
+            return;
+        }
+        if cap.is_some_and(|c| ctx.in_flight.get() >= c) {
+            ctx.rec.borrow_mut().sessions_dropped += 1;
+            continue;
+        }
+        tokio::task::spawn_local(session::arrival(ctx.clone(), a.index, due));
+    }
+}
+
+async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) {
+    let mut users: Vec<Rc<Cell<bool>>> = Vec::new();
+    let tick = Duration::from_millis(10);
+    loop {
+        let now = Instant::now();
+        if now >= end || ctx.stopping() {
+            break;
+        }
+        let t = now.saturating_duration_since(ctx.start).as_secs_f64();
+        let target = ctx.plan.users_at(t, ctx.segment) as usize;
+        while users.len() < target {
+            let j = users.len() as u64;
+            let flag = Rc::new(Cell::new(false));
+            tokio::task::spawn_local(session::user(
+                ctx.clone(),
+                ctx.segment.global(j),
+                flag.clone(),
+            ));
+            users.push(flag);
+        }
+        if users.len() > target {
+            for f in users.drain(target..) {
+                f.set(true);
+            }
+        }
+        if !ctx.sleep_until(now + tick).await {
+            break;
+        }
+    }
+    for f in users {
+        f.set(true);
+    }
+}

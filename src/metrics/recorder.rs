@@ -1,0 +1,355 @@
+//! The per-shard recorder. Keys are dense indices (request × client × phase) fixed when the
+//! scenario is compiled, so recording is an index and a histogram increment.
+
+use hdrhistogram::Histogram;
+
+pub const N_ERROR_KINDS: usize = 10;
+
+/// Error taxonomy (DESIGN.md, "Measurement semantics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Reset,
+    Tls,
+    Http4xx,
+    Http5xx,
+    ExpectFailed,
+    CaptureFailed,
+    Body,
+    /// The response was not valid HTTP (added to the design's taxonomy: a misbehaving target
+    /// that answers garbage is neither a reset nor a body problem).
+    Protocol,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; N_ERROR_KINDS] = [
+        ErrorKind::Timeout,
+        ErrorKind::Connect,
+        ErrorKind::Reset,
+        ErrorKind::Tls,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::ExpectFailed,
+        ErrorKind::CaptureFailed,
+        ErrorKind::Body,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::ExpectFailed => "expect_failed",
+            ErrorKind::CaptureFailed => "capture_failed",
+            ErrorKind::Body => "body",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// A histogram of microseconds, 3 significant digits, growing as needed.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is a valid histogram")
+}
+
+/// Everything recorded for one (request name, client, phase).
+#[derive(Debug, Clone)]
+pub struct RequestStats {
+    /// From the intended start (coordinated-omission free), µs.
+    pub latency: Histogram<u64>,
+    /// From sending to the last byte, µs.
+    pub service: Histogram<u64>,
+    /// From sending to the response head, µs.
+    pub ttfb: Histogram<u64>,
+    pub count: u64,
+    pub errors: [u64; N_ERROR_KINDS],
+    /// (status code, count), few distinct codes: a linear scan beats hashing.
+    pub status: Vec<(u16, u64)>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            latency: new_histogram(),
+            service: new_histogram(),
+            ttfb: new_histogram(),
+            count: 0,
+            errors: [0; N_ERROR_KINDS],
+            status: Vec::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl RequestStats {
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    pub fn merge(&mut self, o: &RequestStats) {
+        let _ = self.latency.add(&o.latency);
+        let _ = self.service.add(&o.service);
+        let _ = self.ttfb.add(&o.ttfb);
+        self.count += o.count;
+        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
+            *a += *b;
+        }
+        for &(code, n) in &o.status {
+            add_status(&mut self.status, code, n);
+        }
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
+fn add_status(v: &mut Vec<(u16, u64)>, code: u16, n: u64) {
+    if let Some(e) = v.iter_mut().find(|e| e.0 == code) {
+        e.1 += n;
+    } else {
+        v.push((code, n));
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JourneyStats {
+    pub sessions: u64,
+    pub completed: u64,
+    pub errors: u64,
+    /// Whole-session duration from the arrival instant, µs (completed sessions only).
+    pub latency: Option<Box<Histogram<u64>>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientStats {
+    pub sessions: u64,
+    pub requests: u64,
+}
+
+/// One measured request, as the session hands it to the recorder.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub request: usize,
+    pub client: usize,
+    pub phase: usize,
+    pub latency_us: u64,
+    pub service_us: u64,
+    /// None when no response head arrived.
+    pub ttfb_us: Option<u64>,
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// A shard's counters for one interval (or, merged, for a whole run).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub n_requests: usize,
+    pub n_clients: usize,
+    pub n_phases: usize,
+    /// Indexed `(request * n_clients + client) * n_phases + phase`; None until first used.
+    pub requests: Vec<Option<Box<RequestStats>>>,
+    pub journeys: Vec<JourneyStats>,
+    pub clients: Vec<ClientStats>,
+    /// Scheduler lag (actual send − intended send), µs.
+    pub lag: Histogram<u64>,
+    pub sessions_started: u64,
+    pub sessions_dropped: u64,
+    /// Sessions cut short by the end of the run or a stop.
+    pub sessions_interrupted: u64,
+    /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
+    pub in_flight: u64,
+}
+
+impl Recorder {
+    pub fn new(n_requests: usize, n_clients: usize, n_phases: usize, n_journeys: usize) -> Self {
+        Recorder {
+            n_requests,
+            n_clients,
+            n_phases,
+            requests: vec![None; n_requests * n_clients * n_phases],
+            journeys: vec![JourneyStats::default(); n_journeys],
+            clients: vec![ClientStats::default(); n_clients],
+            lag: new_histogram(),
+            sessions_started: 0,
+            sessions_dropped: 0,
+            sessions_interrupted: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// An empty recorder of the same shape.
+    pub fn empty_like(&self) -> Self {
+        Recorder::new(
+            self.n_requests,
+            self.n_clients,
+            self.n_phases,
+            self.journeys.len(),
+        )
+    }
+
+    #[inline]
+    pub fn index(&self, request: usize, client: usize, phase: usize) -> usize {
+        (request * self.n_clients + client) * self.n_phases + phase
+    }
+
+    #[inline]
+    pub fn record(&mut self, s: &Sample) {
+        let i = self.index(s.request, s.client, s.phase);
+        let st = self.requests[i].get_or_insert_with(Default::default);
+        st.count += 1;
+        let _ = st.latency.record(s.latency_us.max(1));
+        let _ = st.service.record(s.service_us.max(1));
+        if let Some(t) = s.ttfb_us {
+            let _ = st.ttfb.record(t.max(1));
+        }
+        if let Some(code) = s.status {
+            add_status(&mut st.status, code, 1);
+        }
+        if let Some(k) = s.error {
+            st.errors[k as usize] += 1;
+        }
+        st.bytes_in += s.bytes_in;
+        st.bytes_out += s.bytes_out;
+        self.clients[s.client].requests += 1;
+    }
+
+    #[inline]
+    pub fn record_lag(&mut self, lag_us: u64) {
+        let _ = self.lag.record(lag_us.max(1));
+    }
+
+    pub fn session_started(&mut self, journey: usize, client: usize) {
+        self.sessions_started += 1;
+        self.journeys[journey].sessions += 1;
+        self.clients[client].sessions += 1;
+    }
+
+    pub fn session_ended(&mut self, journey: usize, ok: bool, duration_us: u64) {
+        let j = &mut self.journeys[journey];
+        if ok {
+            j.completed += 1;
+            let h = j.latency.get_or_insert_with(|| Box::new(new_histogram()));
+            let _ = h.record(duration_us.max(1));
+        } else {
+            j.errors += 1;
+        }
+    }
+
+    /// Adds `o` into `self`. Both must have the same shape.
+    pub fn merge(&mut self, o: &Recorder) {
+        for (a, b) in self.requests.iter_mut().zip(o.requests.iter()) {
+            if let Some(b) = b {
+                a.get_or_insert_with(Default::default).merge(b);
+            }
+        }
+        for (a, b) in self.journeys.iter_mut().zip(o.journeys.iter()) {
+            a.sessions += b.sessions;
+            a.completed += b.completed;
+            a.errors += b.errors;
+            if let Some(h) = &b.latency {
+                let _ = a
+                    .latency
+                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .add(&**h);
+            }
+        }
+        for (a, b) in self.clients.iter_mut().zip(o.clients.iter()) {
+            a.sessions += b.sessions;
+            a.requests += b.requests;
+        }
+        let _ = self.lag.add(&o.lag);
+        self.sessions_started += o.sessions_started;
+        self.sessions_dropped += o.sessions_dropped;
+        self.sessions_interrupted += o.sessions_interrupted;
+        self.in_flight += o.in_flight;
+    }
+
+    /// Iterates over used (request, client, phase, stats).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize, usize, &RequestStats)> {
+        let (nc, np) = (self.n_clients, self.n_phases);
+        self.requests.iter().enumerate().filter_map(move |(i, s)| {
+            s.as_deref()
+                .map(|s| (i / (nc * np), (i / np) % nc, i % np, s))
+        })
+    }
+
+    /// All requests merged, optionally filtered.
+    pub fn total_where(&self, mut keep: impl FnMut(usize, usize, usize) -> bool) -> RequestStats {
+        let mut t = RequestStats::default();
+        for (r, c, p, s) in self.iter() {
+            if keep(r, c, p) {
+                t.merge(s);
+            }
+        }
+        t
+    }
+}
+
+/// What a shard sends to the collector once per second (and once more at the end).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub shard: usize,
+    /// Interval number: this snapshot covers `[second, second + 1)` seconds from the run start
+    /// (the final one may be shorter).
+    pub second: u64,
+    pub recorder: Recorder,
+    /// True for the shard's last snapshot.
+    pub last: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(request: usize, client: usize, phase: usize, us: u64) -> Sample {
+        Sample {
+            request,
+            client,
+            phase,
+            latency_us: us,
+            service_us: us / 2,
+            ttfb_us: Some(us / 4),
+            status: Some(200),
+            error: None,
+            bytes_in: 10,
+            bytes_out: 5,
+        }
+    }
+
+    #[test]
+    fn records_land_in_their_key_and_merge_adds_exactly() {
+        let mut a = Recorder::new(2, 2, 3, 1);
+        let mut b = a.empty_like();
+        a.record(&sample(1, 0, 2, 1000));
+        a.record(&sample(1, 0, 2, 3000));
+        b.record(&sample(1, 0, 2, 2000));
+        b.record(&Sample {
+            error: Some(ErrorKind::Http5xx),
+            status: Some(503),
+            ..sample(0, 1, 0, 500)
+        });
+        a.merge(&b);
+        let keys: Vec<_> = a.iter().map(|(r, c, p, s)| (r, c, p, s.count)).collect();
+        assert_eq!(keys, vec![(0, 1, 0, 1), (1, 0, 2, 3)]);
+        let t = a.total_where(|_, _, _| true);
+        assert_eq!(t.count, 4);
+        assert_eq!(t.errors[ErrorKind::Http5xx as usize], 1);
+        assert_eq!(t.status, vec![(200, 3), (503, 1)]);
+        assert_eq!(t.bytes_in, 40);
+        assert_eq!(a.clients[0].requests, 3);
+        assert_eq!(a.clients[1].requests, 1);
+        let s = a.requests[a.index(1, 0, 2)].as_ref().unwrap();
+        assert_eq!(s.latency.max(), s.latency.highest_equivalent(3000));
+        assert_eq!(s.latency.len(), 3);
+    }
+}
