@@ -81,9 +81,12 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Compress the countdown scenario by this factor (default 1/8: about a minute).
+    /// Compress the countdown scenario's durations by this factor (1/8: eight minutes in one).
     #[arg(long = "time-scale", value_name = "FACTOR", default_value = "1/8")]
     pub time_scale: String,
+    /// Multiply the scenario's rates by this factor (1/5 keeps the demo within one small machine).
+    #[arg(long, value_name = "FACTOR", default_value = "1/5")]
+    pub scale: String,
     /// Run directory (default: reports/<scenario-name>/<UTC timestamp>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -1,0 +1,236 @@
+//! report.json, schema_version 1 (DESIGN.md "report.json"): the complete, machine-readable
+//! record of a run. Latencies in milliseconds; error rates as fractions.
+
+use super::result::RunResult;
+use crate::metrics::recorder::RequestStats;
+use crate::metrics::ErrorKind;
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn ms(v: u64) -> f64 {
+    (v as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// Percentiles of a µs histogram, in ms.
+pub fn latency(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({"p50": null, "p90": null, "p95": null, "p99": null, "p99_9": null, "max": null, "mean": null});
+    }
+    json!({
+        "p50": ms(h.value_at_quantile(0.5)),
+        "p90": ms(h.value_at_quantile(0.9)),
+        "p95": ms(h.value_at_quantile(0.95)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p99_9": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+        "mean": ((h.mean() / 1000.0) * 1000.0).round() / 1000.0,
+    })
+}
+
+fn errors_by_kind(s: &RequestStats) -> Value {
+    let mut m = Map::new();
+    for k in ErrorKind::ALL {
+        let n = s.errors[k as usize];
+        if n > 0 {
+            m.insert(k.name().into(), json!(n));
+        }
+    }
+    Value::Object(m)
+}
+
+fn status_counts(s: &RequestStats) -> Value {
+    let mut v = s.status.clone();
+    v.sort();
+    Value::Object(
+        v.into_iter()
+            .map(|(c, n)| (c.to_string(), json!(n)))
+            .collect(),
+    )
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        0.0
+    } else {
+        ((n as f64 / secs) * 100.0).round() / 100.0
+    }
+}
+
+fn frac(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+pub fn build(r: &RunResult) -> Value {
+    let rec = &r.total;
+    let cat = &r.catalog;
+    let dur = r.duration_s.max(1e-9);
+    let all = rec.total_where(|_, _, _| true);
+
+    // Per request name × client, merged over journeys and phases.
+    let mut rows: Vec<(String, usize, RequestStats)> = Vec::new();
+    for (e, c, _p, s) in rec.iter() {
+        let name = &cat.endpoints[e].name;
+        match rows.iter_mut().find(|(n, cc, _)| n == name && *cc == c) {
+            Some(row) => row.2.merge(s),
+            None => {
+                let mut t = RequestStats::default();
+                t.merge(s);
+                rows.push((name.clone(), c, t));
+            }
+        }
+    }
+    let requests: Vec<Value> = rows
+        .iter()
+        .map(|(name, c, s)| {
+            json!({
+                "name": name,
+                "client": cat.clients[*c],
+                "count": s.count,
+                "rate": rate(s.count, dur),
+                "errors": errors_by_kind(s),
+                "status": status_counts(s),
+                "bytes_in": s.bytes_in,
+                "bytes_out": s.bytes_out,
+                "latency_ms": latency(&s.latency),
+                "service_time_ms": latency(&s.service),
+                "ttfb_ms": latency(&s.ttfb),
+            })
+        })
+        .collect();
+
+    let journeys: Vec<Value> = rec
+        .journeys
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let empty = crate::metrics::recorder::new_histogram();
+            json!({
+                "name": cat.journeys[i],
+                "sessions": j.sessions,
+                "completed": j.completed,
+                "errors": j.errors,
+                "latency_ms": latency(j.latency.as_deref().unwrap_or(&empty)),
+            })
+        })
+        .collect();
+
+    let clients: Vec<Value> = rec
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"name": cat.clients[i], "sessions": c.sessions, "requests": c.requests}))
+        .collect();
+
+    let phases: Vec<Value> = cat
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(p, ph)| {
+            let s = rec.total_where(|_, _, pp| pp == p);
+            let len = (ph.end_s.min(r.duration_s) - ph.start_s).max(0.0);
+            json!({
+                "name": ph.name,
+                "start_s": ph.start_s,
+                "end_s": ph.end_s,
+                "planned_rate": (r.planned_rate.get(p).copied().unwrap_or(0.0) * 100.0).round() / 100.0,
+                "requests": s.count,
+                "rate": rate(s.count, len),
+                "error_rate": frac(s.error_count(), s.count),
+                "latency_ms": latency(&s.latency),
+            })
+        })
+        .collect();
+
+    let series: Vec<Value> = r
+        .series
+        .iter()
+        .map(|p| {
+            json!({
+                "t": p.t,
+                "planned_rate": (p.planned_rate * 100.0).round() / 100.0,
+                "sessions_started": p.sessions_started,
+                "requests": p.requests,
+                "errors": p.errors,
+                "in_flight": p.in_flight,
+                "dropped": p.dropped,
+                "p50_ms": p.p50_ms,
+                "p99_ms": p.p99_ms,
+            })
+        })
+        .collect();
+
+    let thresholds: Vec<Value> = r
+        .verdicts
+        .iter()
+        .map(|v| {
+            json!({
+                "expr": v.threshold.source,
+                "passed": v.passed,
+                "observed": v.observed,
+                "observed_text": v.observed.map(|o| v.threshold.metric.format_value(o)),
+                "limit": v.threshold.value,
+            })
+        })
+        .collect();
+
+    let lag = &rec.lag;
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "flashcrowd", "version": env!("CARGO_PKG_VERSION")},
+        "scenario": {
+            "name": r.scenario.name,
+            "file": r.scenario.file,
+            "sha256": r.scenario.sha256,
+            "target": r.scenario.target,
+        },
+        "run": {
+            "started_at": r.started_at.to_rfc3339(),
+            "ended_at": r.ended_at.to_rfc3339(),
+            "duration_s": (r.duration_s * 1000.0).round() / 1000.0,
+            "planned_duration_s": r.plan_duration_s,
+            "status": r.status.name(),
+            "reason": r.reason,
+            "segment": r.segment.to_string(),
+            "seed": r.seed,
+            "threads": r.threads,
+        },
+        "totals": {
+            "requests": all.count,
+            "errors": all.error_count(),
+            "error_rate": frac(all.error_count(), all.count),
+            "rate": rate(all.count, dur),
+            "bytes_in": all.bytes_in,
+            "bytes_out": all.bytes_out,
+            "sessions_started": rec.sessions_started,
+            "sessions_dropped": rec.sessions_dropped,
+            "sessions_interrupted": rec.sessions_interrupted,
+            "errors_by_kind": errors_by_kind(&all),
+            "status": status_counts(&all),
+        },
+        "latency_ms": latency(&all.latency),
+        "service_time_ms": latency(&all.service),
+        "ttfb_ms": latency(&all.ttfb),
+        "requests": requests,
+        "journeys": journeys,
+        "clients": clients,
+        "phases": phases,
+        "series": series,
+        "thresholds": thresholds,
+        "generator": {
+            "lag_ms": if lag.is_empty() { json!({"p50": null, "p99": null, "max": null}) } else { json!({
+                "p50": ms(lag.value_at_quantile(0.5)),
+                "p99": ms(lag.value_at_quantile(0.99)),
+                "max": ms(lag.max()),
+            })},
+            "dropped": rec.sessions_dropped,
+            "overloaded": r.overloaded(),
+            "cpu_s": (r.cpu_s * 1000.0).round() / 1000.0,
+        },
+    })
+}

@@ -1,0 +1,146 @@
+//! `RunResult`: a finished run with everything the exporters need, in one value. Built once
+//! from the engine's outcome; every exporter reads it and nothing else.
+
+use crate::engine::{RunOutcome, Status};
+use crate::gate::Threshold;
+use crate::metrics::{Catalog, Point, Recorder};
+use crate::plan::{Plan, Segment};
+
+/// One threshold's verdict.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub threshold: Threshold,
+    /// None when nothing matched (counts as failed: a gate that measured nothing must not pass).
+    pub observed: Option<f64>,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Passed,
+    Failed,
+    Aborted,
+    Interrupted,
+}
+
+impl FinalStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            FinalStatus::Passed => "passed",
+            FinalStatus::Failed => "failed",
+            FinalStatus::Aborted => "aborted",
+            FinalStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The process exit code for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FinalStatus::Passed => 0,
+            FinalStatus::Failed => 1,
+            FinalStatus::Aborted | FinalStatus::Interrupted => 3,
+        }
+    }
+}
+
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    pub target: String,
+}
+
+pub struct RunResult {
+    pub scenario: ScenarioInfo,
+    pub status: FinalStatus,
+    pub reason: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub ended_at: chrono::DateTime<chrono::Utc>,
+    pub duration_s: f64,
+    pub segment: Segment,
+    pub seed: u64,
+    pub threads: usize,
+    pub catalog: Catalog,
+    pub total: Recorder,
+    pub series: Vec<Point>,
+    pub verdicts: Vec<Verdict>,
+    pub cpu_s: f64,
+    /// Planned mean rate per phase (open model: arrivals/s; closed: users).
+    pub planned_rate: Vec<f64>,
+    pub plan_duration_s: f64,
+}
+
+/// Lag p99 above this means the generator, not the target, set the pace.
+pub const OVERLOAD_LAG_MS: f64 = 10.0;
+
+impl RunResult {
+    pub fn new(
+        outcome: RunOutcome,
+        catalog: Catalog,
+        plan: &Plan,
+        scenario: ScenarioInfo,
+        segment: Segment,
+        thresholds: &[Threshold],
+    ) -> RunResult {
+        let duration = outcome.duration_s.max(1e-9);
+        let verdicts: Vec<Verdict> = thresholds
+            .iter()
+            .map(|t| {
+                let observed = catalog.observe(&outcome.total, t, duration);
+                Verdict {
+                    threshold: t.clone(),
+                    observed,
+                    passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
+                }
+            })
+            .collect();
+        let status = match outcome.status {
+            Status::Aborted => FinalStatus::Aborted,
+            Status::Interrupted => FinalStatus::Interrupted,
+            Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
+            Status::Completed => FinalStatus::Failed,
+        };
+        let planned_rate = plan
+            .phases
+            .iter()
+            .map(|p| {
+                let len = (p.end - p.start).max(1e-9);
+                match plan.model {
+                    crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
+                    crate::plan::Model::Closed => plan.value_at(p.start),
+                }
+            })
+            .collect();
+        RunResult {
+            scenario,
+            status,
+            reason: outcome.reason,
+            started_at: outcome.started_at,
+            ended_at: outcome.ended_at,
+            duration_s: outcome.duration_s,
+            segment,
+            seed: plan.seed,
+            threads: outcome.threads,
+            catalog,
+            total: outcome.total,
+            series: outcome.series,
+            verdicts,
+            cpu_s: outcome.cpu_s,
+            planned_rate,
+            plan_duration_s: plan.duration,
+        }
+    }
+
+    pub fn lag_p99_ms(&self) -> f64 {
+        if self.total.lag.is_empty() {
+            0.0
+        } else {
+            self.total.lag.value_at_quantile(0.99) as f64 / 1000.0
+        }
+    }
+
+    /// Did the generator fall behind its plan?
+    pub fn overloaded(&self) -> bool {
+        self.lag_p99_ms() > OVERLOAD_LAG_MS
+    }
+}

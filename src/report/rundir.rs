@@ -1,0 +1,98 @@
+//! The run directory: where it goes (`reports/<scenario>/<UTC timestamp>/` unless `--out`), and
+//! how files land in it — written to a temporary name and renamed, so a reader never sees half
+//! a report.
+
+use std::path::{Path, PathBuf};
+
+/// `reports/<scenario-name>/<YYYYMMDDTHHMMSSZ>/`, with the name made filesystem-safe.
+pub fn default_dir(scenario: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let safe: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from("reports")
+        .join(if safe.is_empty() {
+            "scenario".into()
+        } else {
+            safe
+        })
+        .join(at.format("%Y%m%dT%H%M%SZ").to_string())
+}
+
+/// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// The scenario text as run, with secrets removed: values of Authorization, Cookie and
+/// Proxy-Authorization keys, and every literal secret value given (e.g. expanded `${env:…}`).
+pub fn redact_scenario(source: &str, secrets: &[String]) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        let lower = line.to_ascii_lowercase();
+        let sensitive = ["authorization", "cookie", "proxy-authorization"]
+            .iter()
+            .find_map(|k| {
+                lower
+                    .find(&format!("{k}:"))
+                    .or_else(|| lower.find(&format!("{k}\":")))
+                    .map(|i| i + k.len())
+            });
+        match sensitive {
+            Some(i) => {
+                let colon = line[i..].find(':').map(|c| i + c + 1).unwrap_or(line.len());
+                out.push_str(&line[..colon]);
+                out.push_str(" \"[redacted]\"");
+                // Keep a closing brace of a flow mapping so the YAML stays readable.
+                if line.trim_end().ends_with('}') {
+                    out.push_str(" }");
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for s in secrets {
+        if s.len() >= 3 {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_and_cookie_values_are_redacted() {
+        let src = "defaults:\n  headers:\n    Authorization: Bearer abc123\n    X-Load-Test: flashcrowd\n  cookie: \"s=1\"\n";
+        let out = redact_scenario(src, &["flashcrowd".into()]);
+        assert!(!out.contains("abc123"));
+        assert!(!out.contains("s=1"));
+        assert!(out.contains("Authorization: \"[redacted]\""));
+        assert!(out.contains("X-Load-Test: [redacted]"));
+    }
+
+    #[test]
+    fn default_dir_is_safe_and_timestamped() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-11T00:00:26Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            default_dir("双11 countdown/x", at),
+            PathBuf::from("reports/双11_countdown_x/20261111T000026Z")
+        );
+    }
+}
