@@ -15,6 +15,7 @@ DURATION=10
 USERS=64
 OPEN_RATE=20000
 MAX_USERS=5000
+OPEN_CONN=shared
 WITH_OHA=0
 BUILD=1
 OUT_FILE=""
@@ -41,6 +42,9 @@ Options:
   --tools LIST       comma-separated subset of wrk,oha,flashcrowd-closed,flashcrowd-open (default: all;
                      oha only runs with --with-oha)
   --bin PATH         flashcrowd binary to use instead of target/release/flashcrowd (implies --no-build)
+  --open-connection M  connection mode of the open-model scenarios: shared (default: sessions reuse
+                     the shard's keep-alive connections, like oha -q) or per-user (a new TCP
+                     connection per arrival: a connection storm, not a request-rate benchmark)
   --with-oha         also run oha (installed with cargo install into the cache dir if missing, ~7 min)
   --no-build         do not run cargo build --release (use the existing binary)
   --out FILE         markdown results (default bench/results.md; not meant to be committed)
@@ -63,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --duration) DURATION="$2"; shift 2 ;;
         --users) USERS="$2"; shift 2 ;;
         --open-rate) OPEN_RATE="$2"; shift 2 ;;
+        --open-connection) OPEN_CONN="$2"; shift 2 ;;
         --with-oha) WITH_OHA=1; shift ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --bin) FC_BIN="$2"; BUILD=0; shift 2 ;;
@@ -179,7 +184,10 @@ if [[ $NEED_FC -eq 1 ]]; then
         FC="$TARGET_DIR/release/flashcrowd"
     fi
     [[ -x "$FC" ]] || die "$FC not found (build it, or drop --no-build)"
-    log "flashcrowd: $FC"
+    # a private copy: the target dir may be shared, and another build must not swap it mid-run
+    cp "$FC" "$TMP/flashcrowd"
+    log "flashcrowd: $FC ($("$FC" --version 2>/dev/null | head -1))"
+    FC="$TMP/flashcrowd"
 fi
 
 # ---------------------------------------------------------------- nginx
@@ -273,7 +281,7 @@ load: { users: [ { users: $USERS, for: ${DURATION}s } ] }
 EOF
     cat >"$TMP/open.yaml" <<EOF
 name: bench-open
-description: Open model at a fixed $OPEN_RATE/s, one keep-alive GET per session.
+description: Open model at a fixed $OPEN_RATE/s, one GET per session ($OPEN_CONN connections).
 target: http://127.0.0.1:$PORT
 defaults:
   headers: { X-Load-Test: "flashcrowd-bench" }
@@ -281,7 +289,7 @@ clients:
   bench:
     share: 100%
     http: h1
-    connection: per-user
+    connection: $OPEN_CONN
 journeys:
   get-ok:
     share: 100%
@@ -302,7 +310,7 @@ clients:
   bench:
     share: 100%
     http: h1
-    connection: per-user
+    connection: $OPEN_CONN
 journeys:
   get-ok:
     share: 100%
@@ -454,6 +462,10 @@ if rec["exit"] != 0:
     msg += f", exit {rec['exit']}"
 if rec.get("errors"):
     msg += f", {rec['errors']} errors"
+if rec.get("dropped"):
+    msg += f", {rec['dropped']} arrivals dropped"
+if rec.get("lag_p99_ms") is not None and tool == "flashcrowd-open":
+    msg += f", lag p99 {rec['lag_p99_ms']:.2f} ms"
 if rec.get("parse_error"):
     msg += f" [no result: {rec['parse_error']}; see {d}/stderr]"
 if rec["flag"]:
@@ -545,6 +557,7 @@ for t in tools:
         "ratio": (eff / wrk_eff) if (eff and wrk_eff) else None,
         "steal": med(t, "steal_s"), "flagged": sum(1 for r in rs if r["flag"]),
         "conns": med(t, "conns"), "errors": sum(r.get("errors") or 0 for r in rs),
+        "dropped": med(t, "dropped"), "lag": med(t, "lag_p99_ms"),
     })
 
 def f(v, fmt):
@@ -568,12 +581,26 @@ verdicts = []
 for r in rows:
     if r["tool"] == "wrk":
         continue
-    if r["ratio"] is None:
+    if r["eff"] is None:
         verdicts.append(f"{r['tool']}: no result (see the per-run lines above)")
+    elif r["ratio"] is None:
+        verdicts.append(f"{r['tool']}: {r['eff']:.0f} req per CPU-second; no wrk run to compare with")
     elif r["ratio"] < 1.0:
         verdicts.append(f"{r['tool']}: {r['ratio']:.2f}x wrk per CPU-second -- BELOW 1.0, slower than wrk per CPU")
     else:
         verdicts.append(f"{r['tool']}: {r['ratio']:.2f}x wrk per CPU-second -- at or above 1.0")
+for r in rows:
+    if r["tool"] == "flashcrowd-open" and r["rps"] is not None:
+        planned = float(open_rate)
+        note = (f"flashcrowd-open achieved {r['rps']:.0f}/s of the planned {planned:.0f}/s "
+                f"({100 * r['rps'] / planned:.0f} %), median {r['conns']:.0f} connections")
+        if r["dropped"]:
+            note += f", {r['dropped']:.0f} arrivals dropped at max_users"
+        if r["lag"] is not None:
+            note += f", scheduler lag p99 {r['lag']:.2f} ms"
+        if r["rps"] < 0.95 * planned:
+            note += " -- FELL BEHIND its plan"
+        verdicts.append(note)
 if "flashcrowd-open" in tools:
     verdicts.append(f"flashcrowd-open runs at a fixed {open_rate}/s, not at saturation: its req/CPU-s is not "
                     "like-for-like with wrk's; flashcrowd-closed is the comparison that counts")
