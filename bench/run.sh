@@ -15,6 +15,7 @@ DURATION=10
 USERS=64
 OPEN_RATE=20000
 MAX_USERS=5000
+GRACE=30            # seconds a generator may run past its planned duration before it is stopped
 OPEN_CONN=shared
 WITH_OHA=0
 BUILD=1
@@ -196,7 +197,10 @@ free_port() {
 }
 
 start_nginx() {  # $1 = worker_connections
-    local wc="$1" nofile=$(( $1 * 2 + 1024 ))
+    local wc="$1" nofile=$(( $1 * 2 + 1024 )) hard
+    hard="$(ulimit -Hn)"
+    # nginx cannot go past the hard limit without CAP_SYS_RESOURCE; it would only log an alert
+    [[ "$hard" != unlimited && "$hard" -lt "$nofile" ]] && nofile="$hard"
     PORT="$(free_port)"
     mkdir -p "$TMP/nginx/html" "$TMP/nginx/tmp"
     printf 'ok' >"$TMP/nginx/html/ok.txt"
@@ -232,6 +236,7 @@ http {
     server {
         listen 127.0.0.1:$PORT backlog=65535;
         root $TMP/nginx/html;
+        location = / { default_type text/plain; return 200 "flashcrowd bench target\n"; }   # the probe
         location = /ok { default_type text/plain; return 200 "ok"; }
         location = /1k { try_files /1k.bin =404; }
     }
@@ -358,6 +363,19 @@ established() {  # client-side sockets to nginx's port
     ss -Htan state established "( dport = :$PORT )" 2>/dev/null | wc -l
 }
 
+# watchdog PID PLANNED_S START_SECONDS: called from a sampling loop; stops a run that hangs
+WATCHDOG_HIT=0
+watchdog() {
+    local late=$(( SECONDS - $3 - $2 ))
+    if [[ $late -ge $(( GRACE + 10 )) ]]; then
+        kill -KILL "$1" 2>/dev/null || true
+    elif [[ $late -ge $GRACE && $WATCHDOG_HIT -eq 0 ]]; then
+        log "flashcrowd still running ${late}s after its planned end: sending SIGTERM"
+        WATCHDOG_HIT=1
+        kill -TERM "$1" 2>/dev/null || true
+    fi
+}
+
 RESULTS="$TMP/runs.jsonl"
 : >"$RESULTS"
 
@@ -377,7 +395,9 @@ run_one() {
     printf '%s\n' "${cmd[*]}" >"$dir/cmd"
     local s0 s1 rc=0 conns=0
     s0="$(steal_ticks)"
-    /usr/bin/time -f "%U %S" -o "$dir/time" "${PIN_GEN[@]}" "${cmd[@]}" >"$dir/stdout" 2>"$dir/stderr" &
+    # a generator that hangs past its run is stopped (TERM, then KILL) and shows up as a failed run
+    /usr/bin/time -f "%U %S" -o "$dir/time" timeout -k 10 $(( DURATION + GRACE )) \
+        "${PIN_GEN[@]}" "${cmd[@]}" >"$dir/stdout" 2>"$dir/stderr" &
     local tpid=$!
     # one connection count in the middle of the run (cheap; shows pools that open extra connections)
     sleep "$(python3 -c "print($DURATION/2)")"
@@ -648,6 +668,7 @@ mode_memory() {
     printf '%8s  %10s\n' "t (s)" "RSS (KiB)"
     while kill -0 "$pid" 2>/dev/null; do
         local rss
+        watchdog "$pid" "$total" "$start"
         rss="$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)"
         [[ -n "$rss" ]] && { printf '%8d  %10d\n' "$t" "$rss"; echo "$t $rss" >>"$TMP/rss.txt"; }
         t=$(( t + 10 ))
@@ -660,9 +681,9 @@ mode_memory() {
     wait "$pid" || rc=$?
     BG_PIDS=()
     [[ $rc -ne 0 ]] && { log "flashcrowd exited with $rc; stderr:"; tail -n 20 "$TMP/memory.stderr" >&2; }
-    python3 - "$TMP/rss.txt" "$TMP/memory-run/report.json" "$total" "$OUT_FILE" "$MEM_RATE" <<'EOF'
+    python3 - "$TMP/rss.txt" "$TMP/memory-run/report.json" "$total" "$OUT_FILE" "$MEM_RATE" "$rc" "$WATCHDOG_HIT" <<'EOF'
 import json, sys
-rss_path, report, total, out_path, rate = sys.argv[1:]
+rss_path, report, total, out_path, rate, rc, hung = sys.argv[1:]
 samples = [tuple(map(int, l.split())) for l in open(rss_path) if l.strip()]
 if not samples:
     print("no RSS samples (flashcrowd did not run)"); sys.exit(1)
@@ -679,6 +700,10 @@ try:
                  f"dropped {t.get('sessions_dropped')}, status {j['run']['status']}")
 except Exception as e:
     lines.append(f"no report.json ({type(e).__name__}: {e})")
+if hung == "1":
+    lines.append(f"flashcrowd did not stop by itself (stopped by the harness; exit {rc})")
+elif rc != "0":
+    lines.append(f"flashcrowd exited with {rc}")
 if end[0] < int(total) - 20:
     lines.append(f"warning: the run ended at {end[0]} s, before the planned {total} s")
 print("\n".join(lines))
@@ -734,9 +759,10 @@ mode_connections() {
     printf '%8s  %12s  %10s\n' "t (s)" "ESTABLISHED" "TIME_WAIT"
     while kill -0 "$pid" 2>/dev/null; do
         local est tw_n
+        watchdog "$pid" "$CONN_SECONDS" "$start"
         est="$(established)"
         tw_n="$(ss -Htan state time-wait "( dport = :$PORT )" 2>/dev/null | wc -l)"
-        printf '%8d  %12d  %10d\n' "$t" "$est" "$tw_n"
+        (( t % 10 == 0 )) && printf '%8d  %12d  %10d\n' "$t" "$est" "$tw_n"
         echo "$t $est $tw_n" >>"$TMP/conns.txt"
         t=$(( t + 2 ))
         local wake=$(( start + t - SECONDS ))
@@ -746,12 +772,17 @@ mode_connections() {
     wait "$pid" || rc=$?
     BG_PIDS=()
     [[ $rc -ne 0 ]] && { log "flashcrowd exited with $rc; stderr:"; tail -n 20 "$TMP/conn.stderr" >&2; }
-    python3 - "$TMP/conns.txt" "$TMP/conn-run/report.json" "$CONNS" "$TMP/nginx/error.log" "$OUT_FILE" <<'EOF'
+    python3 - "$TMP/conns.txt" "$TMP/conn-run/report.json" "$CONNS" "$TMP/nginx/error.log" "$OUT_FILE" "$rc" "$WATCHDOG_HIT" "$(ulimit -Sn)" <<'EOF'
 import json, sys, collections, re
-path, report, want, errlog, out_path = sys.argv[1:]
+path, report, want, errlog, out_path, rc, hung, nofile = sys.argv[1:]
 s = [tuple(map(int, l.split())) for l in open(path) if l.strip()]
 peak = max((e for _, e, _ in s), default=0)
-lines = [f"asked for {want} connections; peak ESTABLISHED to nginx: {peak} ({100 * peak / int(want):.1f} %)"]
+lines = [f"asked for {want} connections; peak ESTABLISHED to nginx: {peak} ({100 * peak / int(want):.1f} %); "
+         f"open-files limit {nofile}"]
+if hung == "1":
+    lines.append(f"flashcrowd did not stop by itself after the run (stopped by the harness; exit {rc})")
+elif rc != "0":
+    lines.append(f"flashcrowd exited with {rc}")
 try:
     j = json.load(open(report))
     t = j["totals"]
