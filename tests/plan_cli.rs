@@ -219,7 +219,12 @@ fn bad_input_exits_2_with_a_message() {
     let out = flashcrowd(&["plan", short.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("before the decay ends (6m26s"), "{err}");
+    // The validator catches it, at the line of `end`, with the fix.
+    assert!(err.contains("comes before the countdown is over"), "{err}");
+    assert!(
+        err.contains("short.yaml:49:10") && err.contains("set end to at least 6m26s"),
+        "{err}"
+    );
 
     let png = dir.path().join("no/such/dir/plan.png");
     let out = flashcrowd(&["plan", f, "--png", png.to_str().unwrap()]);

@@ -139,9 +139,18 @@ pub fn execute(req: RunRequest) -> Outcome {
     }
     for t in &req.thresholds {
         thresholds.push(
-            crate::gate::parse_threshold(t)
-                .map_err(|e| bad(format!("--threshold `{t}`: {}", e.message)))?,
+            crate::scenario::check_threshold(&loaded, t)
+                .map_err(|e| bad(format!("--threshold {e}")))?,
         );
+    }
+    // `--scale` shrinks the load, so thresholds on absolute amounts shrink with it.
+    for t in thresholds.iter_mut() {
+        if matches!(
+            t.metric,
+            crate::gate::Metric::Rate | crate::gate::Metric::Count
+        ) {
+            t.value *= scale;
+        }
     }
     let abort = sc
         .abort
@@ -236,7 +245,7 @@ fn write_run_dir(
     write("report.json", &json)?;
     write(
         "scenario.yaml",
-        rundir::redact_scenario(&loaded.source, &[]).as_bytes(),
+        rundir::redact_scenario(&loaded.source, &loaded.secrets).as_bytes(),
     )?;
     Ok(())
 }

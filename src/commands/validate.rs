@@ -1,4 +1,7 @@
-//! `flashcrowd validate`.
+//! `flashcrowd validate FILE...`: parses and checks each scenario and prints `ok: FILE (name)` for
+//! a good one or its located diagnostics for a bad one. Exit code 2 when any file is bad.
+//!
+//! All the checking lives in `scenario`; this command only reports. It sends no traffic.
 
 use super::{Failure, Outcome};
 
@@ -13,9 +16,12 @@ pub fn validate(a: crate::cli::ValidateArgs) -> Outcome {
             }
         }
     }
-    if bad > 0 {
-        Err(Failure::BadInput(format!("{bad} scenario(s) have errors")))
-    } else {
-        Ok(0)
+    match bad {
+        0 => Ok(0),
+        1 if a.scenarios.len() == 1 => Err(Failure::BadInput("the scenario has errors".into())),
+        _ => Err(Failure::BadInput(format!(
+            "{bad} of {} scenarios have errors",
+            a.scenarios.len()
+        ))),
     }
 }

@@ -555,10 +555,7 @@ fn compile_step(
             "{where_}: a step needs a request, think, wait or rendezvous"
         ));
     };
-    let name = s
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{method} {}", url.split('?').next().unwrap_or(url)));
+    let name = crate::scenario::request_name(s).unwrap_or_else(|| format!("{method} {url}"));
     let endpoint = match endpoints
         .iter()
         .position(|e| e.name == name && e.journey == journey)

@@ -76,7 +76,7 @@ impl Live {
         match &self.bar {
             Some(b) => b.set_message(Self::line(p, phase, self.total_s)),
             None => {
-                if (p.t + 1) % self.every == 0 {
+                if (p.t + 1).is_multiple_of(self.every) {
                     eprintln!("{}", Self::line(p, phase, self.total_s));
                 }
             }

@@ -21,19 +21,35 @@ pub const STOPPING: u8 = 1;
 /// Stop now.
 pub const HARD_STOP: u8 = 2;
 
-/// Flags shared by the collector and all shards.
-#[derive(Debug, Default)]
+/// Flags shared by the collector and all shards. Raising the state also wakes every shard's
+/// watcher, so sessions asleep (think, wait, rendezvous, the gap before a sparse arrival) hear of
+/// a stop at once instead of when they next wake.
+#[derive(Debug)]
 pub struct Control {
-    pub state: AtomicU8,
+    state: AtomicU8,
+    wake: tokio::sync::watch::Sender<u8>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            state: AtomicU8::new(RUNNING),
+            wake: tokio::sync::watch::Sender::new(RUNNING),
+        }
+    }
 }
 
 impl Control {
     pub fn get(&self) -> u8 {
         self.state.load(Ordering::Relaxed)
     }
-    /// Raises the state (never lowers it).
+    /// Raises the state (never lowers it) and wakes the shards.
     pub fn raise(&self, to: u8) {
-        self.state.fetch_max(to, Ordering::Relaxed);
+        let now = self.state.fetch_max(to, Ordering::Relaxed).max(to);
+        self.wake.send_replace(now);
+    }
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u8> {
+        self.wake.subscribe()
     }
 }
 
@@ -62,13 +78,19 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
-    /// Has a stop been requested? (Polls the shared flag.)
+    /// Has a stop been requested? Reads the shared flag; on a change (to stopping, then to a
+    /// hard stop) wakes this shard's sleepers.
     pub fn stopping(&self) -> bool {
-        if !self.stopping.get() {
+        if !self.hard.get() {
             let s = self.control.get();
+            let was = (self.stopping.get(), self.hard.get());
             if s >= STOPPING {
                 self.stopping.set(true);
-                self.hard.set(s >= HARD_STOP);
+            }
+            if s >= HARD_STOP {
+                self.hard.set(true);
+            }
+            if (self.stopping.get(), self.hard.get()) != was {
                 self.stop_notify.notify_waiters();
             }
         }
@@ -89,13 +111,12 @@ impl ShardCtx {
     /// Resolves when a hard stop is requested.
     pub async fn hard_stopped(&self) {
         loop {
+            let woken = self.stop_notify.notified();
+            self.stopping();
             if self.hard.get() {
                 return;
             }
-            self.stop_notify.notified().await;
-            if self.control.get() >= HARD_STOP {
-                self.hard.set(true);
-            }
+            woken.await;
         }
     }
 
@@ -239,6 +260,15 @@ fn run(spec: ShardSpec) {
 }
 
 async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) {
+    let watcher = {
+        let ctx = ctx.clone();
+        let mut rx = spec.control.subscribe();
+        tokio::task::spawn_local(async move {
+            while rx.changed().await.is_ok() {
+                ctx.stopping();
+            }
+        })
+    };
     let ticker = {
         let ctx = ctx.clone();
         let tx = spec.tx.clone();
@@ -282,13 +312,13 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     ticker.abort();
+    watcher.abort();
 }
 
 async fn open_loop(ctx: &Rc<ShardCtx>) {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     for a in ctx.plan.arrivals(ctx.segment) {
         let due = ctx.start + Duration::from_secs_f64(a.t);
-        // Short sleeps so that a stop is noticed promptly even between sparse arrivals.
         if Instant::now() < due && !ctx.sleep_until(due).await {
             return;
         }

@@ -1,9 +1,11 @@
 //! The scenario file as data: one serde type per YAML block of format v1.
 //!
 //! Every struct denies unknown keys, so a misspelt key is an error (with a did-you-mean added by
-//! `scenario::error`). Step forms and load shapes are flat structs with optional fields rather than
-//! untagged enums: serde's untagged errors ("did not match any variant") help nobody, so the
-//! "exactly one of" rules live in `scenario::validate` where they can name the offending keys.
+//! `scenario::de` and the loader). Step forms and load shapes are flat structs with optional
+//! fields rather than untagged enums: serde's untagged errors ("did not match any variant") help
+//! nobody, so the "exactly one of" rules live in `scenario::validate` where they can name the
+//! offending keys. The enums that are not plain words (`Think`, `StatusSpec`, `At`) are read by
+//! hand, so they work with serde_yaml and give errors that say what to write.
 
 use super::units::{Dur, Rate, Share};
 use chrono::{DateTime, Utc};
@@ -101,13 +103,136 @@ pub struct Client {
     pub during: IndexMap<String, Share>,
 }
 
-/// Think-time distribution between a client's steps.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+/// Think-time distribution between a client's steps, written as a one-key mapping:
+/// `{ lognormal: { median: 1s, p90: 4s } }`, `{ uniform: [1s, 3s] }` or `{ constant: 1s }`
+/// (a bare duration, `think: 1s`, means `constant`).
+///
+/// Deserialize and Serialize are written by hand: serde_yaml 0.9 reads and writes externally
+/// tagged enums only as YAML tags (`!lognormal`), which nobody writes by hand.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Think {
     Lognormal { median: Dur, p90: Dur },
     Uniform([Dur; 2]),
     Constant(Dur),
+}
+
+const THINK_FORMS: &str =
+    "{ lognormal: { median: 1s, p90: 4s } }, { uniform: [1s, 3s] } or { constant: 1s }";
+const THINK_KINDS: &[&str] = &["lognormal", "uniform", "constant"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LognormalParams {
+    median: Dur,
+    p90: Dur,
+}
+
+/// The distribution's name, read as a key so that a misspelt one is reported at the key.
+enum ThinkKind {
+    Lognormal,
+    Uniform,
+    Constant,
+}
+
+impl<'de> Deserialize<'de> for ThinkKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ThinkKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("lognormal, uniform or constant")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThinkKind, E> {
+                match s {
+                    "lognormal" => Ok(ThinkKind::Lognormal),
+                    "uniform" => Ok(ThinkKind::Uniform),
+                    "constant" => Ok(ThinkKind::Constant),
+                    other => Err(E::unknown_variant(other, THINK_KINDS)),
+                }
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// `[min, max]` of a uniform think time; the length is checked where the list is read.
+struct UniformRange([Dur; 2]);
+
+impl<'de> Deserialize<'de> for UniformRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<Dur>::deserialize(d)?;
+        match v.as_slice() {
+            [a, b] if a <= b => Ok(UniformRange([*a, *b])),
+            [a, b] => Err(serde::de::Error::custom(format!(
+                "uniform takes [min, max], but {a} is above {b}"
+            ))),
+            _ => Err(serde::de::Error::custom(format!(
+                "uniform takes two durations, [min, max] like [1s, 3s]; found {}",
+                v.len()
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Think;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a think-time distribution: {THINK_FORMS}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Think, E> {
+                super::units::parse_duration(s)
+                    .map(|d| Think::Constant(Dur(d)))
+                    .map_err(|e| E::custom(format!("{e}; or a distribution: {THINK_FORMS}")))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Think, A::Error> {
+                use serde::de::Error;
+                let Some(kind) = m.next_key::<ThinkKind>()? else {
+                    return Err(A::Error::custom(format!(
+                        "think needs a distribution: {THINK_FORMS}"
+                    )));
+                };
+                let think = match kind {
+                    ThinkKind::Lognormal => {
+                        let p: LognormalParams = m.next_value()?;
+                        Think::Lognormal {
+                            median: p.median,
+                            p90: p.p90,
+                        }
+                    }
+                    ThinkKind::Uniform => Think::Uniform(m.next_value::<UniformRange>()?.0),
+                    ThinkKind::Constant => Think::Constant(m.next_value()?),
+                };
+                if let Some(extra) = m.next_key::<String>()? {
+                    return Err(A::Error::custom(format!(
+                        "think takes one distribution, but `{extra}` follows another"
+                    )));
+                }
+                Ok(think)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Think {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            Think::Lognormal { median, p90 } => {
+                let mut inner = IndexMap::new();
+                inner.insert("median", *median);
+                inner.insert("p90", *p90);
+                m.serialize_entry("lognormal", &inner)?;
+            }
+            Think::Uniform(r) => m.serialize_entry("uniform", r)?,
+            Think::Constant(d) => m.serialize_entry("constant", d)?,
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -192,11 +317,59 @@ pub struct Step {
     pub rendezvous: Option<Rendezvous>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// Accepted status codes: `200` or `[200, 201]`. Deserialized by hand so that a wrong value
+/// says what is expected instead of "did not match any variant of untagged enum".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum StatusSpec {
     One(u16),
     Any(Vec<u16>),
+}
+
+fn status_code<E: serde::de::Error>(n: u64) -> Result<u16, E> {
+    if (100..=599).contains(&n) {
+        Ok(n as u16)
+    } else {
+        Err(E::custom(format!(
+            "`{n}` is not an HTTP status code: expected 100 to 599"
+        )))
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a status code like 200 or a list like [200, 201]")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<StatusSpec, E> {
+                status_code(n).map(StatusSpec::One)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<StatusSpec, E> {
+                Err(E::custom(format!(
+                    "`{n}` is not an HTTP status code: expected 100 to 599"
+                )))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<StatusSpec, A::Error> {
+                let mut codes = Vec::new();
+                while let Some(n) = s.next_element::<u64>()? {
+                    codes.push(status_code(n)?);
+                }
+                if codes.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "the list of status codes is empty: give at least one, like [200, 201]",
+                    ));
+                }
+                Ok(StatusSpec::Any(codes))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl StatusSpec {

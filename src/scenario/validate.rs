@@ -1,0 +1,1847 @@
+//! The rules a scenario must follow beyond its types: shares that add up, names that exist,
+//! templates and expressions that compile, step forms, load-shape forms and ordered times, data
+//! files that exist with the columns the templates use.
+//!
+//! Every rule runs and every problem is collected (an author fixes them in one go), each at the
+//! key path of the value it is about. The naming rules that other parts share (request names,
+//! phase names) live here and nowhere else. This module reads CSV headers but sends no traffic
+//! and compiles no plan.
+
+use super::model::{Load, Scenario, Step};
+use super::spans::KeyPath;
+use super::{did_you_mean, Issue, Loaded};
+use crate::gate::{self, Selector, Threshold};
+use crate::template::{Expr, Template};
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::path::Path;
+
+const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head"];
+const FUNCTIONS: &[&str] = &[
+    "random(a, b)",
+    "uuid()",
+    "seq()",
+    "now_ms()",
+    "user()",
+    "client()",
+    "env(NAME)",
+];
+/// Largest number of drill steps `phase_names` lists (a drill with more is refused elsewhere).
+const MAX_DRILL_STEPS: usize = 10_000;
+
+/// The metric name of a request step: its `name`, else `METHOD /path` with the query string of
+/// the URL template removed (`GET /api/items` for `get: /api/items?page={{ random(1, 50) }}`).
+/// None for steps that are not requests.
+pub fn request_name(step: &Step) -> Option<String> {
+    let (method, url) = step.request()?;
+    if let Some(n) = &step.name {
+        return Some(n.clone());
+    }
+    let path = url.split_once('?').map(|(p, _)| p).unwrap_or(url).trim();
+    Some(format!("{method} {path}"))
+}
+
+/// The phases of a load shape, in time order:
+/// countdown → `before`, `rise`, `peak`, `decay`, `after`;
+/// stages and users → each stage's `name` if given, else `stage-N` (N counts stages from 1);
+/// steps drill → `step-1` … `step-K`, K the number of steps from `start` to `max` inclusive.
+/// With no shape (or a broken one), the phases of the first shape present, or none.
+pub fn phase_names(load: &Load) -> Vec<String> {
+    fn staged(names: impl Iterator<Item = Option<String>>) -> Vec<String> {
+        names
+            .enumerate()
+            .map(|(i, n)| n.unwrap_or_else(|| format!("stage-{}", i + 1)))
+            .collect()
+    }
+    if let Some(stages) = &load.stages {
+        return staged(stages.iter().map(|s| s.name.clone()));
+    }
+    if let Some(users) = &load.users {
+        return staged(users.iter().map(|s| s.name.clone()));
+    }
+    if load.countdown.is_some() {
+        return ["before", "rise", "peak", "decay", "after"]
+            .map(String::from)
+            .to_vec();
+    }
+    if let Some(d) = &load.steps {
+        return (1..=drill_steps(d.start.0, d.step.0, d.max.0))
+            .map(|k| format!("step-{k}"))
+            .collect();
+    }
+    Vec::new()
+}
+
+/// Steps of a drill from `start` to `max` inclusive (1 when the numbers make no drill).
+fn drill_steps(start: f64, step: f64, max: f64) -> usize {
+    if !(step > 0.0 && max >= start) {
+        return 1;
+    }
+    let k = ((max - start) / step + 1e-9).floor() + 1.0;
+    if k.is_finite() {
+        (k as usize).clamp(1, MAX_DRILL_STEPS)
+    } else {
+        MAX_DRILL_STEPS
+    }
+}
+
+/// Parses a threshold (as `run --threshold EXPR` gives it) and checks that the names it uses
+/// exist in the scenario: requests, journeys, clients and phases.
+pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String> {
+    let names = Names::of(&loaded.scenario);
+    let t = gate::parse_threshold(expr)
+        .map_err(|e| format!("`{expr}`: {} (at character {})", e.message, e.offset + 1))?;
+    names.check_expr(&t).map_err(|(m, h)| match h {
+        Some(h) => format!("`{expr}`: {m}; {h}"),
+        None => format!("`{expr}`: {m}"),
+    })?;
+    Ok(t)
+}
+
+/// The names a scenario defines, for expressions.
+struct Names {
+    requests: Vec<String>,
+    journeys: Vec<String>,
+    clients: Vec<String>,
+    phases: Vec<String>,
+}
+
+impl Names {
+    fn of(s: &Scenario) -> Names {
+        let mut requests = Vec::new();
+        for j in s.journeys.values() {
+            for step in &j.steps {
+                if let Some(n) = request_name(step) {
+                    if !requests.contains(&n) {
+                        requests.push(n);
+                    }
+                }
+            }
+        }
+        Names {
+            requests,
+            journeys: s.journeys.keys().cloned().collect(),
+            clients: client_names(s),
+            phases: phase_names(&s.load),
+        }
+    }
+
+    /// Checks the names in an expression; on failure the message and a hint.
+    fn check_expr(&self, t: &Threshold) -> Result<(), (String, Option<String>)> {
+        let unknown = |what: &str, name: &str, known: &[String]| {
+            let help = did_you_mean(name, known.iter().map(String::as_str)).or_else(|| {
+                if known.is_empty() {
+                    None
+                } else {
+                    Some(format!("the {what}s are: {}", quoted(known)))
+                }
+            });
+            Err((format!("unknown {what} `{name}`"), help))
+        };
+        match &t.selector {
+            Selector::All => {}
+            Selector::Request(n) if !self.requests.contains(n) => {
+                return unknown("request", n, &self.requests)
+            }
+            Selector::Journey(n) if !self.journeys.contains(n) => {
+                return unknown("journey", n, &self.journeys)
+            }
+            Selector::Client(n) if !self.clients.contains(n) => {
+                return unknown("client", n, &self.clients)
+            }
+            _ => {}
+        }
+        if let Some(p) = &t.phase {
+            if !self.phases.contains(p) {
+                return unknown("phase", p, &self.phases);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The client names: those declared, or `default` when `clients` is empty.
+fn client_names(s: &Scenario) -> Vec<String> {
+    if s.clients.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        s.clients.keys().cloned().collect()
+    }
+}
+
+fn pct(x: f64) -> String {
+    let v = x * 100.0;
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}%", v.round())
+    } else {
+        format!("{:.2}%", v)
+    }
+}
+
+fn is_hundred(sum: f64) -> bool {
+    (sum - 1.0).abs() < 1e-6
+}
+
+fn root() -> KeyPath {
+    KeyPath::root()
+}
+
+/// Runs every rule; all problems found. `env` reads environment variables (for `env(NAME)`).
+pub fn check(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Vec<Issue> {
+    let s = &loaded.scenario;
+    let mut v = Validator {
+        s,
+        base_dir: &loaded.base_dir,
+        env,
+        issues: Vec::new(),
+        names: Names::of(s),
+        columns: HashMap::new(),
+    };
+    v.target();
+    v.data();
+    v.clients();
+    v.journeys();
+    v.load();
+    v.expressions();
+    v.defaults();
+    v.issues
+}
+
+struct Validator<'a> {
+    s: &'a Scenario,
+    base_dir: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    issues: Vec<Issue>,
+    names: Names,
+    /// Data set → its CSV header, when the file could be read.
+    columns: HashMap<String, Vec<String>>,
+}
+
+/// What a template may refer to at the point where it is used.
+struct Scope<'a> {
+    /// Captures made by earlier steps of the journey.
+    captures: &'a [String],
+    /// Captures made by this or later steps (for a better message), with their step number.
+    later: &'a HashMap<String, usize>,
+}
+
+impl Validator<'_> {
+    fn push(&mut self, i: Issue) {
+        self.issues.push(i);
+    }
+
+    fn target(&mut self) {
+        if let Some(t) = &self.s.target {
+            let t = t.trim();
+            if !(t.starts_with("http://") || t.starts_with("https://")) || t.len() < 9 {
+                self.push(
+                    Issue::at(
+                        root().key("target"),
+                        format!("`{t}` is not an http:// or https:// URL"),
+                    )
+                    .help(
+                        "write the base URL of the system under test, like http://127.0.0.1:8080",
+                    ),
+                );
+            }
+        }
+        if self.s.safety.tag_header.trim().is_empty() {
+            self.push(Issue::at(
+                root().key("safety").key("tag_header"),
+                "the tag header name is empty",
+            ));
+        }
+    }
+
+    fn data(&mut self) {
+        for (name, set) in &self.s.data {
+            let path = root().key("data").key(name).key("csv");
+            let file = self.base_dir.join(&set.csv);
+            if !file.is_file() {
+                self.push(
+                    Issue::at(
+                        path,
+                        format!("the CSV file `{}` does not exist", file.display()),
+                    )
+                    .help("paths are relative to the scenario file's directory"),
+                );
+                continue;
+            }
+            let mut rd = match csv::ReaderBuilder::new().has_headers(true).from_path(&file) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.push(Issue::at(
+                        path,
+                        format!("cannot read `{}`: {e}", file.display()),
+                    ));
+                    continue;
+                }
+            };
+            let header: Vec<String> = match rd.headers() {
+                Ok(h) => h.iter().map(|c| c.trim().to_string()).collect(),
+                Err(e) => {
+                    self.push(Issue::at(
+                        path,
+                        format!("cannot read the header row of `{}`: {e}", file.display()),
+                    ));
+                    continue;
+                }
+            };
+            if header.iter().all(|c| c.is_empty()) {
+                self.push(
+                    Issue::at(path, format!("`{}` has no header row", file.display()))
+                        .help("the first line names the columns, like `id,name`"),
+                );
+                continue;
+            }
+            let mut rec = csv::StringRecord::new();
+            match rd.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => self.push(Issue::at(
+                    path.clone(),
+                    format!("`{}` has a header row but no data rows", file.display()),
+                )),
+                Err(e) => self.push(Issue::at(
+                    path.clone(),
+                    format!("`{}` is not valid CSV: {e}", file.display()),
+                )),
+            }
+            self.columns.insert(name.clone(), header);
+        }
+    }
+
+    fn clients(&mut self) {
+        let s = self.s;
+        if s.clients.is_empty() {
+            return;
+        }
+        let sum: f64 = s.clients.values().map(|c| c.share.0).sum();
+        if !is_hundred(sum) {
+            let parts: Vec<String> = s
+                .clients
+                .iter()
+                .map(|(n, c)| format!("{n} {}", pct(c.share.0)))
+                .collect();
+            self.push(
+                Issue::at(
+                    root().key("clients"),
+                    format!("client shares add up to {}, not 100%", pct(sum)),
+                )
+                .on_key()
+                .help(format!(
+                    "{}; change them so that they total 100%",
+                    parts.join(" + ")
+                )),
+            );
+        }
+        // Phases named in `during`, each checked once.
+        let phases = self.names.phases.clone();
+        let mut seen: Vec<String> = Vec::new();
+        for (cname, c) in &s.clients {
+            for phase in c.during.keys() {
+                let path = root().key("clients").key(cname).key("during").key(phase);
+                if !phases.contains(phase) {
+                    let help = did_you_mean(phase, phases.iter().map(String::as_str))
+                        .unwrap_or_else(|| {
+                            format!("the phases of this load are {}", quoted(&phases))
+                        });
+                    self.push(
+                        Issue::at(path, format!("unknown phase `{phase}`"))
+                            .on_key()
+                            .help(help),
+                    );
+                    continue;
+                }
+                if seen.contains(phase) {
+                    continue;
+                }
+                seen.push(phase.clone());
+                let parts: Vec<(String, f64)> = s
+                    .clients
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.during.get(phase).unwrap_or(&c.share).0))
+                    .collect();
+                let sum: f64 = parts.iter().map(|p| p.1).sum();
+                if !is_hundred(sum) {
+                    let list: Vec<String> = parts
+                        .iter()
+                        .map(|(n, x)| format!("{n} {}", pct(*x)))
+                        .collect();
+                    self.push(
+                        Issue::at(
+                            path,
+                            format!(
+                                "during phase `{phase}`, client shares add up to {}, not 100%",
+                                pct(sum)
+                            ),
+                        )
+                        .on_key()
+                        .help(format!(
+                            "{} (a client without `during: {{ {phase}: … }}` keeps its `share`)",
+                            list.join(" + ")
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn journeys(&mut self) {
+        let s = self.s;
+        let jpath = root().key("journeys");
+        if s.journeys.is_empty() {
+            self.push(
+                Issue::at(
+                    jpath.clone(),
+                    "there are no journeys: a scenario needs at least one",
+                )
+                .on_key(),
+            );
+            return;
+        }
+        let sum: f64 = s.journeys.values().map(|j| j.share.0).sum();
+        if !is_hundred(sum) {
+            let parts: Vec<String> = s
+                .journeys
+                .iter()
+                .map(|(n, j)| format!("{n} {}", pct(j.share.0)))
+                .collect();
+            self.push(
+                Issue::at(
+                    jpath.clone(),
+                    format!("journey shares add up to {}, not 100%", pct(sum)),
+                )
+                .on_key()
+                .help(format!(
+                    "{}; change them so that they total 100%",
+                    parts.join(" + ")
+                )),
+            );
+        }
+        let clients = client_names(s);
+        for (jname, j) in &s.journeys {
+            if let Some(list) = &j.clients {
+                if list.is_empty() {
+                    self.push(
+                        Issue::at(
+                            jpath.key(jname).key("clients"),
+                            "the list of clients is empty: no one would take this journey",
+                        )
+                        .help(
+                            "list the clients that take it, or remove `clients` to let all take it",
+                        ),
+                    );
+                }
+                for (i, c) in list.iter().enumerate() {
+                    if !clients.contains(c) {
+                        let help = did_you_mean(c, clients.iter().map(String::as_str))
+                            .unwrap_or_else(|| format!("the clients are {}", quoted(&clients)));
+                        self.push(
+                            Issue::at(
+                                jpath.key(jname).key("clients").index(i),
+                                format!("unknown client `{c}`"),
+                            )
+                            .help(help),
+                        );
+                    }
+                }
+            }
+        }
+        if !s.clients.is_empty() {
+            for cname in s.clients.keys() {
+                let takes_one = s
+                    .journeys
+                    .values()
+                    .any(|j| j.clients.as_ref().is_none_or(|l| l.contains(cname)));
+                if !takes_one {
+                    self.push(
+                        Issue::at(root().key("clients").key(cname), format!("client `{cname}` may take no journey"))
+                            .on_key()
+                            .help("every journey lists `clients` without it; add it to one, or remove `clients` from a journey"),
+                    );
+                }
+            }
+        }
+        // Request names must not mix methods.
+        let mut methods: HashMap<String, (&'static str, KeyPath)> = HashMap::new();
+        let mut rendezvous: HashMap<String, KeyPath> = HashMap::new();
+        for (jname, j) in &s.journeys {
+            let spath = jpath.key(jname).key("steps");
+            if j.steps.is_empty() {
+                self.push(
+                    Issue::at(spath.clone(), "the journey has no steps")
+                        .help("add at least one request, like `- get: /`"),
+                );
+            }
+            // Captures by step, to tell "later step" from "unknown".
+            let mut capture_at: HashMap<String, usize> = HashMap::new();
+            for (i, step) in j.steps.iter().enumerate() {
+                for var in step.capture.keys() {
+                    capture_at.entry(var.clone()).or_insert(i + 1);
+                }
+            }
+            let mut captures: Vec<String> = Vec::new();
+            for (i, step) in j.steps.iter().enumerate() {
+                let p = spath.index(i);
+                self.step(&p, step, &captures, &capture_at);
+                if let (Some(name), Some((method, _))) = (request_name(step), step.request()) {
+                    match methods.get(&name) {
+                        Some((m, first)) if *m != method => {
+                            let at = if step.name.is_some() {
+                                p.key("name")
+                            } else {
+                                p.key(&method.to_lowercase())
+                            };
+                            self.push(
+                                Issue::at(at, format!("the request name `{name}` is used for {m} at `{first}` and for {method} here"))
+                                    .help("give the steps different `name`s: a metric mixes one kind of request"),
+                            );
+                        }
+                        Some(_) => {}
+                        None => {
+                            methods.insert(name, (method, p.clone()));
+                        }
+                    }
+                }
+                if let Some(r) = &step.rendezvous {
+                    let np = p.key("rendezvous").key("name");
+                    if let Some(first) = rendezvous.get(&r.name) {
+                        self.push(
+                            Issue::at(
+                                np.clone(),
+                                format!(
+                                    "the rendezvous name `{}` is already used at `{first}`",
+                                    r.name
+                                ),
+                            )
+                            .help("each rendezvous gathers its own users: give it its own name"),
+                        );
+                    } else {
+                        rendezvous.insert(r.name.clone(), np);
+                    }
+                }
+                for var in step.capture.keys() {
+                    if !captures.contains(var) {
+                        captures.push(var.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(
+        &mut self,
+        p: &KeyPath,
+        step: &Step,
+        captures: &[String],
+        later: &HashMap<String, usize>,
+    ) {
+        let methods: Vec<(&str, &str)> = [
+            ("get", &step.get),
+            ("post", &step.post),
+            ("put", &step.put),
+            ("patch", &step.patch),
+            ("delete", &step.delete),
+            ("head", &step.head),
+        ]
+        .into_iter()
+        .filter_map(|(m, u)| u.as_deref().map(|u| (m, u)))
+        .collect();
+        let mut kinds: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+        if step.think.is_some() {
+            kinds.push("think");
+        }
+        if step.wait.is_some() {
+            kinds.push("wait");
+        }
+        if step.rendezvous.is_some() {
+            kinds.push("rendezvous");
+        }
+        match kinds.as_slice() {
+            [] => {
+                self.push(
+                    Issue::at(p.clone(), "this step does nothing: it needs one of get, post, put, patch, delete, head, think, wait or rendezvous")
+                        .help("for example `- get: /api/items` or `- think: 2s`"),
+                );
+                return;
+            }
+            [_] => {}
+            [first, second, ..] => {
+                self.push(
+                    Issue::at(
+                        p.key(second),
+                        format!("a step does one thing, but this one has `{first}` and `{second}`"),
+                    )
+                    .on_key()
+                    .help("split it into two steps"),
+                );
+                return;
+            }
+        }
+        let kind = kinds[0];
+        let is_request = METHODS.contains(&kind);
+        if !is_request {
+            let request_only = [
+                ("name", step.name.is_some()),
+                ("headers", !step.headers.is_empty()),
+                ("query", !step.query.is_empty()),
+                ("json", step.json.is_some()),
+                ("form", step.form.is_some()),
+                ("body", step.body.is_some()),
+                ("timeout", step.timeout.is_some()),
+                ("capture", !step.capture.is_empty()),
+                ("expect", step.expect.is_some()),
+            ];
+            for (key, present) in request_only {
+                if present {
+                    self.push(
+                        Issue::at(
+                            p.key(key),
+                            format!("`{key}` belongs to a request step, not to a `{kind}` step"),
+                        )
+                        .on_key()
+                        .help("move it to the request it qualifies, or remove it"),
+                    );
+                }
+            }
+        }
+        let scope = Scope { captures, later };
+        match kind {
+            "think" => {}
+            "wait" => {
+                let w = step.wait.as_deref().unwrap_or_default();
+                let wp = p.key("wait");
+                if w != "sale-start" {
+                    self.push(
+                        Issue::at(wp, format!("unknown instant `{w}`: `wait` knows only `sale-start`"))
+                            .help_opt(did_you_mean(w, ["sale-start"]).or(Some("for a gathering of users, use `rendezvous: { name, users, timeout }`".into()))),
+                    );
+                } else if self.s.load.countdown.is_none() {
+                    self.push(
+                        Issue::at(
+                            wp,
+                            "`wait: sale-start` needs a countdown load, and this load has none",
+                        )
+                        .help("use `load.countdown`, or a `rendezvous` step to gather users"),
+                    );
+                }
+            }
+            "rendezvous" => {
+                let r = step.rendezvous.as_ref().expect("kind says so");
+                let rp = p.key("rendezvous");
+                if r.users == 0 {
+                    self.push(Issue::at(
+                        rp.key("users"),
+                        "a rendezvous needs at least 1 user",
+                    ));
+                }
+                if r.timeout.0.is_zero() {
+                    self.push(Issue::at(
+                        rp.key("timeout"),
+                        "the rendezvous timeout must be longer than 0s",
+                    ));
+                }
+                if r.name.trim().is_empty() {
+                    self.push(Issue::at(rp.key("name"), "the rendezvous name is empty"));
+                }
+            }
+            method => {
+                let (_, url) = methods[0];
+                self.template(&p.key(method), url, &scope);
+                if url.trim().is_empty() {
+                    self.push(
+                        Issue::at(p.key(method), "the URL is empty")
+                            .help("write a path like /api/items"),
+                    );
+                }
+                self.request_parts(p, step, &scope);
+            }
+        }
+    }
+
+    fn request_parts(&mut self, p: &KeyPath, step: &Step, scope: &Scope<'_>) {
+        let bodies: Vec<&str> = [
+            ("json", step.json.is_some()),
+            ("form", step.form.is_some()),
+            ("body", step.body.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .collect();
+        if bodies.len() > 1 {
+            self.push(
+                Issue::at(
+                    p.key(bodies[1]),
+                    format!(
+                        "a request has one body, but this one has `{}` and `{}`",
+                        bodies[0], bodies[1]
+                    ),
+                )
+                .on_key()
+                .help("keep one of json, form or body"),
+            );
+        }
+        for (k, v) in &step.headers {
+            self.template(&p.key("headers").key(k), v, scope);
+        }
+        for (k, v) in &step.query {
+            self.template(&p.key("query").key(k), v, scope);
+        }
+        if let Some(j) = &step.json {
+            self.json_templates(&p.key("json"), j, scope);
+        }
+        if let Some(f) = &step.form {
+            for (k, v) in f {
+                self.template(&p.key("form").key(k), v, scope);
+            }
+        }
+        if let Some(b) = &step.body {
+            self.template(&p.key("body"), b, scope);
+        }
+        if let Some(t) = step.timeout {
+            if t.0.is_zero() {
+                self.push(Issue::at(
+                    p.key("timeout"),
+                    "the timeout must be longer than 0s",
+                ));
+            }
+        }
+        for (var, jp) in &step.capture {
+            let cp = p.key("capture").key(var);
+            if var.is_empty()
+                || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || var.starts_with(|c: char| c.is_ascii_digit())
+            {
+                self.push(
+                    Issue::at(
+                        cp.clone(),
+                        format!("`{var}` is not a capture name: use letters, digits and _"),
+                    )
+                    .on_key()
+                    .help("templates refer to it as {{ name }}"),
+                );
+            } else if self.s.data.contains_key(var) {
+                self.push(
+                    Issue::at(
+                        cp.clone(),
+                        format!("the capture `{var}` has the name of a data set"),
+                    )
+                    .on_key()
+                    .help("rename the capture: {{ name }} would be ambiguous"),
+                );
+            }
+            if let Err(e) = serde_json_path::JsonPath::parse(jp) {
+                let at = e.position().saturating_sub(1).min(jp.len());
+                self.push(
+                    Issue::at(cp, format!("`{jp}` is not a JSONPath: {}", e.message()))
+                        .within(jp, at)
+                        .help("a JSONPath starts at the body's root `$`, like $.cart.id or $.items[0].id"),
+                );
+            }
+        }
+        if let Some(ex) = &step.expect {
+            for k in ex.json.keys() {
+                if let Err(e) = serde_json_path::JsonPath::parse(k) {
+                    self.push(
+                        Issue::at(
+                            p.key("expect").key("json").key(k),
+                            format!("`{k}` is not a JSONPath: {}", e.message()),
+                        )
+                        .on_key()
+                        .help("write the path to check, like $.status"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn json_templates(&mut self, p: &KeyPath, v: &serde_yaml::Value, scope: &Scope<'_>) {
+        match v {
+            serde_yaml::Value::String(s) => self.template(p, s, scope),
+            serde_yaml::Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.json_templates(&p.index(i), item, scope);
+                }
+            }
+            serde_yaml::Value::Mapping(m) => {
+                for (k, item) in m {
+                    self.json_templates(&p.key(&super::de::key_text(k)), item, scope);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Compiles one template and checks the names it uses.
+    fn template(&mut self, p: &KeyPath, src: &str, scope: &Scope<'_>) {
+        let t = match Template::compile(src) {
+            Ok(t) => t,
+            Err(e) => {
+                self.push(
+                    Issue::at(p.clone(), format!("bad template: {}", e.message))
+                        .within(src, e.offset.min(src.len()))
+                        .help(format!("the functions are {}", FUNCTIONS.join(", "))),
+                );
+                return;
+            }
+        };
+        for e in t.exprs() {
+            let offset = |needle: &str| src.find(needle).unwrap_or(0);
+            match e {
+                Expr::Data { set, column } => {
+                    let at = offset(&format!("{set}.{column}"));
+                    if !self.s.data.contains_key(set) {
+                        let sets: Vec<&str> = self.s.data.keys().map(String::as_str).collect();
+                        let help = did_you_mean(set, sets.iter().copied()).unwrap_or_else(|| {
+                            if sets.is_empty() {
+                                "declare it under `data:`, like `users: { csv: data/users.csv }`"
+                                    .into()
+                            } else {
+                                format!(
+                                    "the data sets are {}",
+                                    sets.iter()
+                                        .map(|s| format!("`{s}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
+                        });
+                        self.push(
+                            Issue::at(
+                                p.clone(),
+                                format!("unknown data set `{set}` in {{{{ {set}.{column} }}}}"),
+                            )
+                            .within(src, at)
+                            .help(help),
+                        );
+                    } else if let Some(cols) = self.columns.get(set) {
+                        if !cols.contains(column) {
+                            let file = &self.s.data[set].csv;
+                            let help = did_you_mean(column, cols.iter().map(String::as_str))
+                                .unwrap_or_else(|| format!("its columns are {}", quoted(cols)));
+                            self.push(
+                                Issue::at(
+                                    p.clone(),
+                                    format!("data set `{set}` ({file}) has no column `{column}`"),
+                                )
+                                .within(src, at)
+                                .help(help),
+                            );
+                        }
+                    }
+                }
+                Expr::Var(name) => {
+                    if scope.captures.contains(name) {
+                        continue;
+                    }
+                    let at = offset(name);
+                    let issue = if let Some(n) = scope.later.get(name) {
+                        Issue::at(p.clone(), format!("`{name}` is captured only by a later step (step {n} of this journey)"))
+                            .help("a template can use what earlier steps captured; move the capture before this step")
+                    } else if self.s.data.contains_key(name) {
+                        let col = self
+                            .columns
+                            .get(name)
+                            .and_then(|c| c.first())
+                            .cloned()
+                            .unwrap_or_else(|| "id".into());
+                        Issue::at(p.clone(), format!("`{name}` is a data set, not a value")).help(
+                            format!("name one of its columns, like {{{{ {name}.{col} }}}}"),
+                        )
+                    } else {
+                        let mut known: Vec<String> = scope.captures.to_vec();
+                        known.extend(self.s.data.keys().cloned());
+                        known.extend(["uuid", "seq", "now_ms", "user", "client"].map(String::from));
+                        let help = did_you_mean(name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                            if scope.captures.is_empty() {
+                                "no earlier step of this journey captures anything; add `capture: { name: $.path }` to one".into()
+                            } else {
+                                format!("earlier steps capture {}", quoted(scope.captures))
+                            }
+                        });
+                        Issue::at(p.clone(), format!("unknown capture `{name}`: no earlier step of this journey captures it")).help(help)
+                    };
+                    self.push(issue.within(src, at));
+                }
+                Expr::Random(a, b) if a > b => {
+                    let at = offset("random");
+                    self.push(
+                        Issue::at(
+                            p.clone(),
+                            format!("random({a}, {b}): the low end is above the high end"),
+                        )
+                        .within(src, at)
+                        .help(format!("write random({b}, {a})")),
+                    );
+                }
+                Expr::Env(name) if (self.env)(name).is_none() => {
+                    let at = offset(name);
+                    self.push(
+                        Issue::at(p.clone(), format!("the environment variable `{name}` is not set (used as env({name}))"))
+                            .within(src, at)
+                            .help(format!("set it before running: export {name}=…")),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn defaults(&mut self) {
+        let s = self.s;
+        let none: Vec<String> = Vec::new();
+        let later = HashMap::new();
+        let scope = Scope {
+            captures: &none,
+            later: &later,
+        };
+        for (k, v) in &s.defaults.headers {
+            self.template(&root().key("defaults").key("headers").key(k), v, &scope);
+        }
+        for (c, client) in &s.clients {
+            for (k, v) in &client.headers {
+                self.template(
+                    &root().key("clients").key(c).key("headers").key(k),
+                    v,
+                    &scope,
+                );
+            }
+        }
+        if let Some(t) = s.defaults.timeout {
+            if t.0.is_zero() {
+                self.push(Issue::at(
+                    root().key("defaults").key("timeout"),
+                    "the timeout must be longer than 0s",
+                ));
+            }
+        }
+        if let Some(ca) = &s.defaults.tls.ca {
+            let f = self.base_dir.join(ca);
+            if !f.is_file() {
+                self.push(
+                    Issue::at(
+                        root().key("defaults").key("tls").key("ca"),
+                        format!("the CA file `{}` does not exist", f.display()),
+                    )
+                    .help("paths are relative to the scenario file's directory"),
+                );
+            }
+        }
+    }
+
+    fn load(&mut self) {
+        let l = &self.s.load;
+        let lp = root().key("load");
+        let shapes: Vec<&str> = [
+            ("stages", l.stages.is_some()),
+            ("users", l.users.is_some()),
+            ("countdown", l.countdown.is_some()),
+            ("steps", l.steps.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .collect();
+        match shapes.as_slice() {
+            [] => {
+                self.push(
+                    Issue::at(
+                        lp.clone(),
+                        "the load has no shape: it needs one of stages, users, countdown or steps",
+                    )
+                    .on_key()
+                    .help("for example `load: { stages: [ { rate: 50/s, for: 30s } ] }`"),
+                );
+            }
+            [_] => {}
+            [a, b, ..] => {
+                self.push(
+                    Issue::at(
+                        lp.key(b),
+                        format!("the load has more than one shape: `{a}` and `{b}`"),
+                    )
+                    .on_key()
+                    .help("keep exactly one of stages, users, countdown or steps"),
+                );
+            }
+        }
+        if let Some(stages) = &l.stages {
+            let forms: Vec<StageForm> = stages
+                .iter()
+                .map(|s| StageForm {
+                    level: s.rate.is_some(),
+                    for_: s.for_.map(|d| d.0),
+                    to: s.to.is_some(),
+                    over: s.over.map(|d| d.0),
+                    hold: s.hold.map(|d| d.0),
+                    name: s.name.clone(),
+                })
+                .collect();
+            self.stage_forms(
+                &lp.key("stages"),
+                "rate",
+                "{ rate: 50/s, for: 30s }",
+                &forms,
+            );
+        }
+        if let Some(stages) = &l.users {
+            let forms: Vec<StageForm> = stages
+                .iter()
+                .map(|s| StageForm {
+                    level: s.users.is_some(),
+                    for_: s.for_.map(|d| d.0),
+                    to: s.to.is_some(),
+                    over: s.over.map(|d| d.0),
+                    hold: s.hold.map(|d| d.0),
+                    name: s.name.clone(),
+                })
+                .collect();
+            self.stage_forms(&lp.key("users"), "users", "{ users: 50, for: 30s }", &forms);
+        }
+        if let Some(c) = &l.countdown {
+            self.countdown(&lp.key("countdown"), c);
+        }
+        if let Some(d) = &l.steps {
+            let dp = lp.key("steps");
+            if d.start.0 <= 0.0 {
+                self.push(Issue::at(
+                    dp.key("start"),
+                    "the drill's start rate must be above 0/s",
+                ));
+            }
+            if d.step.0 <= 0.0 {
+                self.push(Issue::at(
+                    dp.key("step"),
+                    "the drill's step must be above 0/s",
+                ));
+            }
+            if d.every.0.is_zero() {
+                self.push(Issue::at(
+                    dp.key("every"),
+                    "each drill step must last longer than 0s",
+                ));
+            }
+            if d.max.0 < d.start.0 {
+                self.push(Issue::at(
+                    dp.key("max"),
+                    format!(
+                        "max ({}) is below start ({})",
+                        super::units::format_rate(d.max.0),
+                        super::units::format_rate(d.start.0)
+                    ),
+                ));
+            } else if d.step.0 > 0.0
+                && (d.max.0 - d.start.0) / d.step.0 + 1.0 > MAX_DRILL_STEPS as f64
+            {
+                self.push(
+                    Issue::at(
+                        dp.key("step"),
+                        format!("the drill would have more than {MAX_DRILL_STEPS} steps"),
+                    )
+                    .help("use a larger step"),
+                );
+            }
+        }
+        if l.max_users == Some(0) {
+            self.push(
+                Issue::at(lp.key("max_users"), "max_users must be at least 1")
+                    .help("leave it out for no cap"),
+            );
+        }
+    }
+
+    fn stage_forms(&mut self, p: &KeyPath, level_key: &str, example: &str, forms: &[StageForm]) {
+        if forms.is_empty() {
+            self.push(
+                Issue::at(p.clone(), "the list of stages is empty")
+                    .help(format!("add a stage like {example}")),
+            );
+            return;
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (i, f) in forms.iter().enumerate() {
+            let sp = p.index(i);
+            let groups: Vec<&str> = [
+                ("level", f.level || f.for_.is_some()),
+                ("ramp", f.to || f.over.is_some()),
+                ("hold", f.hold.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect();
+            let forms_help = format!(
+                "a stage is one of {example}, {{ to, over }} (a linear ramp) or {{ hold }}"
+            );
+            match groups.as_slice() {
+                [] => {
+                    self.push(Issue::at(sp.clone(), "this stage is empty").help(forms_help));
+                    continue;
+                }
+                [_] => {}
+                _ => {
+                    self.push(
+                        Issue::at(sp.clone(), "this stage mixes stage forms").help(forms_help),
+                    );
+                    continue;
+                }
+            }
+            let zero = |d: Option<std::time::Duration>| d.is_some_and(|d| d.is_zero());
+            match groups[0] {
+                "level" if !f.level => self.push(
+                    Issue::at(sp.key("for"), format!("`for` needs `{level_key}`"))
+                        .on_key()
+                        .help(forms_help),
+                ),
+                "level" if f.for_.is_none() => self.push(
+                    Issue::at(
+                        sp.key(level_key),
+                        format!("`{level_key}` needs `for`: how long to keep it"),
+                    )
+                    .on_key()
+                    .help(forms_help),
+                ),
+                "ramp" if !f.to => self.push(
+                    Issue::at(sp.key("over"), "`over` needs `to`: the value to ramp to")
+                        .on_key()
+                        .help(forms_help),
+                ),
+                "ramp" if f.over.is_none() => self.push(
+                    Issue::at(sp.key("to"), "`to` needs `over`: how long the ramp takes")
+                        .on_key()
+                        .help(forms_help),
+                ),
+                "hold" if i == 0 => self.push(
+                    Issue::at(
+                        sp.key("hold"),
+                        "the first stage cannot be { hold }: there is nothing to hold yet",
+                    )
+                    .on_key()
+                    .help(format!(
+                        "start with {example} or a ramp from 0 like {{ to: …, over: 10s }}"
+                    )),
+                ),
+                _ => {}
+            }
+            for (key, d) in [("for", f.for_), ("over", f.over), ("hold", f.hold)] {
+                if zero(d) {
+                    self.push(Issue::at(
+                        sp.key(key),
+                        format!("`{key}` must be longer than 0s"),
+                    ));
+                }
+            }
+            if let Some(n) = &f.name {
+                if let Some(first) = names.get(n.as_str()) {
+                    self.push(
+                        Issue::at(
+                            sp.key("name"),
+                            format!(
+                                "the stage name `{n}` is already used by stage {}",
+                                first + 1
+                            ),
+                        )
+                        .help("phase names must be unique: thresholds and `during` refer to them"),
+                    );
+                } else {
+                    names.insert(n, i);
+                }
+            }
+        }
+    }
+
+    fn countdown(&mut self, p: &KeyPath, c: &super::model::Countdown) {
+        use super::model::At;
+        if c.rise.0.is_zero() {
+            self.push(
+                Issue::at(
+                    p.key("rise"),
+                    "`rise` must be longer than 0s: it is the climb to the peak",
+                )
+                .help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"),
+            );
+        }
+        let need = c.rise.0 + c.hold.0 + c.decay.0;
+        let fmt = super::units::format_duration;
+        match (c.sale_start, c.end) {
+            (At::Offset(s), At::Offset(e)) => {
+                if s.0 + need > e.0 {
+                    self.push(
+                        Issue::at(p.key("end"), format!(
+                            "`end` ({}) comes before the countdown is over: sale_start + rise + hold + decay = {}",
+                            fmt(e.0),
+                            fmt(s.0 + need)
+                        ))
+                        .help(format!("set end to at least {}", fmt(s.0 + need))),
+                    );
+                }
+            }
+            (At::Instant(s), At::Instant(e)) => {
+                let span = (e - s).to_std().unwrap_or_default();
+                if e < s || span < need {
+                    self.push(
+                        Issue::at(p.key("end"), format!(
+                            "`end` comes before the countdown is over: it must be at least rise + hold + decay = {} after sale_start",
+                            fmt(need)
+                        )),
+                    );
+                }
+            }
+            _ => self.push(
+                Issue::at(p.key("end"), "`sale_start` and `end` must both be offsets (like 2m) or both RFC 3339 instants")
+                    .help("mixing them makes the run length depend on when it starts"),
+            ),
+        }
+    }
+
+    fn expressions(&mut self) {
+        let s = self.s;
+        for (i, e) in s.thresholds.iter().enumerate() {
+            let p = root().key("thresholds").index(i);
+            match gate::parse_threshold(e) {
+                Ok(t) => self.names_in(&p, e, &t),
+                Err(err) => self.push(
+                    Issue::at(p, format!("bad threshold: {}", err.message))
+                        .within(e, err.offset.min(e.len()))
+                        .help("a threshold is [SELECTOR] METRIC OP VALUE [during PHASE], like `create-order p99 < 300ms during peak`"),
+                ),
+            }
+        }
+        for (i, e) in s.abort.iter().enumerate() {
+            let p = root().key("abort").index(i);
+            match gate::parse_abort(e) {
+                Ok(r) => self.names_in(&p, e, &r.cond),
+                Err(err) => self.push(
+                    Issue::at(p, format!("bad abort rule: {}", err.message))
+                        .within(e, err.offset.min(e.len()))
+                        .help("an abort rule is [SELECTOR] METRIC OP VALUE for DURATION, like `errors > 30% for 10s`"),
+                ),
+            }
+        }
+        if let Some(d) = &s.load.steps {
+            for (i, e) in d.stop_when.iter().enumerate() {
+                let p = root().key("load").key("steps").key("stop_when").index(i);
+                match gate::parse_stop_when(e) {
+                    Ok(t) => self.names_in(&p, e, &t),
+                    Err(err) => self.push(
+                        Issue::at(p, format!("bad stop_when rule: {}", err.message))
+                            .within(e, err.offset.min(e.len()))
+                            .help("a stop_when rule is [SELECTOR] METRIC OP VALUE, like `p99 > 500ms`"),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn names_in(&mut self, p: &KeyPath, src: &str, t: &Threshold) {
+        if let Err((m, h)) = self.names.check_expr(t) {
+            let needle = match (&t.selector, &t.phase) {
+                (Selector::Request(n) | Selector::Journey(n) | Selector::Client(n), _)
+                    if m.contains(&format!("`{n}`")) =>
+                {
+                    n.clone()
+                }
+                (_, Some(ph)) => ph.clone(),
+                _ => String::new(),
+            };
+            let at = if needle.is_empty() {
+                0
+            } else {
+                src.find(&needle).unwrap_or(0)
+            };
+            self.push(Issue::at(p.clone(), m).within(src, at).help_opt(h));
+        }
+    }
+}
+
+/// The shape of one stage, whatever its model (rates or users).
+struct StageForm {
+    /// `rate` (stages) or `users` (users) is set.
+    level: bool,
+    for_: Option<std::time::Duration>,
+    to: bool,
+    over: Option<std::time::Duration>,
+    hold: Option<std::time::Duration>,
+    name: Option<String>,
+}
+
+/// Every request name of a scenario with the journeys that use it (for reports and checks).
+pub fn request_names(s: &Scenario) -> IndexMap<String, Vec<String>> {
+    let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
+    for (jname, j) in &s.journeys {
+        for step in &j.steps {
+            if let Some(n) = request_name(step) {
+                let v = out.entry(n).or_default();
+                if !v.contains(jname) {
+                    v.push(jname.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{load_str_in, Diagnostic, Diagnostics};
+
+    const BASE: &str = "\
+name: t
+target: http://127.0.0.1:8080
+journeys:
+  j:
+    share: 100%
+    steps:
+      - get: /a
+load:
+  stages:
+    - { rate: 5/s, for: 10s }
+";
+
+    fn load_in(dir: &Path, text: &str) -> Result<Loaded, Diagnostics> {
+        let env = |n: &str| (n == "FC_TEST_SET").then(|| "value".to_string());
+        load_str_in("t.yaml", text, dir, &[], &env)
+    }
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match load_in(Path::new("."), text) {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(d) => d.0,
+        }
+    }
+
+    /// The only error, asserting there is exactly one.
+    fn error(text: &str) -> Diagnostic {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+        e.into_iter().next().unwrap()
+    }
+
+    fn with_steps(steps: &str) -> String {
+        BASE.replace("      - get: /a\n", steps)
+    }
+
+    fn with_load(load: &str) -> String {
+        BASE.replace("  stages:\n    - { rate: 5/s, for: 10s }\n", load)
+    }
+
+    #[test]
+    fn base_scenario_is_valid() {
+        load_in(Path::new("."), BASE).unwrap();
+    }
+
+    #[test]
+    fn request_name_drops_the_query_string_or_uses_the_name() {
+        let step = Step {
+            get: Some("/api/items?page={{ random(1, 50) }}".into()),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&step).as_deref(), Some("GET /api/items"));
+        let named = Step {
+            post: Some("/api/orders".into()),
+            name: Some("create-order".into()),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&named).as_deref(), Some("create-order"));
+        let think = Step {
+            think: Some(crate::scenario::units::Dur(std::time::Duration::from_secs(
+                1,
+            ))),
+            ..Step::default()
+        };
+        assert_eq!(request_name(&think), None);
+    }
+
+    #[test]
+    fn phase_names_follow_the_shape() {
+        let l = load_in(Path::new("."), &with_load("  stages:\n    - { rate: 5/s, for: 10s, name: warm }\n    - { to: 9/s, over: 5s }\n    - { hold: 5s }\n")).unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load),
+            ["warm", "stage-2", "stage-3"]
+        );
+        let l = load_in(
+            Path::new("."),
+            &with_load("  steps: { start: 500/s, step: 500/s, every: 30s, max: 20000/s }\n"),
+        )
+        .unwrap();
+        let p = phase_names(&l.scenario.load);
+        assert_eq!(
+            (p.len(), p[0].as_str(), p[39].as_str()),
+            (40, "step-1", "step-40")
+        );
+        let l = load_in(
+            Path::new("."),
+            &with_load("  steps: { start: 100/s, step: 300/s, every: 30s, max: 1000/s }\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load).len(),
+            4,
+            "100, 400, 700, 1000"
+        );
+        let l = load_in(Path::new("."), &with_load("  countdown: { sale_start: 1m, before: 1/s, peak: 9/s, rise: 5s, hold: 5s, decay: 5s, after: 1/s, end: 2m }\n")).unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load),
+            ["before", "rise", "peak", "decay", "after"]
+        );
+    }
+
+    #[test]
+    fn client_shares_must_add_up_to_100() {
+        let text = BASE.replace(
+            "journeys:",
+            "clients:\n  a: { share: 70% }\n  b: { share: 20% }\njourneys:",
+        );
+        let e = error(&text);
+        assert_eq!(e.message, "client shares add up to 90%, not 100%");
+        assert_eq!((e.line, e.column), (3, 1));
+        assert_eq!(
+            e.help.as_deref(),
+            Some("a 70% + b 20%; change them so that they total 100%")
+        );
+    }
+
+    #[test]
+    fn shares_in_force_during_a_phase_must_add_up_to_100() {
+        let text = with_load("  stages:\n    - { rate: 5/s, for: 10s, name: warm }\n    - { rate: 9/s, for: 5s, name: rush }\n")
+            .replace("journeys:", "clients:\n  a: { share: 70%, during: { rush: 90% } }\n  b: { share: 30% }\njourneys:");
+        let e = error(&text);
+        assert_eq!(
+            e.message,
+            "during phase `rush`, client shares add up to 120%, not 100%"
+        );
+        assert_eq!((e.line, e.column), (4, 30));
+    }
+
+    #[test]
+    fn during_names_an_existing_phase() {
+        let text = BASE.replace(
+            "journeys:",
+            "clients:\n  a: { share: 100%, during: { stage-2: 100% } }\njourneys:",
+        );
+        let e = error(&text);
+        assert_eq!(e.message, "unknown phase `stage-2`");
+        assert_eq!(e.help.as_deref(), Some("did you mean `stage-1`?"));
+    }
+
+    #[test]
+    fn journeys_name_existing_clients_and_every_client_has_a_journey() {
+        let text = BASE
+            .replace(
+                "journeys:",
+                "clients:\n  mobile: { share: 50% }\n  pc: { share: 50% }\njourneys:",
+            )
+            .replace(
+                "    share: 100%\n",
+                "    share: 100%\n    clients: [mobil]\n",
+            );
+        let e = errors(&text);
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert_eq!(e[0].message, "unknown client `mobil`");
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `mobile`?"));
+        assert_eq!(e[1].message, "client `mobile` may take no journey");
+        assert_eq!(e[2].message, "client `pc` may take no journey");
+    }
+
+    #[test]
+    fn journey_shares_must_add_up_to_100() {
+        let text = BASE.replace("    share: 100%\n", "    share: 60%\n");
+        assert_eq!(
+            error(&text).message,
+            "journey shares add up to 60%, not 100%"
+        );
+    }
+
+    #[test]
+    fn a_step_is_exactly_one_thing() {
+        let e = error(&with_steps("      - name: x\n"));
+        assert!(
+            e.message.contains("this step does nothing"),
+            "{}",
+            e.message
+        );
+        let e = error(&with_steps("      - get: /a\n        post: /b\n"));
+        assert_eq!(
+            e.message,
+            "a step does one thing, but this one has `get` and `post`"
+        );
+        assert_eq!((e.line, e.column), (8, 9));
+    }
+
+    #[test]
+    fn request_keys_only_on_request_steps() {
+        let e = errors(&with_steps("      - get: /a\n      - think: 1s\n        expect: { status: 200 }\n        timeout: 1s\n"));
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            e[0].message,
+            "`timeout` belongs to a request step, not to a `think` step"
+        );
+        assert_eq!(
+            e[1].message,
+            "`expect` belongs to a request step, not to a `think` step"
+        );
+    }
+
+    #[test]
+    fn a_request_has_one_body() {
+        let e = error(&with_steps(
+            "      - post: /a\n        json: { a: 1 }\n        body: x\n",
+        ));
+        assert_eq!(
+            e.message,
+            "a request has one body, but this one has `json` and `body`"
+        );
+    }
+
+    #[test]
+    fn templates_name_earlier_captures_only() {
+        let e = error(&with_steps(
+            "      - get: /a/{{ id }}\n      - get: /b\n        capture: { id: $.id }\n",
+        ));
+        assert_eq!(
+            e.message,
+            "`id` is captured only by a later step (step 2 of this journey)"
+        );
+        assert_eq!(
+            (e.line, e.column),
+            (7, 20),
+            "the caret points at the name inside the template"
+        );
+        let e = error(&with_steps("      - get: /b\n        capture: { cart_id: $.id }\n      - post: /c\n        json: { cart: \"{{ cartid }}\" }\n"));
+        assert_eq!(
+            e.message,
+            "unknown capture `cartid`: no earlier step of this journey captures it"
+        );
+        assert_eq!(e.help.as_deref(), Some("did you mean `cart_id`?"));
+        assert_eq!((e.line, e.column), (10, 27));
+    }
+
+    #[test]
+    fn template_syntax_errors_are_reported_in_place() {
+        let e = error(&with_steps("      - get: /a/{{ nosuch(1) }}\n"));
+        assert!(e.message.starts_with("bad template:"), "{}", e.message);
+        assert_eq!(e.line, 7);
+    }
+
+    #[test]
+    fn templates_name_data_sets_and_their_csv_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.csv"), "id,name\nu1,a\n").unwrap();
+        let text = with_steps("      - get: /a/{{ users.idd }}/{{ user.id }}\n")
+            .replace("journeys:", "data:\n  users: { csv: users.csv }\njourneys:");
+        let e = match load_in(dir.path(), &text) {
+            Err(d) => d.0,
+            Ok(_) => panic!("expected errors"),
+        };
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!(
+            e[0].message,
+            "data set `users` (users.csv) has no column `idd`"
+        );
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `id`?"));
+        assert_eq!(e[1].message, "unknown data set `user` in {{ user.id }}");
+        assert_eq!(e[1].help.as_deref(), Some("did you mean `users`?"));
+    }
+
+    #[test]
+    fn csv_files_must_exist_and_have_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("empty.csv"), "id\n").unwrap();
+        let text = BASE.replace(
+            "journeys:",
+            "data:\n  a: { csv: missing.csv }\n  b: { csv: empty.csv }\njourneys:",
+        );
+        let e = match load_in(dir.path(), &text) {
+            Err(d) => d.0,
+            Ok(_) => panic!("expected errors"),
+        };
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].message.contains("missing.csv` does not exist"),
+            "{}",
+            e[0].message
+        );
+        assert!(
+            e[1].message.contains("has a header row but no data rows"),
+            "{}",
+            e[1].message
+        );
+    }
+
+    #[test]
+    fn captures_and_expect_keys_are_jsonpath() {
+        let e = errors(&with_steps("      - get: /a\n        capture: { id: cart.id }\n        expect: { json: { status: created } }\n"));
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].message.starts_with("`cart.id` is not a JSONPath"),
+            "{}",
+            e[0].message
+        );
+        assert!(
+            e[1].message.starts_with("`status` is not a JSONPath"),
+            "{}",
+            e[1].message
+        );
+    }
+
+    #[test]
+    fn thresholds_parse_and_name_existing_things() {
+        let text = format!("{BASE}thresholds:\n  - GET /b p99 < 300ms\n  - p99 < 1s during stage-9\n  - errors <> 1%\nabort:\n  - journey:k errors > 30% for 10s\n");
+        let e = errors(&text);
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert_eq!(e[0].message, "unknown request `GET /b`");
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `GET /a`?"));
+        assert_eq!(e[1].message, "unknown phase `stage-9`");
+        assert!(
+            e[2].message.starts_with("bad threshold"),
+            "{}",
+            e[2].message
+        );
+        assert_eq!(e[3].message, "unknown journey `k`");
+    }
+
+    #[test]
+    fn check_threshold_validates_command_line_thresholds() {
+        let l = load_in(Path::new("."), BASE).unwrap();
+        let t = check_threshold(&l, "GET /a p99 < 300ms during stage-1").unwrap();
+        assert_eq!(t.phase.as_deref(), Some("stage-1"));
+        let e = check_threshold(&l, "client:web p99 < 1s").unwrap_err();
+        assert!(e.contains("unknown client `web`"), "{e}");
+    }
+
+    #[test]
+    fn load_has_exactly_one_shape() {
+        let e = error(&with_load("  seed: 1\n"));
+        assert!(
+            e.message.starts_with("the load has no shape"),
+            "{}",
+            e.message
+        );
+        let e = error(&with_load(
+            "  stages: [ { rate: 5/s, for: 1s } ]\n  users: [ { users: 5, for: 1s } ]\n",
+        ));
+        assert_eq!(
+            e.message,
+            "the load has more than one shape: `stages` and `users`"
+        );
+        assert_eq!((e.line, e.column), (10, 3));
+    }
+
+    #[test]
+    fn stage_forms_are_checked() {
+        let e = errors(&with_load("  stages:\n    - { hold: 5s }\n    - { rate: 5/s }\n    - { rate: 5/s, over: 5s }\n    - { to: 5/s, over: 5s }\n"));
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert_eq!(
+            e[0].message,
+            "the first stage cannot be { hold }: there is nothing to hold yet"
+        );
+        assert_eq!(e[1].message, "`rate` needs `for`: how long to keep it");
+        assert_eq!(e[2].message, "this stage mixes stage forms");
+        // A first ramp from 0 is fine.
+        load_in(
+            Path::new("."),
+            &with_load("  users:\n    - { to: 50, over: 10s }\n    - { hold: 1m }\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn countdown_times_are_ordered() {
+        let e = error(&with_load("  countdown: { sale_start: 2m, before: 1/s, peak: 9/s, rise: 26s, hold: 1m, decay: 3m, after: 1/s, end: 5m }\n"));
+        assert_eq!(e.message, "`end` (5m) comes before the countdown is over: sale_start + rise + hold + decay = 6m26s");
+        let e = error(&with_load("  countdown: { sale_start: 2m, before: 1/s, peak: 9/s, rise: 0s, hold: 1m, decay: 3m, after: 1/s, end: 8m }\n"));
+        assert!(e.message.starts_with("`rise` must be longer than 0s"));
+        let e = error(&with_load("  countdown: { sale_start: 2026-11-11T00:00:00+08:00, before: 1/s, peak: 9/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 8m }\n"));
+        assert!(e.message.contains("both be offsets"), "{}", e.message);
+        load_in(Path::new("."), &with_load("  countdown: { sale_start: 2026-11-11T00:00:00+08:00, before: 1/s, peak: 9/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 2026-11-11T00:10:00+08:00 }\n")).unwrap();
+    }
+
+    #[test]
+    fn step_drill_numbers_are_checked() {
+        let e = errors(&with_load("  steps: { start: 0/s, step: 0/s, every: 0s, max: 10/s, stop_when: [\"journey:x p99 > 1s\"] }\n"));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "the drill's start rate must be above 0/s",
+                "the drill's step must be above 0/s",
+                "each drill step must last longer than 0s",
+                "unknown journey `x`",
+            ]
+        );
+        let e = error(&with_load(
+            "  steps: { start: 10/s, step: 1/s, every: 1s, max: 5/s }\n",
+        ));
+        assert_eq!(e.message, "max (5/s) is below start (10/s)");
+    }
+
+    #[test]
+    fn wait_needs_a_countdown_and_rendezvous_are_sound() {
+        let e = errors(&with_steps("      - wait: sale-start\n      - wait: salestart\n      - rendezvous: { name: g, users: 0, timeout: 1s }\n      - rendezvous: { name: g, users: 5, timeout: 1s }\n      - get: /a\n"));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`wait: sale-start` needs a countdown load, and this load has none",
+                "unknown instant `salestart`: `wait` knows only `sale-start`",
+                "a rendezvous needs at least 1 user",
+                "the rendezvous name `g` is already used at `journeys.j.steps[2].rendezvous.name`",
+            ]
+        );
+        assert_eq!(e[1].help.as_deref(), Some("did you mean `sale-start`?"));
+    }
+
+    #[test]
+    fn max_users_is_positive() {
+        let e = error(&format!("{BASE}  max_users: 0\n"));
+        assert_eq!(e.message, "max_users must be at least 1");
+    }
+
+    #[test]
+    fn a_request_name_is_not_shared_by_two_methods() {
+        let e = error(&with_steps(
+            "      - get: /a\n        name: x\n      - post: /a\n        name: x\n",
+        ));
+        assert_eq!(
+            e.message,
+            "the request name `x` is used for GET at `journeys.j.steps[0]` and for POST here"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let text = BASE
+            .replace("    share: 100%\n", "    share: 90%\n")
+            .replace("      - get: /a\n", "      - get: /a/{{ nope }}\n")
+            + "  max_users: 0\n";
+        assert_eq!(errors(&text).len(), 3);
+    }
+
+    #[test]
+    fn think_reads_every_distribution_form() {
+        use crate::scenario::model::Think;
+        let think = |t: &str| {
+            let text = BASE.replace(
+                "journeys:",
+                &format!("clients:\n  a: {{ share: 100%, think: {t} }}\njourneys:"),
+            );
+            load_in(Path::new("."), &text).map(|l| l.scenario.clients["a"].think.clone().unwrap())
+        };
+        let s = |n| crate::scenario::units::Dur(std::time::Duration::from_secs(n));
+        assert_eq!(
+            think("{ lognormal: { median: 1s, p90: 4s } }").unwrap(),
+            Think::Lognormal {
+                median: s(1),
+                p90: s(4)
+            }
+        );
+        assert_eq!(
+            think("{ uniform: [1s, 3s] }").unwrap(),
+            Think::Uniform([s(1), s(3)])
+        );
+        assert_eq!(think("{ constant: 2s }").unwrap(), Think::Constant(s(2)));
+        assert_eq!(think("2s").unwrap(), Think::Constant(s(2)));
+        let e = think("{ lognorm: { median: 1s, p90: 4s } }")
+            .unwrap_err()
+            .0
+            .remove(0);
+        assert_eq!(e.help.as_deref(), Some("did you mean `lognormal`?"));
+        assert_eq!((e.line, e.column), (4, 30), "at the distribution's name");
+        let e = think("{ uniform: [1s, 2s, 3s] }").unwrap_err().0.remove(0);
+        assert!(
+            e.message.contains("uniform takes two durations"),
+            "{}",
+            e.message
+        );
+        let e = think("{ lognormal: { median: 1s, p95: 4s } }")
+            .unwrap_err()
+            .0
+            .remove(0);
+        assert_eq!(e.help.as_deref(), Some("did you mean `p90`?"));
+    }
+
+    #[test]
+    fn status_codes_are_one_or_a_list_of_valid_codes() {
+        let st = |s: &str| {
+            load_in(
+                Path::new("."),
+                &with_steps(&format!(
+                    "      - get: /a\n        expect: {{ status: {s} }}\n"
+                )),
+            )
+        };
+        assert!(st("200").is_ok());
+        assert!(st("[200, 410]").is_ok());
+        let e = st("999").unwrap_err().0.remove(0);
+        assert_eq!(
+            e.message,
+            "`999` is not an HTTP status code: expected 100 to 599"
+        );
+        assert_eq!((e.line, e.column), (8, 27));
+        let e = st("ok").unwrap_err().0.remove(0);
+        assert!(
+            e.message.contains("a status code like 200"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn env_references_are_substituted_and_kept_as_secrets() {
+        let text = BASE.replace(
+            "      - get: /a\n",
+            "      - get: /a\n        headers: { Authorization: \"Bearer ${env:FC_TEST_SET}\" }\n",
+        );
+        let l = load_in(Path::new("."), &text).unwrap();
+        assert_eq!(
+            l.scenario.journeys["j"].steps[0].headers["Authorization"],
+            "Bearer value"
+        );
+        assert_eq!(l.secrets, ["value"]);
+        assert!(l.source.contains("${env:FC_TEST_SET}"));
+    }
+
+    #[test]
+    fn sets_override_before_typed_reading() {
+        let env = |_: &str| None;
+        let l = load_str_in(
+            "t.yaml",
+            BASE,
+            Path::new("."),
+            &["load.stages[0].rate=7/s".into(), "load.seed=9".into()],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            l.scenario.load.stages.as_ref().unwrap()[0].rate.unwrap().0,
+            7.0
+        );
+        assert_eq!(l.scenario.load.seed, Some(9));
+        let e = load_str_in(
+            "t.yaml",
+            BASE,
+            Path::new("."),
+            &["journeys.jj.share=50%".into()],
+            &env,
+        )
+        .unwrap_err()
+        .0
+        .remove(0);
+        assert_eq!(e.line, 0);
+        assert!(
+            e.message.contains("there is no `jj` in `journeys`"),
+            "{}",
+            e.message
+        );
+    }
+}

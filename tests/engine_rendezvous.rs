@@ -1,0 +1,157 @@
+//! Rendezvous, measured where it matters, at the server: users held on `wait: sale-start` go
+//! together, and a count rendezvous releases at its count, or at its timeout when too few come.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::server::TestServer;
+use support::{count, Scenario};
+
+/// 200 users arrive before the sale, each makes a first request, then waits for the sale to start
+/// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
+/// 99.9/s over 2 s plus a 1 ms rise (which must be longer than zero) to a peak of 0/s plans
+/// 199.85 arrivals: k = 0…199, the last at 1.992 s, none at or after the sale start.
+const SALE_START: &str = r#"
+name: sale-start-gate
+target: http://127.0.0.1:9
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - get: /rv/first
+      - wait: sale-start
+      - get: /rv/go
+load:
+  countdown:
+    sale_start: 2s
+    before: 99.9/s
+    peak: 0/s
+    rise: 1ms
+    hold: 0s
+    decay: 0s
+    after: 0/s
+    end: 3s
+  arrivals: uniform
+"#;
+
+/// `n` users arrive at `rate` (then the plan idles for `idle` so they can finish), each makes a
+/// first request, meets at a count rendezvous of `users` with `timeout`, then sends a second.
+fn gate(rate: &str, idle: &str, users: u32, timeout: &str) -> String {
+    format!(
+        r#"
+name: count-gate
+target: http://127.0.0.1:9
+journeys:
+  gather:
+    share: 100%
+    steps:
+      - get: /rv/in
+      - rendezvous: {{ name: gate, users: {users}, timeout: {timeout} }}
+      - get: /rv/out
+load:
+  stages:
+    - {{ rate: {rate}, for: 1s }}
+    - {{ rate: 0/s, for: {idle} }}
+  arrivals: uniform
+"#
+    )
+}
+
+fn spread(at: &[Instant]) -> Duration {
+    let (lo, hi) = (at.iter().min().unwrap(), at.iter().max().unwrap());
+    hi.duration_since(*lo)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[test]
+fn users_waiting_on_sale_start_reach_the_server_within_50ms() {
+    let server = TestServer::start();
+    let sc = Scenario::new(SALE_START);
+    let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
+    assert_eq!(
+        count(&report, "/totals/sessions_started"),
+        200,
+        "{report:#}"
+    );
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let first = server.arrivals("/rv/first");
+    let go = server.arrivals("/rv/go");
+    assert_eq!((first.len(), go.len()), (200, 200));
+    // The first requests came over two seconds; the timed ones only after all of them.
+    assert!(ms(spread(&first)) > 1500.0, "{:?}", spread(&first));
+    assert!(go.iter().min().unwrap() >= first.iter().max().unwrap());
+    let s = spread(&go);
+    eprintln!("sale-start: 200 timed requests over {:.1} ms", ms(s));
+    assert!(
+        s <= Duration::from_millis(50),
+        "200 users released at sale-start reached the server over {:.1} ms, want ≤ 50 ms",
+        ms(s)
+    );
+}
+
+#[test]
+fn a_count_rendezvous_releases_when_its_count_has_gathered() {
+    let server = TestServer::start();
+    // 20 users over 1 s meet 20-strong with a 5 s timeout. One shard, so that the count is not
+    // split across segments (each segment releases at its own share).
+    let sc = Scenario::new(&gate("20/s", "2s", 20, "5s"));
+    let report = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(40));
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let (inn, out) = (server.arrivals("/rv/in"), server.arrivals("/rv/out"));
+    assert_eq!((inn.len(), out.len()), (20, 20));
+    let last_in = *inn.iter().max().unwrap();
+    let first_out = *out.iter().min().unwrap();
+    // Nobody left before the 20th arrived…
+    assert!(first_out >= last_in, "released before everyone gathered");
+    // …and they left together, at the count, long before the 5 s timeout.
+    let s = spread(&out);
+    assert!(
+        s <= Duration::from_millis(50),
+        "released over {:.1} ms",
+        ms(s)
+    );
+    let after_last = first_out.duration_since(last_in);
+    eprintln!(
+        "count gate: released over {:.1} ms, {:.1} ms after the 20th arrived",
+        ms(s),
+        ms(after_last)
+    );
+    assert!(
+        after_last < Duration::from_millis(500),
+        "released {:.0} ms after the 20th arrived: waited for the timeout?",
+        ms(after_last)
+    );
+}
+
+#[test]
+fn a_count_rendezvous_releases_at_its_timeout_when_too_few_arrive() {
+    let server = TestServer::start();
+    // 10 users over 1 s meet a gate of 1,000 with a 1 s timeout: released 1 s after the first.
+    let sc = Scenario::new(&gate("10/s", "3s", 1000, "1s"));
+    let report = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(40));
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let (inn, out) = (server.arrivals("/rv/in"), server.arrivals("/rv/out"));
+    assert_eq!((inn.len(), out.len()), (10, 10));
+    let first_in = *inn.iter().min().unwrap();
+    let first_out = *out.iter().min().unwrap();
+    let s = spread(&out);
+    assert!(
+        s <= Duration::from_millis(50),
+        "released over {:.1} ms",
+        ms(s)
+    );
+    let waited = first_out.duration_since(first_in);
+    eprintln!(
+        "timeout gate: released over {:.1} ms, {:.0} ms after the first arrived",
+        ms(s),
+        ms(waited)
+    );
+    assert!(
+        (Duration::from_millis(950)..Duration::from_millis(1500)).contains(&waited),
+        "released {:.0} ms after the first arrived, want about 1 s",
+        ms(waited)
+    );
+}
