@@ -101,11 +101,19 @@ TMP="$(mktemp -d /tmp/flashcrowd-bench.XXXXXX)"
 NGINX_PID=""
 BG_PIDS=()
 
+kill_tree() {  # TERM a process and its descendants (by pid; children first)
+    local c
+    for c in $(pgrep -P "$1"); do kill_tree "$c"; done
+    kill -TERM "$1" 2>/dev/null
+}
+
 cleanup() {
     local rc=$?
     set +e
     for p in "${BG_PIDS[@]}"; do
-        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+        kill -0 "$p" 2>/dev/null || continue
+        kill_tree "$p"
+        wait "$p" 2>/dev/null
     done
     if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
         local workers; workers="$(pgrep -P "$NGINX_PID")"
@@ -399,10 +407,12 @@ run_one() {
     /usr/bin/time -f "%U %S" -o "$dir/time" timeout -k 10 $(( DURATION + GRACE )) \
         "${PIN_GEN[@]}" "${cmd[@]}" >"$dir/stdout" 2>"$dir/stderr" &
     local tpid=$!
+    BG_PIDS=("$tpid")   # timeout runs in its own process group: Ctrl-C must reach it through cleanup
     # one connection count in the middle of the run (cheap; shows pools that open extra connections)
     sleep "$(python3 -c "print($DURATION/2)")"
     conns="$(established)"
     wait "$tpid" || rc=$?
+    BG_PIDS=()
     s1="$(steal_ticks)"
     local pst=0
     python3 - "$tool" "$rep" "$attempt" "$dir" "$rc" "$(( s1 - s0 ))" "$CLK_TCK" "$conns" "$STEAL_LIMIT" \
