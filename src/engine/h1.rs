@@ -324,3 +324,154 @@ impl H1Conn {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on 127.0.0.1 that answers the n-th request on its one connection with
+    /// `replies[n]`, then closes when the list is exhausted.
+    async fn canned(replies: Vec<&'static [u8]>) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for reply in replies {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(reply).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    async fn one(
+        replies: Vec<&'static [u8]>,
+        head: bool,
+        max: u64,
+    ) -> (H1Conn, Result<H1Reply, Failed>, Vec<u8>) {
+        let mut c = H1Conn::connect(canned(replies).await).await.unwrap();
+        let mut body = Vec::new();
+        let r = c.exchange(REQ, head, Some(&mut body), max).await;
+        (c, r, body)
+    }
+
+    #[tokio::test]
+    async fn content_length_bodies_keep_the_connection_alive() {
+        let addr = canned(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+        ])
+        .await;
+        let mut c = H1Conn::connect(addr).await.unwrap();
+        let mut body = Vec::new();
+        let r = c
+            .exchange(REQ, false, Some(&mut body), 1 << 20)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(
+            (r.status, r.bytes_in, body.as_slice()),
+            (200, 5, &b"hello"[..])
+        );
+        assert!(c.is_open());
+        let r = c.exchange(REQ, false, None, 1 << 20).await.ok().unwrap();
+        assert_eq!((r.status, r.bytes_in, c.used), (201, 2, 2));
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_with_trailers_are_read_to_the_end() {
+        let (c, r, body) = one(
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nX-Trailer: 1\r\n\r\n"],
+            false,
+            1 << 20,
+        )
+        .await;
+        let r = r.ok().unwrap();
+        assert_eq!((r.bytes_in, body.as_slice()), (7, &b"abcdefg"[..]));
+        assert!(c.is_open());
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped_and_head_has_no_body() {
+        let (_, r, _) = one(
+            vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"],
+            false,
+            1 << 20,
+        )
+        .await;
+        assert_eq!(r.ok().unwrap().status, 204);
+        let (c, r, _) = one(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"],
+            true,
+            1 << 20,
+        )
+        .await;
+        assert_eq!(r.ok().unwrap().bytes_in, 0);
+        assert!(c.is_open());
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_connection_close_are_not_reused() {
+        let (c, r, body) = one(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil close"], false, 1 << 20).await;
+        assert_eq!(body, b"until close");
+        assert_eq!(r.ok().unwrap().bytes_in, 11);
+        assert!(!c.is_open());
+        let (c, r, _) = one(
+            vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"],
+            false,
+            1 << 20,
+        )
+        .await;
+        assert!(r.is_ok());
+        assert!(!c.is_open());
+    }
+
+    #[tokio::test]
+    async fn misbehaving_responses_are_classified() {
+        let kind = |r: Result<H1Reply, Failed>| r.err().map(|f| f.kind);
+        let (_, r, _) = one(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"],
+            false,
+            10,
+        )
+        .await;
+        assert_eq!(
+            kind(r),
+            Some(ErrorKind::Body),
+            "declared body over the limit"
+        );
+        let (_, r, _) = one(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"],
+            false,
+            1 << 20,
+        )
+        .await;
+        assert_eq!(kind(r), Some(ErrorKind::Body), "body cut short");
+        let (_, r, _) = one(vec![b"SMTP ready\r\n\r\n"], false, 1 << 20).await;
+        assert_eq!(kind(r), Some(ErrorKind::Protocol), "not HTTP");
+        let (_, r, _) = one(vec![b"HTTP/1.1 200 OK\r\nContent-Le"], false, 1 << 20).await;
+        assert_eq!(kind(r), Some(ErrorKind::Reset), "closed mid-headers");
+        let (c, r, _) = one(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"],
+            false,
+            1 << 20,
+        )
+        .await;
+        assert!(r.is_ok());
+        assert!(
+            !c.is_open(),
+            "bytes past the framed body poison the connection"
+        );
+    }
+}
