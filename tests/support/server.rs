@@ -120,6 +120,12 @@ impl TestServer {
     }
 
     /// Requests received to paths starting with `prefix`.
+    /// Every request seen so far, in arrival order.
+    #[allow(dead_code)]
+    pub fn hits(&self) -> Vec<Hit> {
+        self.state.hits.lock().unwrap().clone()
+    }
+
     pub fn count(&self, prefix: &str) -> usize {
         let hits = self.state.hits.lock().unwrap();
         hits.iter().filter(|h| h.path.starts_with(prefix)).count()
