@@ -137,3 +137,34 @@ load:
     assert_eq!(count(&report, "/journeys/0/errors"), 20, "{report:#}");
     assert_eq!(count(&report, "/journeys/0/completed"), 100, "{report:#}");
 }
+
+#[test]
+fn a_stop_when_rule_ends_a_step_drill_early() {
+    // At most 4 orders at once, 4 waiting, ~5 ms each: the shop tops out near 400 orders/s and
+    // answers 503 beyond it.
+    let shop = start_background(ShopConfig {
+        capacity: 4,
+        queue: 4,
+        service_us: 5000,
+        ..ShopConfig::default()
+    })
+    .expect("the shop starts");
+    let sc = Scenario::new(
+        r#"
+name: drill
+journeys:
+  buy: { share: 100%, steps: [ { post: /api/cart, json: { sku: 1, qty: 1 } } ] }
+load:
+  steps: { start: 200/s, step: 200/s, every: 1s, max: 4000/s, stop_when: [ "errors > 1%" ] }
+  arrivals: uniform
+"#,
+    );
+    let began = Instant::now();
+    let report = sc.run_passing(&shop.url(), &["--threads", "1"], Duration::from_secs(60));
+    let reason = report["run"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("stop_when `errors > 1%`"), "{report:#}");
+    // The plan is 20 steps of 1 s; the drill must end well before.
+    assert!(num(&report, "/run/duration_s") < 15.0, "{report:#}");
+    assert!(began.elapsed() < Duration::from_secs(30));
+    assert!(count(&report, "/totals/errors") > 0, "{report:#}");
+}

@@ -165,6 +165,22 @@ pub fn execute(req: RunRequest) -> Outcome {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let stop_when = match &sc.load.steps {
+        Some(d) => d
+            .stop_when
+            .iter()
+            .map(|w| {
+                crate::gate::parse_stop_when(w).map_err(|e| {
+                    bad(format!(
+                        "{}: stop_when `{w}`: {}",
+                        req.scenario.display(),
+                        e.message
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let start = req.start_at.unwrap_or_else(Utc::now);
     let plan = Plan::compile(
         &sc.load,
@@ -212,6 +228,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             quiet: req.quiet,
             grace: Duration::from_secs(5),
             abort,
+            stop_when,
         },
     )
     .map_err(Failure::Aborted)?;

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
 pub struct Live {
+    closed: bool,
     bar: Option<ProgressBar>,
     every: u64,
     total_s: f64,
@@ -15,7 +16,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(quiet: bool, total_s: f64, _plan: &Plan) -> Live {
+    pub fn new(quiet: bool, total_s: f64, plan: &Plan) -> Live {
         let tty = std::io::stderr().is_terminal();
         let bar = if tty && !quiet {
             let b = ProgressBar::with_draw_target(
@@ -32,6 +33,7 @@ impl Live {
             None
         };
         Live {
+            closed: plan.model == crate::plan::Model::Closed,
             bar,
             every: if quiet { 10 } else { 5 },
             total_s,
@@ -40,17 +42,21 @@ impl Live {
         }
     }
 
-    fn line(p: &Point, phase: &str, total_s: f64) -> String {
+    fn line(p: &Point, phase: &str, total_s: f64, closed: bool) -> String {
         let err = if p.requests > 0 {
             100.0 * p.errors as f64 / p.requests as f64
         } else {
             0.0
         };
         format!(
-            "t={:>4}s/{:.0}s phase={phase} planned={:.0}/s started={}/s reqs={}/s in-flight={} p99={:.1}ms errors={:.2}%{}",
+            "t={:>4}s/{:.0}s phase={phase} planned={} started={}/s reqs={}/s in-flight={} p99={:.1}ms errors={:.2}%{}",
             p.t + 1,
             total_s,
-            p.planned_rate,
+            if closed {
+                format!("{:.0} users", p.planned_rate)
+            } else {
+                format!("{:.0}/s", p.planned_rate)
+            },
             p.sessions_started,
             p.requests,
             p.in_flight,
@@ -74,10 +80,10 @@ impl Live {
             .map(|p| p.name.as_str())
             .unwrap_or("-");
         match &self.bar {
-            Some(b) => b.set_message(Self::line(p, phase, self.total_s)),
+            Some(b) => b.set_message(Self::line(p, phase, self.total_s, self.closed)),
             None => {
                 if (p.t + 1).is_multiple_of(self.every) {
-                    eprintln!("{}", Self::line(p, phase, self.total_s));
+                    eprintln!("{}", Self::line(p, phase, self.total_s, self.closed));
                 }
             }
         }

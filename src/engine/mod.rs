@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub quiet: bool,
     pub grace: Duration,
     pub abort: Vec<AbortRule>,
+    /// Capacity drills: the first second in which one holds ends the run (not an abort).
+    pub stop_when: Vec<crate::gate::Threshold>,
 }
 
 pub struct RunOutcome {
@@ -166,6 +168,22 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                         a.rule.cond.source,
                         a.held_s,
                         a.rule.cond.metric.format_value(observed.unwrap_or(0.0))
+                    ));
+                    control.raise(STOPPING);
+                }
+            }
+            if *status == Status::Completed && reason.is_none() {
+                if let Some(rule) = opts.stop_when.iter().find(|t| {
+                    catalog
+                        .observe(&rec, t, 1.0)
+                        .is_some_and(|v| t.op.holds(v, t.value))
+                }) {
+                    *reason = Some(format!(
+                        "stop_when `{}` held in second {} (observed {})",
+                        rule.source,
+                        sec + 1,
+                        rule.metric
+                            .format_value(catalog.observe(&rec, rule, 1.0).unwrap_or(0.0))
                     ));
                     control.raise(STOPPING);
                 }

@@ -659,6 +659,9 @@ pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
     }
 }
 
+/// How long a closed-model user waits after a failed journey before the next.
+pub const FAILED_ITERATION_PAUSE: Duration = Duration::from_millis(10);
+
 /// A closed-model user: loops journeys until retired or the run stops.
 pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
     let mut guard = InFlight::new(&ctx);
@@ -676,7 +679,16 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
         let j = s.pick_journey();
         match s.journey(j, next).await {
             None => return,
-            Some(_) => next = Instant::now(),
+            Some(true) => next = Instant::now(),
+            Some(false) => {
+                // A failed iteration pauses briefly, so a dead target is not hammered by a tight
+                // connect-fail loop (millions of errors a second measure nothing).
+                next = Instant::now() + FAILED_ITERATION_PAUSE;
+                if !ctx.sleep_until(next).await {
+                    guard.done = true;
+                    return;
+                }
+            }
         }
     }
 }
