@@ -57,16 +57,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// Run directory (default: reports/<scenario-name>/<UTC timestamp>/).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FLASHCROWD_OUT")]
     pub out: Option<PathBuf>,
     /// Add a threshold (repeatable), e.g. `--threshold "p99 < 300ms"`.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-    /// Run only segment i of n of the plan (1-based), e.g. `2/3`.
+    /// Run only segment i of n of the plan (1-based), e.g. `2/3`. In a Kubernetes Indexed Job,
+    /// JOB_COMPLETION_INDEX (0-based) with FLASHCROWD_SEGMENTS=n gives the segment instead.
     #[arg(long, value_name = "i/n", env = "FLASHCROWD_SEGMENT")]
     pub segment: Option<String>,
-    /// Start at this wall-clock instant (RFC 3339) instead of now.
-    #[arg(long = "start-at", value_name = "RFC3339")]
+    /// Start at this wall-clock instant (RFC 3339) instead of now; every generator given the same
+    /// instant starts (and rendezvouses) together.
+    #[arg(long = "start-at", value_name = "RFC3339", env = "FLASHCROWD_START_AT")]
     pub start_at: Option<String>,
     /// Worker threads (shards); default: available cores.
     #[arg(long)]

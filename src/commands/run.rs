@@ -28,6 +28,24 @@ pub struct RunRequest {
     pub untagged_ok: bool,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_job_index_selects_the_segment() {
+        let s = segment_from_env(Some("2".into()), Some("3".into())).unwrap();
+        assert_eq!(s.to_string(), "3/3");
+        assert_eq!(segment_from_env(None, None).unwrap(), Segment::WHOLE);
+        assert_eq!(
+            segment_from_env(Some("0".into()), None).unwrap(),
+            Segment::WHOLE
+        );
+        assert!(segment_from_env(Some("3".into()), Some("3".into())).is_err());
+        assert!(segment_from_env(Some("x".into()), Some("3".into())).is_err());
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadInput(msg.into())
 }
@@ -35,7 +53,10 @@ fn bad(msg: impl Into<String>) -> Failure {
 pub fn run(a: RunArgs) -> Outcome {
     let segment = match &a.segment {
         Some(s) => Segment::parse(s).map_err(|e| bad(format!("--segment: {e}")))?,
-        None => Segment::WHOLE,
+        None => segment_from_env(
+            std::env::var("JOB_COMPLETION_INDEX").ok(),
+            std::env::var("FLASHCROWD_SEGMENTS").ok(),
+        )?,
     };
     let start_at = match &a.start_at {
         Some(s) => Some(
@@ -68,6 +89,35 @@ pub fn run(a: RunArgs) -> Outcome {
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
     })
+}
+
+/// The segment of a Kubernetes Indexed Job pod: JOB_COMPLETION_INDEX (0-based) of
+/// FLASHCROWD_SEGMENTS. Neither set: the whole plan.
+fn segment_from_env(index: Option<String>, count: Option<String>) -> Result<Segment, Failure> {
+    match (index, count) {
+        (Some(i), Some(n)) => {
+            let i: u32 = i
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("JOB_COMPLETION_INDEX=`{i}` is not a whole number")))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("FLASHCROWD_SEGMENTS=`{n}` is not a whole number")))?;
+            Segment::new(i, n).map_err(|e| {
+                bad(format!(
+                    "JOB_COMPLETION_INDEX={i} with FLASHCROWD_SEGMENTS={n}: {e}"
+                ))
+            })
+        }
+        // Every pod of the Job would run the whole plan: N times the load. Refuse.
+        (Some(i), None) => Err(bad(format!(
+            "JOB_COMPLETION_INDEX={i} is set (a Kubernetes Indexed Job) but FLASHCROWD_SEGMENTS is not: \
+             set FLASHCROWD_SEGMENTS to the Job's completions, or pass --segment 1/1 to run the whole \
+             plan in every pod"
+        ))),
+        (None, Some(_)) | (None, None) => Ok(Segment::WHOLE),
+    }
 }
 
 /// Is this target on this machine?
