@@ -28,24 +28,6 @@ pub struct RunRequest {
     pub untagged_ok: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubernetes_job_index_selects_the_segment() {
-        let s = segment_from_env(Some("2".into()), Some("3".into())).unwrap();
-        assert_eq!(s.to_string(), "3/3");
-        assert_eq!(segment_from_env(None, None).unwrap(), Segment::WHOLE);
-        assert_eq!(
-            segment_from_env(Some("0".into()), None).unwrap(),
-            Segment::WHOLE
-        );
-        assert!(segment_from_env(Some("3".into()), Some("3".into())).is_err());
-        assert!(segment_from_env(Some("x".into()), Some("3".into())).is_err());
-    }
-}
-
 fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadInput(msg.into())
 }
@@ -358,4 +340,22 @@ pub fn demo(a: DemoArgs) -> Outcome {
         stats.requests, stats.tagged, stats.shadow_orders, stats.busy_rejections
     );
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_job_index_selects_the_segment() {
+        let s = segment_from_env(Some("2".into()), Some("3".into())).unwrap();
+        assert_eq!(s.to_string(), "3/3");
+        assert_eq!(segment_from_env(None, None).unwrap(), Segment::WHOLE);
+        assert!(
+            segment_from_env(Some("0".into()), None).is_err(),
+            "no silent N-fold load"
+        );
+        assert!(segment_from_env(Some("3".into()), Some("3".into())).is_err());
+        assert!(segment_from_env(Some("x".into()), Some("3".into())).is_err());
+    }
 }
