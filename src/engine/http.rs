@@ -133,6 +133,23 @@ pub async fn connect(prog: &Program, version: HttpVersion, lean: bool) -> Result
     handshake(tls, h2).await
 }
 
+/// A request built for HTTP/2 (absolute URI, no `Host`) that goes out on an HTTP/1.1 connection,
+/// because TLS negotiated no `h2`: origin-form target and a `Host` header, as HTTP/1.1 requires.
+fn h2_to_h1(mut req: http::Request<ReqBody>) -> http::Request<ReqBody> {
+    let parts = req.uri().clone().into_parts();
+    if let Some(a) = &parts.authority {
+        if !req.headers().contains_key(http::header::HOST) {
+            if let Ok(v) = http::HeaderValue::from_str(a.as_str()) {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+        }
+    }
+    if let Some(pq) = parts.path_and_query {
+        *req.uri_mut() = http::Uri::from(pq);
+    }
+    req
+}
+
 /// What came back.
 pub struct Reply {
     pub status: u16,
@@ -169,6 +186,11 @@ pub async fn exchange(
     let resp = match conn {
         Conn::H1(s) => {
             s.ready().await.map_err(|e| fail(classify(&e)))?;
+            let req = if req.uri().scheme().is_some() {
+                h2_to_h1(req)
+            } else {
+                req
+            };
             s.send_request(req).await
         }
         Conn::H2(s) => {

@@ -5,7 +5,9 @@
 //! Every test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod counting;
 pub mod server;
+pub mod tls;
 
 use serde_json::Value;
 use std::io::Read;
