@@ -508,7 +508,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
     let (tls, tls_h2) = if needs_tls {
         (
             Some(super::tls::client_config(loaded, &["http/1.1"])?),
-            Some(super::tls::client_config(loaded, &["h2"])?),
+            Some(super::tls::client_config(loaded, &["h2", "http/1.1"])?),
         )
     } else {
         (None, None)
