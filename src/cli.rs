@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Send untagged traffic to a non-loopback target anyway.
     #[arg(long = "i-know-this-is-untagged")]
     pub untagged_ok: bool,
+    /// Local addresses to connect from, in turn, to get past the ~28k ephemeral ports of one
+    /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
+    #[arg(long = "source-ips", value_name = "SPEC")]
+    pub source_ips: Option<String>,
 }
 
 #[derive(Debug, Args)]

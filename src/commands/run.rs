@@ -26,6 +26,7 @@ pub struct RunRequest {
     pub threads: usize,
     pub quiet: bool,
     pub untagged_ok: bool,
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -59,7 +60,12 @@ pub fn run(a: RunArgs) -> Outcome {
             .map(|n| n.get())
             .unwrap_or(1),
     };
+    let source_ips = match &a.source_ips {
+        Some(spec) => parse_source_ips(spec).map_err(|e| bad(format!("--source-ips: {e}")))?,
+        None => Vec::new(),
+    };
     execute(RunRequest {
+        source_ips,
         scenario: a.scenario,
         opts: a.opts,
         target: a.target,
@@ -100,6 +106,105 @@ fn segment_from_env(index: Option<String>, count: Option<String>) -> Result<Segm
         ))),
         (None, Some(_)) | (None, None) => Ok(Segment::WHOLE),
     }
+}
+
+/// Parses `127.0.0.2-127.0.0.20`, `10.1.0.0/28` (IPv4) or a comma-separated list of addresses
+/// and such ranges.
+pub fn parse_source_ips(spec: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    use std::net::{IpAddr, Ipv4Addr};
+    const MAX: usize = 4096;
+    let mut out = Vec::new();
+    let v4 = |s: &str| -> Result<u32, String> {
+        s.trim()
+            .parse::<Ipv4Addr>()
+            .map(u32::from)
+            .map_err(|_| format!("`{}` is not an IPv4 address", s.trim()))
+    };
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some((a, b)) = item.split_once('-') {
+            let (a, b) = (v4(a)?, v4(b)?);
+            if b < a || (b - a) as usize >= MAX {
+                return Err(format!(
+                    "`{item}`: expected a rising range of at most {MAX} addresses"
+                ));
+            }
+            out.extend((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))));
+        } else if let Some((a, bits)) = item.split_once('/') {
+            let base = v4(a)?;
+            let bits: u32 = bits
+                .trim()
+                .parse()
+                .ok()
+                .filter(|b| (20..=32).contains(b))
+                .ok_or_else(|| format!("`{item}`: the prefix length must be 20 to 32"))?;
+            let size = 1u32 << (32 - bits);
+            let net = base & !(size - 1);
+            out.extend((0..size).map(|i| IpAddr::V4(Ipv4Addr::from(net + i))));
+        } else {
+            out.push(
+                item.parse::<IpAddr>()
+                    .map_err(|_| format!("`{item}` is not an IP address"))?,
+            );
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("`{spec}` names no address"));
+    }
+    if out.len() > MAX {
+        return Err(format!("{} addresses; at most {MAX}", out.len()));
+    }
+    Ok(out)
+}
+
+/// Local ports one source address has for outgoing connections.
+fn ephemeral_ports() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().filter_map(|x| x.parse::<u64>().ok());
+            Some(it.next()?..=it.next()?)
+        })
+        .map(|r| r.end() - r.start() + 1)
+        .unwrap_or(28_232)
+}
+
+/// Warns before a plan runs out of local ports: every closed connection holds its port in
+/// TIME_WAIT for about 60 s unless the client closes with `reset_on_close`.
+fn port_warning(sc: &crate::scenario::Scenario, plan: &Plan, sources: usize) -> Option<String> {
+    use crate::scenario::model::ConnectionMode;
+    if plan.model != crate::plan::Model::Open {
+        return None;
+    }
+    let (peak, at) = plan.peak();
+    let phase = &plan.phases[plan.phase_index_at(at)].name;
+    let per_session = super::plan::requests_per_session(sc, phase);
+    let mut per_second = 0.0;
+    for c in sc.clients.values() {
+        if c.reset_on_close {
+            continue;
+        }
+        let share = c.during.get(phase).unwrap_or(&c.share).0;
+        per_second += peak
+            * share
+            * match c.connection {
+                ConnectionMode::PerUser => 1.0,
+                ConnectionMode::Fresh => per_session,
+                ConnectionMode::Shared => 0.0,
+            };
+    }
+    if sc.clients.is_empty() {
+        per_second = peak; // the implicit client is per-user
+    }
+    let needed = per_second * 60.0;
+    let have = (ephemeral_ports() * sources.max(1) as u64) as f64;
+    (needed > 0.8 * have).then(|| {
+        format!(
+            "warning: at its peak this plan opens about {per_second:.0} connections/s; closed connections keep \
+             their local port for ~60 s (TIME_WAIT), about {needed:.0} ports, but {have:.0} are available.\n\
+             Expect `connect` errors. Use `connection: shared`, `reset_on_close: true` on the client, or \
+             --source-ips with more local addresses."
+        )
+    })
 }
 
 /// Is this target on this machine?
@@ -248,6 +353,11 @@ pub fn execute(req: RunRequest) -> Outcome {
             "the target {target_url} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
         )));
     }
+    let mut prog = prog;
+    prog.source_ips = req.source_ips.clone();
+    if let Some(w) = port_warning(sc, &plan, req.source_ips.len()) {
+        eprintln!("{w}");
+    }
     let catalog = prog.catalog(&plan);
     let plan = Arc::new(plan);
     let outcome = engine::run(
@@ -333,6 +443,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         threads,
         quiet: a.quiet,
         untagged_ok: false,
+        source_ips: Vec::new(),
     });
     let stats = shop.stats();
     eprintln!(
@@ -345,6 +456,21 @@ pub fn demo(a: DemoArgs) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_ips_accept_ranges_prefixes_and_lists() {
+        let ips = parse_source_ips("127.0.0.2-127.0.0.4").unwrap();
+        assert_eq!(ips.len(), 3);
+        assert_eq!(ips[2].to_string(), "127.0.0.4");
+        let ips = parse_source_ips("127.0.1.9/30").unwrap();
+        let got: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(got, ["127.0.1.8", "127.0.1.9", "127.0.1.10", "127.0.1.11"]);
+        assert_eq!(parse_source_ips("127.0.0.1, ::1").unwrap().len(), 2);
+        assert!(parse_source_ips("127.0.0.9-127.0.0.1").is_err());
+        assert!(parse_source_ips("10.0.0.0/8").is_err());
+        assert!(parse_source_ips("nope").is_err());
+        assert!(parse_source_ips(" , ").is_err());
+    }
 
     #[test]
     fn kubernetes_job_index_selects_the_segment() {

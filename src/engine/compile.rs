@@ -116,6 +116,10 @@ pub struct ClientProg {
     pub think: Option<ThinkDist>,
     /// Plain-text HTTP/1.1: requests go through the lean path (`h1.rs`), not hyper.
     pub lean: bool,
+    /// `connection: shared` over HTTP/1.1: most connections per shard.
+    pub pool: usize,
+    /// Close connections with SO_LINGER 0.
+    pub linger0: bool,
     /// Journeys this client may take: (journey index, cumulative share 0..=1).
     pub journeys: Vec<(usize, f64)>,
 }
@@ -221,6 +225,8 @@ pub struct Program {
     pub tls_h2: Option<Arc<rustls::ClientConfig>>,
     /// Host header value for HTTP/1.1.
     pub target_host_header: HeaderValue,
+    /// Local addresses to connect from, in turn (`--source-ips`); empty: the kernel chooses.
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 impl Program {
@@ -250,6 +256,9 @@ impl Program {
         }
     }
 }
+
+/// Connections per shard for `connection: shared` (HTTP/1.1) unless a client sets `pool`.
+pub const DEFAULT_POOL: usize = 256;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
@@ -461,6 +470,12 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
             headers: header_list(&hdrs, &empty)?,
             think: c.and_then(|c| c.think.as_ref()).map(ThinkDist::from_model),
             lean: !target.https && c.map(|c| c.http).unwrap_or_default() == HttpVersion::H1,
+            pool: c
+                .and_then(|c| c.pool)
+                .map(|p| p as usize)
+                .unwrap_or(DEFAULT_POOL)
+                .max(1),
+            linger0: c.is_some_and(|c| c.reset_on_close),
             journeys: journeys_cum,
         });
     }
@@ -517,6 +532,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
     let target_host_header = HeaderValue::from_str(&target.authority)
         .map_err(|_| format!("target `{}` has an invalid host", target.url))?;
     Ok(Program {
+        source_ips: Vec::new(),
         target_host_header,
         scenario_name: sc.name.clone(),
         target,

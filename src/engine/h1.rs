@@ -9,7 +9,6 @@
 
 use super::http::Failed;
 use crate::metrics::ErrorKind;
-use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,20 +49,24 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
 }
 
 impl H1Conn {
-    pub async fn connect(addr: SocketAddr) -> Result<H1Conn, ErrorKind> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-            _ => ErrorKind::Connect,
-        })?;
-        let _ = stream.set_nodelay(true);
-        Ok(H1Conn {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> H1Conn {
+        H1Conn {
             stream,
             buf: vec![0; INITIAL_BUF],
             start: 0,
             end: 0,
             used: 0,
             open: true,
-        })
+        }
+    }
+
+    #[cfg(test)]
+    async fn connect(addr: std::net::SocketAddr) -> Result<H1Conn, ErrorKind> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        Ok(H1Conn::new(stream))
     }
 
     pub fn is_open(&self) -> bool {
@@ -332,7 +335,7 @@ mod tests {
 
     /// A server on 127.0.0.1 that answers the n-th request on its one connection with
     /// `replies[n]`, then closes when the list is exhausted.
-    async fn canned(replies: Vec<&'static [u8]>) -> SocketAddr {
+    async fn canned(replies: Vec<&'static [u8]>) -> std::net::SocketAddr {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {

@@ -100,19 +100,77 @@ where
     }
 }
 
-/// Opens a connection to the target (TCP_NODELAY on; TLS with ALPN when https). `lean` asks
-/// for the lean HTTP/1.1 path (plain-text targets only).
-pub async fn connect(prog: &Program, version: HttpVersion, lean: bool) -> Result<Conn, ErrorKind> {
-    let t: &Target = &prog.target;
-    if lean {
-        return super::h1::H1Conn::connect(t.addr)
-            .await
-            .map(|c| Conn::Lean(Box::new(c)));
+/// How to open a TCP connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dial {
+    /// Local address to connect from (`--source-ips`).
+    pub source: Option<std::net::IpAddr>,
+    /// SO_LINGER 0: close with an RST, leaving no TIME_WAIT.
+    pub linger0: bool,
+}
+
+/// Opens a TCP connection (TCP_NODELAY on).
+pub async fn dial(addr: std::net::SocketAddr, d: Dial) -> std::io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(ip) = d.source {
+        // Let connect() pick the port, so each source address has its own full port range.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt on a valid socket with a pointer to a local c_int.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    &one as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        sock.bind(std::net::SocketAddr::new(ip, 0))?;
     }
-    let tcp = TcpStream::connect(t.addr)
-        .await
-        .map_err(|e| classify_io(&e, true))?;
-    let _ = tcp.set_nodelay(true);
+    if d.linger0 {
+        // SO_LINGER with a zero timeout: close() sends an RST at once and never blocks.
+        use std::os::fd::AsRawFd;
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a valid socket with a pointer to a local linger struct.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &l as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    let s = sock.connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Opens a connection to the target (TLS with ALPN when https). `lean` asks for the lean
+/// HTTP/1.1 path (plain-text targets only).
+pub async fn connect(
+    prog: &Program,
+    version: HttpVersion,
+    lean: bool,
+    d: Dial,
+) -> Result<Conn, ErrorKind> {
+    let t: &Target = &prog.target;
+    let tcp = dial(t.addr, d).await.map_err(|e| classify_io(&e, true))?;
+    if lean {
+        return Ok(Conn::Lean(Box::new(super::h1::H1Conn::new(tcp))));
+    }
     let want_h2 = version == HttpVersion::H2;
     if !t.https {
         // Plain HTTP/2 is prior-knowledge h2c.

@@ -65,6 +65,8 @@ pub struct Session {
     /// The lean path's serialized request, and the kept response body.
     wire: Vec<u8>,
     body: Vec<u8>,
+    /// A shared-pool slot held while a request uses a pooled connection.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Values for Session {
@@ -128,6 +130,7 @@ impl Session {
             buf: Vec::with_capacity(256),
             wire: Vec::new(),
             body: Vec::new(),
+            permit: None,
             prog,
         }
     }
@@ -338,18 +341,29 @@ impl Session {
 
     async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
+        let dial = self.ctx.dial(self.client);
         match client.connection {
             ConnectionMode::PerUser => match self.conn.take() {
                 Some(c) if c.is_open() => Ok(c),
-                _ => http::connect(&self.prog, client.http, client.lean).await,
+                _ => http::connect(&self.prog, client.http, client.lean, dial).await,
             },
-            ConnectionMode::Fresh => http::connect(&self.prog, client.http, client.lean).await,
+            ConnectionMode::Fresh => {
+                http::connect(&self.prog, client.http, client.lean, dial).await
+            }
             ConnectionMode::Shared => {
+                if client.http == crate::scenario::model::HttpVersion::H1 {
+                    // At most `pool` connections in use per shard: wait for one to come back.
+                    let permit = self.ctx.pools[self.client]
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| ErrorKind::Connect)?;
+                    self.permit = Some(permit);
+                }
                 if let Some(c) = self.ctx.take_shared(self.client) {
                     return Ok(c);
                 }
-                let c = http::connect(&self.prog, client.http, client.lean).await?;
-                Ok(c)
+                http::connect(&self.prog, client.http, client.lean, dial).await
             }
         }
     }
@@ -534,6 +548,8 @@ impl Session {
             }
         };
         self.wire = wire;
+        // The pooled connection is back in the pool (or gone): free its slot.
+        self.permit = None;
         let t_end = Instant::now();
         sample.latency_us = t_end.saturating_duration_since(intended).as_micros() as u64;
         sample.service_us = t_end.saturating_duration_since(t_send).as_micros() as u64;
@@ -569,7 +585,8 @@ impl Session {
     /// A new connection for this session's client, replacing a stale one.
     async fn reconnect(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
-        http::connect(&self.prog, client.http, client.lean).await
+        let dial = self.ctx.dial(self.client);
+        http::connect(&self.prog, client.http, client.lean, dial).await
     }
 
     /// Status, expectations and captures; the error kind if any fails.

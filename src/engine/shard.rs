@@ -74,6 +74,9 @@ pub struct ShardCtx {
     hard: Cell<bool>,
     stop_notify: Notify,
     shared: Vec<RefCell<Vec<Conn>>>,
+    /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
+    pub pools: Vec<Arc<tokio::sync::Semaphore>>,
+    source_rr: Cell<usize>,
     rendezvous: RefCell<Vec<RvState>>,
 }
 
@@ -117,6 +120,22 @@ impl ShardCtx {
                 return;
             }
             woken.await;
+        }
+    }
+
+    /// How to dial the next connection for `client`: the next source address in turn.
+    pub fn dial(&self, client: usize) -> super::http::Dial {
+        let ips = &self.prog.source_ips;
+        let source = if ips.is_empty() {
+            None
+        } else {
+            let i = self.source_rr.get();
+            self.source_rr.set(i.wrapping_add(1));
+            Some(ips[i % ips.len()])
+        };
+        super::http::Dial {
+            source,
+            linger0: self.prog.clients[client].linger0,
         }
     }
 
@@ -221,6 +240,13 @@ fn run(spec: ShardSpec) {
         shared: (0..spec.prog.clients.len())
             .map(|_| RefCell::new(Vec::new()))
             .collect(),
+        pools: spec
+            .prog
+            .clients
+            .iter()
+            .map(|c| Arc::new(tokio::sync::Semaphore::new(c.pool)))
+            .collect(),
+        source_rr: Cell::new(spec.index),
         rendezvous: RefCell::new(
             (0..spec.prog.rendezvous.len())
                 .map(|_| RvState {

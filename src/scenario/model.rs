@@ -101,6 +101,12 @@ pub struct Client {
     /// Share of this client during named phases, overriding `share` there.
     #[serde(default)]
     pub during: IndexMap<String, Share>,
+    /// `connection: shared` over HTTP/1.1: most connections per generator thread (default 256).
+    #[serde(default)]
+    pub pool: Option<u32>,
+    /// Close connections with SO_LINGER 0 (RST, no TIME_WAIT).
+    #[serde(default)]
+    pub reset_on_close: bool,
 }
 
 /// Think-time distribution between a client's steps, written as a one-key mapping:

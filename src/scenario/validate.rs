@@ -342,6 +342,17 @@ impl Validator<'_> {
                 )),
             );
         }
+        for (cname, c) in &s.clients {
+            if c.pool == Some(0) {
+                self.push(
+                    Issue::at(
+                        root().key("clients").key(cname).key("pool"),
+                        "pool must be at least 1",
+                    )
+                    .help("leave it out for the default of 256 connections per thread"),
+                );
+            }
+        }
         // Phases named in `during`, each checked once.
         let phases = self.names.phases.clone();
         let mut seen: Vec<String> = Vec::new();
