@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub quiet: bool,
     pub grace: Duration,
     pub abort: Vec<AbortRule>,
+    /// Called with each completed interval (second number, all shards merged), in order, on the
+    /// calling thread, as the collector completes it: the interval log is written from here.
+    pub on_interval: Option<Box<dyn FnMut(u64, &Recorder)>>,
 }
 
 pub struct RunOutcome {
@@ -141,6 +144,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         .collect();
     let mut status = Status::Completed;
     let mut reason: Option<String> = None;
+    let mut on_interval = opts.on_interval;
     let mut on_seconds = |done: Vec<(u64, Recorder)>,
                           status: &mut Status,
                           reason: &mut Option<String>,
@@ -171,6 +175,9 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             }
             live.second(&p, &plan);
             series.push(p);
+            if let Some(f) = on_interval.as_mut() {
+                f(sec, &rec);
+            }
         }
     };
     let mut ctrl_c_count = 0;
