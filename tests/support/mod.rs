@@ -5,6 +5,7 @@
 //! Every test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod python;
 pub mod server;
 
 use serde_json::Value;
@@ -176,6 +177,7 @@ pub fn read_report(dir: &Path, done: &Finished) -> Value {
     let v: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()));
     assert_eq!(v["schema_version"], 1, "{text}");
+    python::assert_valid_report(dir);
     v
 }
 
