@@ -6,7 +6,7 @@ use super::{Failure, Outcome};
 use crate::cli::{DemoArgs, RunArgs, ScenarioOpts};
 use crate::engine::{self, RunOptions};
 use crate::metrics::recorder::N_ERROR_KINDS;
-use crate::metrics::{Catalog, Recorder};
+use crate::metrics::Catalog;
 use crate::plan::{Plan, PlanOptions, Segment};
 use crate::report::hlog::HlogWriter;
 use crate::report::result::ScenarioInfo;
@@ -268,7 +268,7 @@ impl Recording {
         })
     }
 
-    fn hook(&self) -> Box<dyn FnMut(u64, &Recorder)> {
+    fn hook(&self) -> engine::IntervalHook {
         let state = self.state.clone();
         Box::new(move |sec, rec| {
             let mut st = state.borrow_mut();

@@ -27,6 +27,9 @@ pub enum Status {
     Interrupted,
 }
 
+/// Receives each completed interval: its second number and all shards' records merged.
+pub type IntervalHook = Box<dyn FnMut(u64, &Recorder)>;
+
 pub struct RunOptions {
     pub threads: usize,
     pub segment: Segment,
@@ -37,7 +40,7 @@ pub struct RunOptions {
     pub abort: Vec<AbortRule>,
     /// Called with each completed interval (second number, all shards merged), in order, on the
     /// calling thread, as the collector completes it: the interval log is written from here.
-    pub on_interval: Option<Box<dyn FnMut(u64, &Recorder)>>,
+    pub on_interval: Option<IntervalHook>,
 }
 
 pub struct RunOutcome {

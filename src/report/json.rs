@@ -201,7 +201,7 @@ pub fn build(r: &RunResult) -> Value {
                 "dropped": p.dropped,
                 "p50_ms": p.p50_ms,
                 "p99_ms": p.p99_ms,
-                "errors_by_kind": r.errors_by_second.get(&p.t).map(|e| kinds(e)).unwrap_or_else(|| json!({})),
+                "errors_by_kind": r.errors_by_second.get(&p.t).map(kinds).unwrap_or_else(|| json!({})),
             })
         })
         .collect();
