@@ -31,6 +31,18 @@ pub enum Command {
     Plan(PlanArgs),
     /// Serve the embedded demo shop (a target to practise on).
     Shop(ShopArgs),
+    /// Re-render a run directory's reports (html, markdown, junit, charts) from report.json + latency.hlog.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (holds report.json and latency.hlog).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Do not say which files were written.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Options that change how a scenario is read and compiled.

@@ -1,6 +1,7 @@
 //! One function per subcommand. Each returns the process exit code or a `Failure`.
 
 mod plan;
+mod report;
 mod run;
 mod shop;
 mod validate;
@@ -43,5 +44,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Run(a) => run::run(a),
         Command::Demo(a) => run::demo(a),
         Command::Shop(a) => shop::shop(a),
+        Command::Report(a) => report::report(a),
     }
 }

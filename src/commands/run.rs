@@ -5,12 +5,18 @@
 use super::{Failure, Outcome};
 use crate::cli::{DemoArgs, RunArgs, ScenarioOpts};
 use crate::engine::{self, RunOptions};
+use crate::metrics::recorder::N_ERROR_KINDS;
+use crate::metrics::Catalog;
 use crate::plan::{Plan, PlanOptions, Segment};
+use crate::report::hlog::HlogWriter;
 use crate::report::result::ScenarioInfo;
-use crate::report::{rundir, RunResult};
+use crate::report::{rundir, RunReport, RunResult};
 use crate::scenario::units::parse_fraction;
 use chrono::{DateTime, Utc};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -359,6 +365,11 @@ pub fn execute(req: RunRequest) -> Outcome {
         eprintln!("{w}");
     }
     let catalog = prog.catalog(&plan);
+    let dir = req
+        .out
+        .clone()
+        .unwrap_or_else(|| rundir::default_dir(&sc.name, start));
+    let recording = Recording::start(&dir, &catalog, start)?;
     let plan = Arc::new(plan);
     let outcome = engine::run(
         Arc::new(prog),
@@ -371,6 +382,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             grace: Duration::from_secs(5),
             abort,
             stop_when,
+            on_interval: Some(recording.hook()),
         },
     )
     .map_err(Failure::Aborted)?;
@@ -380,33 +392,95 @@ pub fn execute(req: RunRequest) -> Outcome {
         sha256: loaded.sha256.clone(),
         target: target_url.clone(),
     };
-    let result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
-    let dir = req
-        .out
-        .clone()
-        .unwrap_or_else(|| rundir::default_dir(&sc.name, result.started_at));
-    write_run_dir(&dir, &result, &loaded)?;
-    print!("{}", crate::report::summary::render(&result, &dir));
-    Ok(result.status.exit_code())
+    let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
+    result.errors_by_second = recording.finish()?;
+    write_run_dir(&dir, &result, &loaded)
 }
 
-fn write_run_dir(
-    dir: &Path,
-    r: &RunResult,
-    loaded: &crate::scenario::Loaded,
-) -> Result<(), Failure> {
-    let json = serde_json::to_vec_pretty(&crate::report::json::build(r))
-        .map_err(|e| bad(format!("cannot encode report.json: {e}")))?;
-    let write = |name: &str, bytes: &[u8]| {
-        rundir::write_atomic(dir, name, bytes)
-            .map_err(|e| bad(format!("cannot write {} in {}: {e}", name, dir.display())))
+/// What the run records as it goes, from each completed interval: latency.hlog, and the errors
+/// by kind per second for the report's series.
+struct Recording {
+    state: Rc<RefCell<RecordingState>>,
+}
+
+struct RecordingState {
+    hlog: Option<HlogWriter>,
+    /// The first failure to append to the log (the run goes on; the report says so).
+    failed: Option<String>,
+    errors: BTreeMap<u64, [u64; N_ERROR_KINDS]>,
+}
+
+impl Recording {
+    fn start(dir: &Path, catalog: &Catalog, start: DateTime<Utc>) -> Result<Recording, Failure> {
+        let hlog = HlogWriter::create(dir, catalog, start.into()).map_err(|e| {
+            bad(format!(
+                "cannot start the run directory {}: {e:#}",
+                dir.display()
+            ))
+        })?;
+        Ok(Recording {
+            state: Rc::new(RefCell::new(RecordingState {
+                hlog: Some(hlog),
+                failed: None,
+                errors: BTreeMap::new(),
+            })),
+        })
+    }
+
+    fn hook(&self) -> engine::IntervalHook {
+        let state = self.state.clone();
+        Box::new(move |sec, rec| {
+            let mut st = state.borrow_mut();
+            let all = rec.total_where(|_, _, _| true);
+            if all.error_count() > 0 {
+                st.errors.insert(sec, all.errors);
+            }
+            if let Some(w) = st.hlog.as_mut() {
+                if let Err(e) = w.interval(sec, rec) {
+                    st.failed = Some(format!("{e:#}"));
+                    st.hlog = None;
+                }
+            }
+        })
+    }
+
+    /// Closes latency.hlog; the errors by second.
+    fn finish(self) -> Result<BTreeMap<u64, [u64; N_ERROR_KINDS]>, Failure> {
+        let mut st = self.state.borrow_mut();
+        if let Some(e) = st.failed.take() {
+            return Err(bad(format!("latency.hlog: {e}")));
+        }
+        if let Some(w) = st.hlog.take() {
+            w.close()
+                .map_err(|e| bad(format!("cannot close latency.hlog: {e:#}")))?;
+        }
+        Ok(std::mem::take(&mut st.errors))
+    }
+}
+
+/// Writes report.json, renders every other exporter from it and latency.hlog (exactly what
+/// `flashcrowd report` does), copies the scenario, prints the summary; the exit code.
+fn write_run_dir(dir: &Path, r: &RunResult, loaded: &crate::scenario::Loaded) -> Outcome {
+    let written = || -> anyhow::Result<crate::report::model::Report> {
+        let report = crate::report::json::report(r);
+        let hlog = crate::report::hlog::read(dir)?;
+        let rr = RunReport { report, hlog };
+        crate::report::render_all(&rr, dir)?;
+        rundir::write_atomic(
+            dir,
+            "scenario.yaml",
+            rundir::redact_scenario(&loaded.source, &loaded.secrets).as_bytes(),
+        )?;
+        Ok(rr.report)
     };
-    write("report.json", &json)?;
-    write(
-        "scenario.yaml",
-        rundir::redact_scenario(&loaded.source, &loaded.secrets).as_bytes(),
-    )?;
-    Ok(())
+    let report = written().map_err(|e| {
+        bad(format!(
+            "cannot write the run directory {}: {e:#}",
+            dir.display()
+        ))
+    })?;
+    print!("{}", crate::report::summary::render(&report, dir));
+    Ok(r.status.exit_code())
 }
 
 pub fn demo(a: DemoArgs) -> Outcome {

@@ -28,6 +28,9 @@ pub enum Status {
     Interrupted,
 }
 
+/// Receives each completed interval: its second number and all shards' records merged.
+pub type IntervalHook = Box<dyn FnMut(u64, &Recorder)>;
+
 pub struct RunOptions {
     pub threads: usize,
     pub segment: Segment,
@@ -38,6 +41,9 @@ pub struct RunOptions {
     pub abort: Vec<AbortRule>,
     /// Capacity drills: the first second in which one holds ends the run (not an abort).
     pub stop_when: Vec<crate::gate::Threshold>,
+    /// Called with each completed interval (second number, all shards merged), in order, on the
+    /// calling thread, as the collector completes it: the interval log is written from here.
+    pub on_interval: Option<IntervalHook>,
 }
 
 pub struct RunOutcome {
@@ -144,6 +150,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         .collect();
     let mut status = Status::Completed;
     let mut reason: Option<String> = None;
+    let mut on_interval = opts.on_interval;
     let mut on_seconds = |done: Vec<(u64, Recorder)>,
                           status: &mut Status,
                           reason: &mut Option<String>,
@@ -190,6 +197,9 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             }
             live.second(&p, &plan);
             series.push(p);
+            if let Some(f) = on_interval.as_mut() {
+                f(sec, &rec);
+            }
         }
     };
     let mut ctrl_c_count = 0;

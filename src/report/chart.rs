@@ -12,14 +12,15 @@ use plotters::style::FontStyle;
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// DejaVu Sans (Bitstream Vera license, see assets/fonts/DejaVuSans-LICENSE.txt).
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// WenQuanYi Micro Hei (Apache-2.0, see assets/fonts/wqy-microhei-LICENSE.txt): Latin and CJK
+/// glyphs in one font, so names like `下单` draw on a machine without any fonts.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/wqy-microhei.ttc");
 
 /// The family name charts ask plotters for.
-const FAMILY: &str = "sans-serif";
+pub const FAMILY: &str = "sans-serif";
 
 /// Registers the embedded font once per process.
-fn register_font() -> anyhow::Result<()> {
+pub fn register_font() -> anyhow::Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());

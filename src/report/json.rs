@@ -1,9 +1,15 @@
-//! report.json, schema_version 1 (DESIGN.md "report.json"): the complete, machine-readable
+//! report.json, schema_version 1 (docs/report-schema.md): the complete, machine-readable
 //! record of a run. Latencies in milliseconds; error rates as fractions.
+//!
+//! `build` turns the engine's outcome into the typed `Report` once, at the end of a run; the
+//! exporter writes a `Report` back out, so `flashcrowd report` rewrites it unchanged.
 
+use super::model::Report;
 use super::result::RunResult;
+use super::{Exporter, RunReport};
 use crate::metrics::recorder::RequestStats;
 use crate::metrics::ErrorKind;
+use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
@@ -30,9 +36,13 @@ pub fn latency(h: &Histogram<u64>) -> Value {
 }
 
 fn errors_by_kind(s: &RequestStats) -> Value {
+    kinds(&s.errors)
+}
+
+fn kinds(errors: &[u64; crate::metrics::recorder::N_ERROR_KINDS]) -> Value {
     let mut m = Map::new();
     for k in ErrorKind::ALL {
-        let n = s.errors[k as usize];
+        let n = errors[k as usize];
         if n > 0 {
             m.insert(k.name().into(), json!(n));
         }
@@ -66,6 +76,36 @@ fn frac(a: u64, b: u64) -> f64 {
     }
 }
 
+/// The typed report of a finished run.
+pub fn report(r: &RunResult) -> Report {
+    serde_json::from_value(build(r)).expect("report.json and its typed model agree")
+}
+
+/// Writes `report.json`.
+pub struct Json;
+
+impl Exporter for Json {
+    fn name(&self) -> &'static str {
+        "report.json"
+    }
+
+    fn write(
+        &self,
+        r: &RunReport,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let mut bytes =
+            serde_json::to_vec_pretty(&r.report).context("cannot encode report.json")?;
+        bytes.push(b'\n');
+        Ok(vec![super::rundir::write_atomic(
+            dir,
+            "report.json",
+            &bytes,
+        )?])
+    }
+}
+
+/// report.json as a JSON value (the order of keys is the schema's).
 pub fn build(r: &RunResult) -> Value {
     let rec = &r.total;
     let cat = &r.catalog;
@@ -161,6 +201,7 @@ pub fn build(r: &RunResult) -> Value {
                 "dropped": p.dropped,
                 "p50_ms": p.p50_ms,
                 "p99_ms": p.p99_ms,
+                "errors_by_kind": r.errors_by_second.get(&p.t).map(kinds).unwrap_or_else(|| json!({})),
             })
         })
         .collect();
@@ -175,6 +216,7 @@ pub fn build(r: &RunResult) -> Value {
                 "observed": v.observed,
                 "observed_text": v.observed.map(|o| v.threshold.metric.format_value(o)),
                 "limit": v.threshold.value,
+                "limit_text": v.threshold.metric.format_value(v.threshold.value),
             })
         })
         .collect();

@@ -68,6 +68,9 @@ pub struct RunResult {
     /// Planned mean rate per phase (open model: arrivals/s; closed: users).
     pub planned_rate: Vec<f64>,
     pub plan_duration_s: f64,
+    /// Errors by kind per second, for seconds that had any (from the interval hook).
+    pub errors_by_second:
+        std::collections::BTreeMap<u64, [u64; crate::metrics::recorder::N_ERROR_KINDS]>,
 }
 
 /// Lag p99 above this means the generator, not the target, set the pace.
@@ -128,6 +131,7 @@ impl RunResult {
             cpu_s: outcome.cpu_s,
             planned_rate,
             plan_duration_s: plan.duration,
+            errors_by_second: Default::default(),
         }
     }
 

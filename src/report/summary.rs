@@ -1,18 +1,10 @@
 //! The end-of-run terminal summary: compact like k6's — totals, a row per request name ×
-//! client, thresholds with ✓/✗, a plain warning when the generator was the bottleneck, and
-//! where the files are.
+//! client, thresholds with ✓/✗ and observed vs limit, a plain warning when the generator was the
+//! bottleneck, and where the files are. Reads the typed report, so `flashcrowd report` prints
+//! the same summary as the run did.
 
-use super::result::RunResult;
-use crate::metrics::recorder::RequestStats;
-use hdrhistogram::Histogram;
+use super::model::{Percentiles, Report};
 use std::fmt::Write;
-
-fn ms(h: &Histogram<u64>, q: f64) -> String {
-    if h.is_empty() {
-        return "-".into();
-    }
-    fmt_ms(h.value_at_quantile(q) as f64 / 1000.0)
-}
 
 pub fn fmt_ms(v: f64) -> String {
     if v >= 1000.0 {
@@ -24,7 +16,12 @@ pub fn fmt_ms(v: f64) -> String {
     }
 }
 
-fn pct(a: u64, b: u64) -> String {
+/// A latency in ms, or `-` when nothing was measured.
+pub fn opt_ms(v: Option<f64>) -> String {
+    v.map(fmt_ms).unwrap_or_else(|| "-".into())
+}
+
+pub fn pct(a: u64, b: u64) -> String {
     if b == 0 {
         "0%".into()
     } else {
@@ -32,149 +29,170 @@ fn pct(a: u64, b: u64) -> String {
     }
 }
 
-pub fn render(r: &RunResult, dir: &std::path::Path) -> String {
+/// The generator-overload warning, in plain words (also used by report.html).
+pub fn overload_warning(r: &Report) -> Option<String> {
+    r.generator.overloaded.then(|| {
+        format!(
+            "the generator could not keep up with the plan (send lag p99 {} > {}ms). \
+             Latencies still count from the intended start, but the target saw less load than \
+             planned. Use more --threads, more machines (--segment), or a smaller --scale.",
+            opt_ms(r.generator.lag_ms.p99),
+            super::result::OVERLOAD_LAG_MS
+        )
+    })
+}
+
+/// The note on arrivals dropped at the max_users cap.
+pub fn dropped_note(r: &Report) -> Option<String> {
+    (r.totals.sessions_dropped > 0).then(|| {
+        format!(
+            "{} arrivals were dropped at the max_users cap: the target was too slow to keep up with the plan.",
+            r.totals.sessions_dropped
+        )
+    })
+}
+
+/// Terminal columns a string takes: East Asian wide characters (CJK, fullwidth forms) take two.
+pub fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `s` padded with spaces to `width` terminal columns.
+fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(display_width(s))))
+}
+
+pub fn render(r: &Report, dir: &std::path::Path) -> String {
     let mut o = String::new();
-    let rec = &r.total;
-    let all = rec.total_where(|_, _, _| true);
-    let dur = r.duration_s.max(1e-9);
+    let t = &r.totals;
+    let all: &Percentiles = &r.latency_ms;
     let _ = writeln!(o);
     let _ = writeln!(
         o,
         "  {}  {}  {:.1}s  segment {}  {} thread(s)",
         r.scenario.name,
-        r.status.name().to_uppercase(),
-        r.duration_s,
-        r.segment,
-        r.threads
+        r.run.status.to_uppercase(),
+        r.run.duration_s,
+        r.run.segment,
+        r.run.threads
     );
-    if let Some(reason) = &r.reason {
+    if let Some(reason) = &r.run.reason {
         let _ = writeln!(o, "  stopped: {reason}");
     }
     let _ = writeln!(
         o,
         "  requests {} ({:.0}/s)   errors {} ({})   sessions {} started, {} dropped, {} interrupted",
-        all.count,
-        all.count as f64 / dur,
-        all.error_count(),
-        pct(all.error_count(), all.count),
-        rec.sessions_started,
-        rec.sessions_dropped,
-        rec.sessions_interrupted
+        t.requests,
+        t.rate,
+        t.errors,
+        pct(t.errors, t.requests),
+        t.sessions_started,
+        t.sessions_dropped,
+        t.sessions_interrupted
     );
     let _ = writeln!(
         o,
         "  latency  p50 {}  p90 {}  p99 {}  max {}   (service time p99 {}, from the intended start)",
-        ms(&all.latency, 0.5),
-        ms(&all.latency, 0.9),
-        ms(&all.latency, 0.99),
-        if all.latency.is_empty() { "-".into() } else { fmt_ms(all.latency.max() as f64 / 1000.0) },
-        ms(&all.service, 0.99),
+        opt_ms(all.p50),
+        opt_ms(all.p90),
+        opt_ms(all.p99),
+        opt_ms(all.max),
+        opt_ms(r.service_time_ms.p99),
     );
-    // Rows per request name × client.
-    let mut rows: Vec<(String, String, RequestStats)> = Vec::new();
-    for (e, c, _p, s) in rec.iter() {
-        let name = &r.catalog.endpoints[e].name;
-        let client = &r.catalog.clients[c];
-        match rows.iter_mut().find(|(n, cc, _)| n == name && cc == client) {
-            Some(row) => row.2.merge(s),
-            None => {
-                let mut t = RequestStats::default();
-                t.merge(s);
-                rows.push((name.clone(), client.clone(), t));
-            }
-        }
-    }
-    if !rows.is_empty() {
-        let w = rows
+    if !r.requests.is_empty() {
+        let w = r
+            .requests
             .iter()
-            .map(|r| r.0.chars().count())
+            .map(|q| display_width(&q.name))
             .max()
             .unwrap_or(7)
             .max(7);
-        let wc = rows
+        let wc = r
+            .requests
             .iter()
-            .map(|r| r.1.chars().count())
+            .map(|q| display_width(&q.client))
             .max()
             .unwrap_or(6)
             .max(6);
         let _ = writeln!(o);
         let _ = writeln!(
             o,
-            "  {:<w$}  {:<wc$}  {:>9}  {:>8}  {:>7}  {:>8}  {:>8}  {:>8}",
-            "request", "client", "count", "rate", "errors", "p50", "p99", "max"
+            "  {}  {}  {:>9}  {:>8}  {:>7}  {:>8}  {:>8}  {:>8}",
+            pad("request", w),
+            pad("client", wc),
+            "count",
+            "rate",
+            "errors",
+            "p50",
+            "p99",
+            "max"
         );
-        for (name, client, s) in &rows {
+        for q in &r.requests {
             let _ = writeln!(
                 o,
-                "  {:<w$}  {:<wc$}  {:>9}  {:>7.0}/s  {:>7}  {:>8}  {:>8}  {:>8}",
-                name,
-                client,
-                s.count,
-                s.count as f64 / dur,
-                pct(s.error_count(), s.count),
-                ms(&s.latency, 0.5),
-                ms(&s.latency, 0.99),
-                if s.latency.is_empty() {
-                    "-".into()
-                } else {
-                    fmt_ms(s.latency.max() as f64 / 1000.0)
-                },
+                "  {}  {}  {:>9}  {:>7.0}/s  {:>7}  {:>8}  {:>8}  {:>8}",
+                pad(&q.name, w),
+                pad(&q.client, wc),
+                q.count,
+                q.rate,
+                pct(q.error_count(), q.count),
+                opt_ms(q.latency_ms.p50),
+                opt_ms(q.latency_ms.p99),
+                opt_ms(q.latency_ms.max),
             );
         }
-        let kinds: Vec<String> = crate::metrics::ErrorKind::ALL
+        let kinds: Vec<String> = t
+            .errors_by_kind
             .iter()
-            .filter(|k| all.errors[**k as usize] > 0)
-            .map(|k| format!("{} {}", k.name(), all.errors[*k as usize]))
+            .map(|(k, n)| format!("{k} {n}"))
             .collect();
         if !kinds.is_empty() {
             let _ = writeln!(o, "  errors by kind: {}", kinds.join(", "));
         }
     }
-    if !r.verdicts.is_empty() {
+    if !r.thresholds.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(o, "  thresholds");
-        for v in &r.verdicts {
-            let observed = match v.observed {
-                Some(x) => v.threshold.metric.format_value(x),
-                None => "nothing measured".into(),
-            };
+        for v in &r.thresholds {
             let _ = writeln!(
                 o,
-                "  {} {}   observed {observed}, limit {}",
+                "  {} {}   {}",
                 if v.passed { "✓" } else { "✗" },
-                v.threshold.source,
-                v.threshold.metric.format_value(v.threshold.value)
+                v.expr,
+                v.observed_vs_limit()
             );
         }
     }
     let _ = writeln!(o);
-    let lag = &rec.lag;
     let _ = writeln!(
         o,
         "  generator  lag p99 {}  max {}  cpu {:.1}s",
-        ms(lag, 0.99),
-        if lag.is_empty() {
-            "-".into()
-        } else {
-            fmt_ms(lag.max() as f64 / 1000.0)
-        },
-        r.cpu_s
+        opt_ms(r.generator.lag_ms.p99),
+        opt_ms(r.generator.lag_ms.max),
+        r.generator.cpu_s
     );
-    if r.overloaded() {
-        let _ = writeln!(
-            o,
-            "  WARNING: the generator could not keep up with the plan (send lag p99 {} > {}ms).\n           Latencies still count from the intended start, but the target saw less load than planned.\n           Use more --threads, more machines (--segment), or a smaller --scale.",
-            ms(lag, 0.99),
-            super::result::OVERLOAD_LAG_MS
-        );
+    if let Some(w) = overload_warning(r) {
+        let _ = writeln!(o, "  WARNING: {w}");
     }
-    if rec.sessions_dropped > 0 {
-        let _ = writeln!(
-            o,
-            "  NOTE: {} arrivals were dropped at the max_users cap: the target was too slow to keep up with the plan.",
-            rec.sessions_dropped
-        );
+    if let Some(n) = dropped_note(r) {
+        let _ = writeln!(o, "  NOTE: {n}");
     }
-    let _ = writeln!(o, "  report   {}", dir.join("report.json").display());
+    let _ = writeln!(
+        o,
+        "  report   {}  (report.html, summary.md, junit.xml, latency.hlog, charts/)",
+        dir.join("report.json").display()
+    );
     o
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod python;
 pub mod server;
 pub mod tls;
 
@@ -178,6 +179,7 @@ pub fn read_report(dir: &Path, done: &Finished) -> Value {
     let v: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()));
     assert_eq!(v["schema_version"], 1, "{text}");
+    python::assert_valid_report(dir);
     v
 }
 

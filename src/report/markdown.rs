@@ -1,0 +1,107 @@
+//! summary.md: a compact Markdown table for a pull-request comment or a CI job summary —
+//! status, totals, a row per request name × client, thresholds ✓/✗ with observed vs limit.
+
+use super::summary::{opt_ms, overload_warning, pct};
+use super::{Exporter, RunReport};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+pub struct Markdown;
+
+/// Escapes text for a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(r: &RunReport) -> String {
+    let r = &r.report;
+    let t = &r.totals;
+    let mut o = String::new();
+    let badge = match r.run.status.as_str() {
+        "passed" => "✅ passed",
+        "failed" => "❌ failed",
+        "aborted" => "🛑 aborted",
+        _ => "⚠️ interrupted",
+    };
+    let _ = writeln!(o, "### flashcrowd: {} — {}", cell(&r.scenario.name), badge);
+    let _ = writeln!(o);
+    if let Some(reason) = &r.run.reason {
+        let _ = writeln!(o, "> stopped: {}", cell(reason));
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "{:.1}s · segment {} · {} requests ({:.0}/s) · errors {} ({}) · p50 {} · p99 {} · max {}",
+        r.run.duration_s,
+        r.run.segment,
+        t.requests,
+        t.rate,
+        t.errors,
+        pct(t.errors, t.requests),
+        opt_ms(r.latency_ms.p50),
+        opt_ms(r.latency_ms.p99),
+        opt_ms(r.latency_ms.max)
+    );
+    let _ = writeln!(o);
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(o, "| | threshold | observed | limit |");
+        let _ = writeln!(o, "|---|---|---:|---:|");
+        for v in &r.thresholds {
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} | {} |",
+                if v.passed { "✓" } else { "✗" },
+                v.expr.replace('`', "'").replace('|', "\\|"),
+                v.observed_text.as_deref().unwrap_or("nothing measured"),
+                v.limit_text
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if !r.requests.is_empty() {
+        let _ = writeln!(
+            o,
+            "| request | client | count | rate | errors | p50 | p99 | max |"
+        );
+        let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for q in &r.requests {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.0}/s | {} | {} | {} | {} |",
+                cell(&q.name),
+                cell(&q.client),
+                q.count,
+                q.rate,
+                pct(q.error_count(), q.count),
+                opt_ms(q.latency_ms.p50),
+                opt_ms(q.latency_ms.p99),
+                opt_ms(q.latency_ms.max)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if let Some(w) = overload_warning(r) {
+        let _ = writeln!(o, "> **Warning:** {w}");
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "<sub>flashcrowd {} · latency from the intended start · full report: report.html</sub>",
+        r.tool.version
+    );
+    o
+}
+
+impl Exporter for Markdown {
+    fn name(&self) -> &'static str {
+        "summary.md"
+    }
+
+    fn write(&self, r: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(vec![super::rundir::write_atomic(
+            dir,
+            "summary.md",
+            render(r).as_bytes(),
+        )?])
+    }
+}

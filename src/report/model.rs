@@ -1,0 +1,194 @@
+//! The typed form of report.json (schema_version 1, docs/report-schema.md): what every exporter
+//! reads, together with the histograms of latency.hlog. A live run builds it from the engine's
+//! outcome (`json::build`); `flashcrowd report` deserializes it from the file, so both render
+//! the same way.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Latency percentiles in milliseconds; all null when nothing was measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p99_9: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRef {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    pub planned_duration_s: f64,
+    /// passed | failed | aborted | interrupted
+    pub status: String,
+    pub reason: Option<String>,
+    pub segment: String,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rate: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub sessions_started: u64,
+    pub sessions_dropped: u64,
+    pub sessions_interrupted: u64,
+    pub errors_by_kind: IndexMap<String, u64>,
+    pub status: IndexMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRow {
+    pub name: String,
+    pub client: String,
+    pub count: u64,
+    pub rate: f64,
+    pub errors: IndexMap<String, u64>,
+    pub status: IndexMap<String, u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub latency_ms: Percentiles,
+    pub service_time_ms: Percentiles,
+    pub ttfb_ms: Percentiles,
+}
+
+impl RequestRow {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JourneyRow {
+    pub name: String,
+    pub sessions: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientRow {
+    pub name: String,
+    pub sessions: u64,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRow {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub planned_rate: f64,
+    pub requests: u64,
+    pub rate: f64,
+    pub error_rate: f64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub t: u64,
+    pub planned_rate: f64,
+    pub sessions_started: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub in_flight: u64,
+    pub dropped: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    #[serde(default)]
+    pub errors_by_kind: IndexMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdRow {
+    pub expr: String,
+    pub passed: bool,
+    pub observed: Option<f64>,
+    pub observed_text: Option<String>,
+    pub limit: f64,
+    pub limit_text: String,
+}
+
+impl ThresholdRow {
+    /// `observed 1.24ms, limit 300ms` (or `nothing measured, limit …`).
+    pub fn observed_vs_limit(&self) -> String {
+        match &self.observed_text {
+            Some(o) => format!("observed {o}, limit {}", self.limit_text),
+            None => format!("nothing measured, limit {}", self.limit_text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    pub lag_ms: Lag,
+    pub dropped: u64,
+    pub overloaded: bool,
+    pub cpu_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub scenario: ScenarioRef,
+    pub run: Run,
+    pub totals: Totals,
+    pub latency_ms: Percentiles,
+    pub service_time_ms: Percentiles,
+    pub ttfb_ms: Percentiles,
+    pub requests: Vec<RequestRow>,
+    pub journeys: Vec<JourneyRow>,
+    pub clients: Vec<ClientRow>,
+    pub phases: Vec<PhaseRow>,
+    pub series: Vec<SeriesPoint>,
+    pub thresholds: Vec<ThresholdRow>,
+    pub generator: Generator,
+    /// Step drills only; kept as written so a re-render does not lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<serde_json::Value>,
+}
+
+impl Report {
+    /// The exit code this report stands for (0 passed, 1 failed, 3 aborted or interrupted).
+    pub fn exit_code(&self) -> u8 {
+        match self.run.status.as_str() {
+            "passed" => 0,
+            "failed" => 1,
+            _ => 3,
+        }
+    }
+}
