@@ -5,6 +5,7 @@
 //! Every test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod server;
 
 use serde_json::Value;
