@@ -341,3 +341,42 @@ pub fn wait_with_peak_rss(run: super::Spawned, limit: Duration) -> (super::Finis
     let peak = poller.join().unwrap_or(0);
     (finished, peak)
 }
+
+/// Like `wait_with_peak_rss`, but never fails the test itself: kills the child (SIGKILL) when
+/// its peak RSS passes `cap` or it runs past `limit`, and says which.
+pub fn wait_with_rss_cap(
+    run: super::Spawned,
+    limit: Duration,
+    cap: u64,
+) -> (super::Finished, u64, Option<&'static str>) {
+    let pid = run.pid();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let started = Instant::now();
+    let poller = std::thread::spawn(move || {
+        let mut peak = 0u64;
+        let mut killed = None;
+        while !d.load(Ordering::SeqCst) {
+            match peak_rss(pid) {
+                Some(p) => peak = peak.max(p),
+                None if peak > 0 => break,
+                None => {}
+            }
+            if killed.is_none() && (peak > cap || started.elapsed() > limit) {
+                killed = Some(if peak > cap {
+                    "peak RSS over the cap"
+                } else {
+                    "ran past the time limit"
+                });
+                // SAFETY: kill(2) on the pid of a child the caller started and has not reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (peak, killed)
+    });
+    let finished = run.wait(limit + Duration::from_secs(10));
+    done.store(true, Ordering::SeqCst);
+    let (peak, killed) = poller.join().unwrap_or((0, None));
+    (finished, peak, killed)
+}
