@@ -226,9 +226,43 @@ pub fn execute(req: RunRequest) -> Outcome {
         .out
         .clone()
         .unwrap_or_else(|| rundir::default_dir(&sc.name, result.started_at));
-    write_run_dir(&dir, &result, &loaded)?;
+    let dir = write_with_fallback(&dir, &result, &loaded)?;
     print!("{}", crate::report::summary::render(&result, &dir));
     Ok(result.status.exit_code())
+}
+
+/// Writes the run directory. When that fails (an unwritable place, a full disk) the results are
+/// not lost: they go to a fallback directory, and stderr names both. Only when neither can be
+/// written is it an error (exit 2); the summary is still printed then.
+fn write_with_fallback(
+    dir: &Path,
+    r: &RunResult,
+    loaded: &crate::scenario::Loaded,
+) -> Result<PathBuf, Failure> {
+    let first = match write_run_dir(dir, r, loaded) {
+        Ok(()) => return Ok(dir.to_path_buf()),
+        Err(e) => e,
+    };
+    let fallback = rundir::fallback_dir(&loaded.scenario.name, r.started_at);
+    match write_run_dir(&fallback, r, loaded) {
+        Ok(()) => {
+            eprintln!(
+                "flashcrowd: {first}\nflashcrowd: the run directory {} could not be written; \
+                 the results were written to {} instead",
+                dir.display(),
+                fallback.display()
+            );
+            Ok(fallback)
+        }
+        Err(second) => {
+            print!("{}", crate::report::summary::render(r, dir));
+            Err(bad(format!(
+                "{first}\nthe fallback run directory {} could not be written either: {second}\n\
+                 no report was saved; the summary above is all that is left of this run",
+                fallback.display()
+            )))
+        }
+    }
 }
 
 fn write_run_dir(

@@ -380,3 +380,63 @@ pub fn wait_with_rss_cap(
     let (peak, killed) = poller.join().unwrap_or((0, None));
     (finished, peak, killed)
 }
+
+/// Runs `flashcrowd ARGS…` with extra environment variables to the end, killing it past `limit`
+/// (which fails the test).
+pub fn run_with_env(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> super::Finished {
+    use std::process::{Command, Stdio};
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flashcrowd"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start flashcrowd");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll flashcrowd") {
+            break Some(s);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let done = super::Finished {
+        code: status.and_then(|s| s.code()),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed: started.elapsed(),
+    };
+    assert!(status.is_some(), "ran past {limit:?}\n{}", done.output());
+    done
+}
+
+/// Files under `dir` (recursively) whose name contains `.tmp`.
+pub fn leftover_tmp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(leftover_tmp_files(&p));
+        } else if e.file_name().to_string_lossy().contains(".tmp") {
+            out.push(p);
+        }
+    }
+    out
+}
