@@ -272,8 +272,10 @@ fn write_run_dir(
 ) -> Result<(), Failure> {
     let json = serde_json::to_vec_pretty(&crate::report::json::build(r))
         .map_err(|e| bad(format!("cannot encode report.json: {e}")))?;
+    // Every file passes through the redactor: no secret reaches the run directory.
+    let redactor = rundir::Redactor::new(loaded);
     let write = |name: &str, bytes: &[u8]| {
-        rundir::write_atomic(dir, name, bytes)
+        rundir::write_atomic(dir, name, &redactor.apply_bytes(bytes))
             .map_err(|e| bad(format!("cannot write {} in {}: {e}", name, dir.display())))
     };
     write("report.json", &json)?;

@@ -43,6 +43,9 @@ pub enum Fault {
     /// Answers the first connection (the probe) properly, then closes its listener: every later
     /// connection is refused.
     RefuseAfterFirst,
+    /// Not a fault: `200 ok` on a keep-alive connection, with a `Set-Cookie` header when the
+    /// server was started with one (`HostileServer::set_cookie`).
+    Healthy,
 }
 
 struct Shared {
@@ -50,6 +53,9 @@ struct Shared {
     conns: Mutex<Vec<JoinHandle<()>>>,
     requests: AtomicUsize,
     probes: AtomicUsize,
+    set_cookie: Option<String>,
+    /// Request heads received (Healthy only), for checking what was sent.
+    heads: Mutex<Vec<String>>,
 }
 
 pub struct HostileServer {
@@ -60,6 +66,15 @@ pub struct HostileServer {
 
 impl HostileServer {
     pub fn start(fault: Fault) -> HostileServer {
+        Self::with(fault, None)
+    }
+
+    /// A healthy server whose every answer carries `Set-Cookie: VALUE`.
+    pub fn set_cookie(value: &str) -> HostileServer {
+        Self::with(Fault::Healthy, Some(value.to_string()))
+    }
+
+    fn with(fault: Fault, set_cookie: Option<String>) -> HostileServer {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind loopback");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -68,6 +83,8 @@ impl HostileServer {
             conns: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
             probes: AtomicUsize::new(0),
+            set_cookie,
+            heads: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -88,6 +105,11 @@ impl HostileServer {
     /// Requests received that were not the probe.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The request heads a `Healthy` server received (the probe's included).
+    pub fn heads(&self) -> Vec<String> {
+        self.shared.heads.lock().unwrap().clone()
     }
 
     /// Probe requests received.
@@ -206,6 +228,19 @@ fn serve(mut stream: TcpStream, fault: Fault, shared: Arc<Shared>) {
             return;
         };
         let probe = head.to_ascii_lowercase().contains("flashcrowd-probe");
+        if fault == Fault::Healthy {
+            shared.heads.lock().unwrap().push(head);
+            let cookie = shared
+                .set_cookie
+                .as_ref()
+                .map(|c| format!("Set-Cookie: {c}\r\n"))
+                .unwrap_or_default();
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{cookie}\r\nok");
+            if !send(&mut stream, answer.as_bytes(), &shared) {
+                return;
+            }
+            continue;
+        }
         if probe && fault != Fault::Silent {
             shared.probes.fetch_add(1, Ordering::SeqCst);
             send(
@@ -298,6 +333,7 @@ fn serve(mut stream: TcpStream, fault: Fault, shared: Arc<Shared>) {
                 }
                 // Keep reading: a client that reuses the connection sends another request.
             }
+            Fault::Healthy => unreachable!("answered above"),
             Fault::RefuseAfterFirst => {
                 send(
                     &mut stream,
