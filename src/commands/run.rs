@@ -218,10 +218,13 @@ fn is_loopback(t: &engine::compile::Target) -> bool {
     t.addr.ip().is_loopback()
 }
 
-/// Does every request carry the tag header? (Defaults, or every client.)
+/// Does every request carry the tag header with a value? (Defaults, or every client.)
 fn every_request_tagged(sc: &crate::scenario::Scenario) -> bool {
     let tag = &sc.safety.tag_header;
-    let has = |h: &crate::scenario::model::Headers| h.keys().any(|k| k.eq_ignore_ascii_case(tag));
+    let has = |h: &crate::scenario::model::Headers| {
+        h.iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(tag) && !v.trim().is_empty())
+    };
     has(&sc.defaults.headers)
         || (!sc.clients.is_empty() && sc.clients.values().all(|c| has(&c.headers)))
 }
@@ -344,20 +347,26 @@ pub fn execute(req: RunRequest) -> Outcome {
                 req.scenario.display()
             ))
         })?;
-    let prog = engine::compile(&loaded, &target_url, &plan)
-        .map_err(|e| bad(format!("{}: {e}", req.scenario.display())))?;
+    // What messages may show of the target: never its user-info.
+    let shown_target = rundir::redact_url_userinfo(&target_url);
+    let prog = engine::compile(&loaded, &target_url, &plan).map_err(|e| {
+        bad(rundir::redact_url_userinfo(&format!(
+            "{}: {e}",
+            req.scenario.display()
+        )))
+    })?;
     if !is_loopback(&prog.target) && !every_request_tagged(sc) && !req.untagged_ok {
         return Err(bad(format!(
             "refusing to send untagged traffic to {} (not a loopback address).\n\
              Tag test traffic so the target can route it to shadow storage: add `{}: flashcrowd` to \
              defaults.headers (or change safety.tag_header), or pass --i-know-this-is-untagged.",
-            target_url, sc.safety.tag_header
+            shown_target, sc.safety.tag_header
         )));
     }
     if let Err(e) = probe(&target_url, &sc.safety.tag_header) {
-        return Err(Failure::Aborted(format!(
-            "the target {target_url} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
-        )));
+        return Err(Failure::Aborted(rundir::redact_url_userinfo(&format!(
+            "the target {shown_target} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
+        ))));
     }
     let mut prog = prog;
     prog.source_ips = req.source_ips.clone();
@@ -369,7 +378,25 @@ pub fn execute(req: RunRequest) -> Outcome {
         .out
         .clone()
         .unwrap_or_else(|| rundir::default_dir(&sc.name, start));
-    let recording = Recording::start(&dir, &catalog, start)?;
+    // The interval log is written as the run goes: find a writable run directory before any load.
+    let redactor = rundir::Redactor::new(&loaded);
+    let file_catalog = redacted_catalog(&catalog, &redactor);
+    let (dir, recording) = match Recording::start(&dir, &file_catalog, start) {
+        Ok(rec) => (dir, rec),
+        Err(first) => {
+            let fallback = rundir::fallback_dir(&sc.name, start);
+            let rec = Recording::start(&fallback, &file_catalog, start).map_err(|second| {
+                bad(format!(
+                    "{first}\nthe fallback run directory failed too: {second}"
+                ))
+            })?;
+            eprintln!(
+                "flashcrowd: {first}\nflashcrowd: this run is written to {} instead",
+                fallback.display()
+            );
+            (fallback, rec)
+        }
+    };
     let plan = Arc::new(plan);
     let outcome = engine::run(
         Arc::new(prog),
@@ -393,8 +420,8 @@ pub fn execute(req: RunRequest) -> Outcome {
         target: target_url.clone(),
     };
     let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
-    result.errors_by_second = recording.finish()?;
-    write_run_dir(&dir, &result, &loaded)
+    result.errors_by_second = recording.finish();
+    finish_run_dir(&dir, &result, &loaded)
 }
 
 /// What the run records as it goes, from each completed interval: latency.hlog, and the errors
@@ -444,43 +471,110 @@ impl Recording {
         })
     }
 
-    /// Closes latency.hlog; the errors by second.
-    fn finish(self) -> Result<BTreeMap<u64, [u64; N_ERROR_KINDS]>, Failure> {
+    /// Closes latency.hlog; the errors by second. A log that could not be written is reported
+    /// on stderr, and the run's other files are still written.
+    fn finish(self) -> BTreeMap<u64, [u64; N_ERROR_KINDS]> {
         let mut st = self.state.borrow_mut();
         if let Some(e) = st.failed.take() {
-            return Err(bad(format!("latency.hlog: {e}")));
+            eprintln!("flashcrowd: latency.hlog stopped short: {e}");
         }
         if let Some(w) = st.hlog.take() {
-            w.close()
-                .map_err(|e| bad(format!("cannot close latency.hlog: {e:#}")))?;
+            if let Err(e) = w.close() {
+                eprintln!("flashcrowd: cannot close latency.hlog: {e:#}");
+            }
         }
-        Ok(std::mem::take(&mut st.errors))
+        std::mem::take(&mut st.errors)
     }
 }
 
+/// Writes the run directory. When that fails (a full disk, a vanished directory) the results are
+/// not lost: they go to a fallback directory, and stderr names both. Only when neither can be
+/// written is it an error (exit 2); the summary is still printed then.
+fn finish_run_dir(dir: &Path, r: &RunResult, loaded: &crate::scenario::Loaded) -> Outcome {
+    let redactor = rundir::Redactor::new(loaded);
+    let report = redacted(crate::report::json::report(r), &redactor);
+    let first = match write_run_dir(dir, &report, loaded, &redactor) {
+        Ok(()) => {
+            print!("{}", crate::report::summary::render(&report, dir));
+            return Ok(r.status.exit_code());
+        }
+        Err(e) => e,
+    };
+    let fallback = rundir::fallback_dir(&loaded.scenario.name, r.started_at);
+    // The interval log was written as the run went: take it along when it can be read.
+    let _ = std::fs::create_dir_all(&fallback);
+    let _ = std::fs::copy(dir.join("latency.hlog"), fallback.join("latency.hlog"));
+    match write_run_dir(&fallback, &report, loaded, &redactor) {
+        Ok(()) => {
+            eprintln!(
+                "flashcrowd: {first}\nflashcrowd: the run directory {} could not be written; \
+                 the results were written to {} instead",
+                dir.display(),
+                fallback.display()
+            );
+            print!("{}", crate::report::summary::render(&report, &fallback));
+            Ok(r.status.exit_code())
+        }
+        Err(second) => {
+            print!("{}", crate::report::summary::render(&report, dir));
+            Err(bad(format!(
+                "{first}\nthe fallback run directory {} could not be written either: {second}\n\
+                 no report was saved; the summary above is all that is left of this run",
+                fallback.display()
+            )))
+        }
+    }
+}
+
+/// The catalog with secrets removed from its names (they become interval-log tags).
+fn redacted_catalog(c: &Catalog, redactor: &rundir::Redactor) -> Catalog {
+    let mut c = c.clone();
+    for e in c.endpoints.iter_mut() {
+        e.name = redactor.apply(&e.name);
+    }
+    for n in c.journeys.iter_mut().chain(c.clients.iter_mut()) {
+        *n = redactor.apply(n);
+    }
+    c
+}
+
+/// The report with every secret the run knows of removed from its text.
+fn redacted(
+    report: crate::report::model::Report,
+    redactor: &rundir::Redactor,
+) -> crate::report::model::Report {
+    serde_json::to_string(&report)
+        .ok()
+        .map(|t| redactor.apply(&t))
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(report)
+}
+
 /// Writes report.json, renders every other exporter from it and latency.hlog (exactly what
-/// `flashcrowd report` does), copies the scenario, prints the summary; the exit code.
-fn write_run_dir(dir: &Path, r: &RunResult, loaded: &crate::scenario::Loaded) -> Outcome {
-    let written = || -> anyhow::Result<crate::report::model::Report> {
-        let report = crate::report::json::report(r);
+/// `flashcrowd report` does) and copies the scenario, secrets removed.
+fn write_run_dir(
+    dir: &Path,
+    report: &crate::report::model::Report,
+    loaded: &crate::scenario::Loaded,
+    redactor: &rundir::Redactor,
+) -> Result<(), String> {
+    let written = || -> anyhow::Result<()> {
         let hlog = crate::report::hlog::read(dir)?;
-        let rr = RunReport { report, hlog };
+        let rr = RunReport {
+            report: report.clone(),
+            hlog,
+        };
         crate::report::render_all(&rr, dir)?;
         rundir::write_atomic(
             dir,
             "scenario.yaml",
-            rundir::redact_scenario(&loaded.source, &loaded.secrets).as_bytes(),
+            redactor
+                .apply(&rundir::redact_scenario(&loaded.source, &loaded.secrets))
+                .as_bytes(),
         )?;
-        Ok(rr.report)
+        Ok(())
     };
-    let report = written().map_err(|e| {
-        bad(format!(
-            "cannot write the run directory {}: {e:#}",
-            dir.display()
-        ))
-    })?;
-    print!("{}", crate::report::summary::render(&report, dir));
-    Ok(r.status.exit_code())
+    written().map_err(|e| format!("cannot write the run directory {}: {e:#}", dir.display()))
 }
 
 pub fn demo(a: DemoArgs) -> Outcome {

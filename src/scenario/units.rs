@@ -109,8 +109,19 @@ pub fn parse_rate(src: &str) -> Result<f64, String> {
             ))
         }
     };
-    Ok(n / per)
+    let r = n / per;
+    if r > MAX_RATE {
+        return Err(format!(
+            "`{src}` is more than {} per second, beyond what any set of generators can send: \
+             split a larger rehearsal with --scale or check the unit",
+            MAX_RATE as u64
+        ));
+    }
+    Ok(r)
 }
+
+/// The highest rate a scenario may ask for: 100 million per second.
+pub const MAX_RATE: f64 = 1e8;
 
 /// Parses `80%` or `12.5%` into 0.8 or 0.125.
 pub fn parse_share(src: &str) -> Result<f64, String> {
