@@ -289,13 +289,14 @@ pub fn execute(req: RunRequest) -> Outcome {
                 .map_err(|e| bad(format!("--threshold {e}")))?,
         );
     }
-    // `--scale` shrinks the load, so thresholds on absolute amounts shrink with it.
+    // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on absolute
+    // amounts shrink with them (`flashcrowd merge` judges the whole against the full values).
     for t in thresholds.iter_mut() {
         if matches!(
             t.metric,
             crate::gate::Metric::Rate | crate::gate::Metric::Count
         ) {
-            t.value *= scale;
+            t.value *= scale / req.segment.count as f64;
         }
     }
     let abort = sc
