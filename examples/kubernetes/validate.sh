@@ -28,10 +28,10 @@ fail() { echo "FAIL: $*" >&2; errors=$((errors + 1)); }
 py=python3
 if ! "$py" -c 'import kubernetes_validate' 2>/dev/null; then
     echo "installing kubernetes-validate==$validator_version (pip)"
-    if ! "$py" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version" 2>/dev/null; then
+    if ! PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version" 2>/dev/null; then
         venv=${XDG_CACHE_HOME:-$HOME/.cache}/flashcrowd-kubernetes-validate
         "$py" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version"
+        PIP_ROOT_USER_ACTION=ignore "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version"
         py=$venv/bin/python
     fi
 fi
