@@ -1,0 +1,43 @@
+#!/bin/sh
+# flashcrowd-merge-run: merges the segment directories of one run (installed in the image by the
+# Dockerfile).
+#
+#   flashcrowd-merge-run RUN_DIR SEGMENTS [flashcrowd merge flags...]
+#
+# Merges RUN_DIR/segment-0 … RUN_DIR/segment-(SEGMENTS-1) into RUN_DIR/merged. Every segment is
+# named, not globbed: a missing segment (a pod that never wrote its report) is an error here, not
+# a quietly smaller run. The exit code is flashcrowd merge's: 0 passed, 1 a threshold failed on
+# the whole run, 2 bad input (a missing or mismatched segment).
+set -u
+
+if [ $# -lt 2 ]; then
+    echo "usage: flashcrowd-merge-run RUN_DIR SEGMENTS [flashcrowd merge flags...]" >&2
+    exit 2
+fi
+run_dir=$1
+segments=$2
+shift 2
+case "$segments" in
+    '' | *[!0-9]* | 0) echo "flashcrowd-merge-run: SEGMENTS=\`$segments\` is not a positive whole number" >&2; exit 2 ;;
+esac
+
+missing=0
+i=$((segments - 1))
+dirs=""
+while [ "$i" -ge 0 ]; do
+    d="$run_dir/segment-$i"
+    if [ ! -f "$d/report.json" ]; then
+        echo "flashcrowd-merge-run: $d/report.json is missing (segment $((i + 1))/$segments)" >&2
+        missing=$((missing + 1))
+    fi
+    dirs="$d${dirs:+ $dirs}"
+    i=$((i - 1))
+done
+if [ "$missing" -gt 0 ]; then
+    echo "flashcrowd-merge-run: $missing of $segments segments have no report; not merging a partial run" >&2
+    exit 2
+fi
+
+# $dirs is split on spaces on purpose: RUN_DIR comes from a Job manifest and holds none.
+# shellcheck disable=SC2086
+exec flashcrowd merge $dirs --out "$run_dir/merged" "$@"
