@@ -48,6 +48,8 @@ pub struct RunOptions {
 
 pub struct RunOutcome {
     pub status: Status,
+    /// The `--start-at` instant asked for, if any (`started_at` is when the run really began).
+    pub planned_start: Option<DateTime<Utc>>,
     /// Why the run stopped early (abort rule or signal).
     pub reason: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -242,6 +244,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     live.finish();
     let ended_at = Utc::now();
     Ok(RunOutcome {
+        planned_start: opts.start_at,
         status,
         reason,
         started_at,

@@ -188,6 +188,8 @@ impl Session {
             return Some(false);
         }
         let mut intended = arrived;
+        // The instant a wait or rendezvous released this session, until its next request.
+        let mut released: Option<Instant> = None;
         for step in &jp.steps {
             if self.ctx.stopping() {
                 return None;
@@ -207,17 +209,21 @@ impl Session {
                                 return None;
                             }
                             intended = at;
+                            released = Some(at);
                         }
                     }
                 }
                 StepProg::Rendezvous { id, users, timeout } => {
                     match self.ctx.rendezvous(*id, *users, *timeout).await {
-                        Some(at) => intended = intended.max(at),
+                        Some(at) => {
+                            intended = intended.max(at);
+                            released = Some(at);
+                        }
                         None => return None,
                     }
                 }
                 StepProg::Request(r) => {
-                    let (end, t_end) = self.request(r, intended).await;
+                    let (end, t_end) = self.request(r, intended, released.take()).await;
                     match end {
                         StepEnd::Ok => {}
                         StepEnd::Failed => {
@@ -436,7 +442,12 @@ impl Session {
         Ok(())
     }
 
-    async fn request(&mut self, r: &RequestProg, intended: Instant) -> (StepEnd, Instant) {
+    async fn request(
+        &mut self,
+        r: &RequestProg,
+        intended: Instant,
+        released: Option<Instant>,
+    ) -> (StepEnd, Instant) {
         let phase = self.ctx.plan.phase_index_at(
             intended
                 .saturating_duration_since(self.ctx.start)
@@ -578,6 +589,11 @@ impl Session {
             let mut rec = self.ctx.rec.borrow_mut();
             rec.record(&sample);
             rec.record_lag(lag);
+            if let Some(at) = released {
+                let _ = rec
+                    .burst
+                    .record((t_send.saturating_duration_since(at).as_micros() as u64).max(1));
+            }
         }
         (if ok { StepEnd::Ok } else { StepEnd::Failed }, t_end)
     }

@@ -162,6 +162,9 @@ pub struct Recorder {
     pub clients: Vec<ClientStats>,
     /// Scheduler lag (actual send − intended send), µs.
     pub lag: Histogram<u64>,
+    /// Burst spread: for the first request after a `wait: sale-start` or a rendezvous, its send
+    /// time − the release instant, µs. How tightly this generator fired its flash crowd.
+    pub burst: Histogram<u64>,
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     /// Sessions cut short by the end of the run or a stop.
@@ -180,6 +183,7 @@ impl Recorder {
             journeys: vec![JourneyStats::default(); n_journeys],
             clients: vec![ClientStats::default(); n_clients],
             lag: new_histogram(),
+            burst: new_histogram(),
             sessions_started: 0,
             sessions_dropped: 0,
             sessions_interrupted: 0,
@@ -268,6 +272,7 @@ impl Recorder {
             a.requests += b.requests;
         }
         let _ = self.lag.add(&o.lag);
+        let _ = self.burst.add(&o.burst);
         self.sessions_started += o.sessions_started;
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_interrupted += o.sessions_interrupted;

@@ -241,6 +241,10 @@ pub fn build(r: &RunResult) -> Value {
             "segment": r.segment.to_string(),
             "seed": r.seed,
             "threads": r.threads,
+            "planned_start": r.planned_start.map(|t| t.to_rfc3339()),
+            "start_lag_ms": r.planned_start.map(|p| {
+                ((r.started_at - p).num_microseconds().unwrap_or(0) as f64 / 1000.0 * 1000.0).round() / 1000.0
+            }),
         },
         "totals": {
             "requests": all.count,
@@ -270,6 +274,12 @@ pub fn build(r: &RunResult) -> Value {
                 "p99": ms(lag.value_at_quantile(0.99)),
                 "max": ms(lag.max()),
             })},
+            "burst_ms": {
+                "count": rec.burst.len(),
+                "p50": (!rec.burst.is_empty()).then(|| ms(rec.burst.value_at_quantile(0.5))),
+                "p99": (!rec.burst.is_empty()).then(|| ms(rec.burst.value_at_quantile(0.99))),
+                "max": (!rec.burst.is_empty()).then(|| ms(rec.burst.max())),
+            },
             "dropped": rec.sessions_dropped,
             "overloaded": r.overloaded(),
             "cpu_s": (r.cpu_s * 1000.0).round() / 1000.0,

@@ -44,6 +44,10 @@ pub struct Run {
     pub segment: String,
     pub seed: u64,
     pub threads: usize,
+    /// The `--start-at` instant asked for (RFC 3339), or null.
+    pub planned_start: Option<String>,
+    /// started_at − planned_start, ms (null without --start-at).
+    pub start_lag_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,9 +159,19 @@ pub struct Lag {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generator {
     pub lag_ms: Lag,
+    pub burst_ms: Burst,
     pub dropped: u64,
     pub overloaded: bool,
     pub cpu_s: f64,
+}
+
+/// Burst spread: send time − release instant of the first request after a wait or rendezvous.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Burst {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -183,6 +183,16 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(r.generator.lag_ms.max),
         r.generator.cpu_s
     );
+    let b = &r.generator.burst_ms;
+    if b.count > 0 {
+        let _ = writeln!(
+            o,
+            "  burst      {} requests released together: sent within p99 {} (max {}) of the release",
+            b.count,
+            opt_ms(b.p99),
+            opt_ms(b.max)
+        );
+    }
     if let Some(w) = overload_warning(r) {
         let _ = writeln!(o, "  WARNING: {w}");
     }
