@@ -473,6 +473,9 @@ impl Session {
             }
         };
         let t_send = Instant::now();
+        // An arrival may leave a little early (see `shard::Waker`): it is measured from when it
+        // was sent, never from a later plan instant.
+        let intended = intended.min(t_send);
         let mut sample = Sample {
             request: r.endpoint,
             client: self.client,
