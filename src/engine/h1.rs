@@ -238,13 +238,10 @@ impl H1Conn {
                 }
             };
         }
-        let mut reusable = !close;
-        match framing {
-            Framing::None => {}
-            Framing::Length(mut left) => {
-                if left > max_body {
-                    return Err(fail(ErrorKind::Body, head, st, 0));
-                }
+        // Takes exactly `n` body bytes, reading more as needed.
+        macro_rules! take_exactly {
+            ($n:expr) => {{
+                let mut left: u64 = $n;
                 while left > 0 {
                     if self.start == self.end {
                         more!();
@@ -253,6 +250,16 @@ impl H1Conn {
                     take!(n);
                     left -= n as u64;
                 }
+            }};
+        }
+        let mut reusable = !close;
+        match framing {
+            Framing::None => {}
+            Framing::Length(left) => {
+                if left > max_body {
+                    return Err(fail(ErrorKind::Body, head, st, 0));
+                }
+                take_exactly!(left);
             }
             Framing::Chunked => loop {
                 let size = loop {
@@ -285,15 +292,7 @@ impl H1Conn {
                 if size > max_body {
                     return Err(fail(ErrorKind::Body, head, st, bytes_in));
                 }
-                let mut left = size;
-                while left > 0 {
-                    if self.start == self.end {
-                        more!();
-                    }
-                    let n = ((self.end - self.start) as u64).min(left) as usize;
-                    take!(n);
-                    left -= n as u64;
-                }
+                take_exactly!(size);
                 while self.end - self.start < 2 {
                     more!();
                 }

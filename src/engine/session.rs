@@ -127,7 +127,7 @@ impl Session {
             vars: Vec::new(),
             rows: vec![usize::MAX; prog.data.len()],
             conn: None,
-            buf: Vec::with_capacity(256),
+            buf: Vec::new(),
             wire: Vec::new(),
             body: Vec::new(),
             permit: None,
@@ -271,40 +271,15 @@ impl Session {
             });
             buf.extend_from_slice(prog.target.authority.as_bytes());
         }
-        r.path.render(self, Escape::None, &mut buf);
-        let mut has_q = buf.contains(&b'?');
-        for (k, v) in &r.query {
-            buf.push(if has_q { b'&' } else { b'?' });
-            has_q = true;
-            buf.extend_from_slice(k.as_bytes());
-            buf.push(b'=');
-            v.render(self, Escape::Url, &mut buf);
-        }
+        self.render_target(r, &mut buf);
         let uri = ::http::Uri::from_maybe_shared(Bytes::copy_from_slice(&buf));
         self.buf = buf;
         let uri = uri.map_err(|_| ErrorKind::Protocol)?;
         let body: Bytes = match &r.body {
             BodyProg::None => Bytes::new(),
-            BodyProg::Json(j) => {
+            _ => {
                 let mut out = Vec::with_capacity(128);
-                j.render(self, &mut out);
-                out.into()
-            }
-            BodyProg::Form(fields) => {
-                let mut out = Vec::with_capacity(128);
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'&');
-                    }
-                    out.extend_from_slice(k.as_bytes());
-                    out.push(b'=');
-                    v.render(self, Escape::Url, &mut out);
-                }
-                out.into()
-            }
-            BodyProg::Raw(b) => {
-                let mut out = Vec::with_capacity(128);
-                b.render(self, Escape::None, &mut out);
+                self.render_body(r, &mut out);
                 out.into()
             }
         };
@@ -385,15 +360,11 @@ impl Session {
         }
     }
 
-    /// Serializes a request for the lean path into `out` (unless it is fully pre-serialized).
-    fn build_wire(&mut self, r: &RequestProg, out: &mut Vec<u8>) -> Result<(), ErrorKind> {
-        let w = &r.wire[self.client];
-        out.clear();
-        out.extend_from_slice(r.method.as_str().as_bytes());
-        out.push(b' ');
-        let line_start = out.len();
+    /// Appends the request target: the path (base path included) and the query, URL-encoded.
+    fn render_target(&mut self, r: &RequestProg, out: &mut Vec<u8>) {
+        let start = out.len();
         r.path.render(self, Escape::None, out);
-        let mut has_q = out[line_start..].contains(&b'?');
+        let mut has_q = out[start..].contains(&b'?');
         for (k, v) in &r.query {
             out.push(if has_q { b'&' } else { b'?' });
             has_q = true;
@@ -401,6 +372,35 @@ impl Session {
             out.push(b'=');
             v.render(self, Escape::Url, out);
         }
+    }
+
+    /// Appends the request body: JSON, a URL-encoded form, or raw text.
+    fn render_body(&mut self, r: &RequestProg, out: &mut Vec<u8>) {
+        match &r.body {
+            BodyProg::None => {}
+            BodyProg::Json(j) => j.render(self, out),
+            BodyProg::Raw(b) => b.render(self, Escape::None, out),
+            BodyProg::Form(fields) => {
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'&');
+                    }
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'=');
+                    v.render(self, Escape::Url, out);
+                }
+            }
+        }
+    }
+
+    /// Serializes a request for the lean path into `out` (unless it is fully pre-serialized).
+    fn build_wire(&mut self, r: &RequestProg, out: &mut Vec<u8>) -> Result<(), ErrorKind> {
+        let w = &r.wire[self.client];
+        out.clear();
+        out.extend_from_slice(r.method.as_str().as_bytes());
+        out.push(b' ');
+        let line_start = out.len();
+        self.render_target(r, out);
         // A rendered value must not break the request line (no request smuggling).
         if out[line_start..]
             .iter()
@@ -422,21 +422,7 @@ impl Session {
         }
         let mut body = std::mem::take(&mut self.body);
         body.clear();
-        match &r.body {
-            BodyProg::None => {}
-            BodyProg::Json(j) => j.render(self, &mut body),
-            BodyProg::Raw(b) => b.render(self, Escape::None, &mut body),
-            BodyProg::Form(fields) => {
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b'&');
-                    }
-                    body.extend_from_slice(k.as_bytes());
-                    body.push(b'=');
-                    v.render(self, Escape::Url, &mut body);
-                }
-            }
-        }
+        self.render_body(r, &mut body);
         super::compile::finish_head(out, &r.method, &body);
         self.body = body;
         Ok(())
