@@ -671,6 +671,8 @@ fn json_loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// An open-model arrival: one session, one journey.
 pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
     let mut guard = InFlight::new(&ctx);
+    // Woken a little early (see `shard::Waker`): the session starts now, not at a later instant.
+    let due = due.min(Instant::now());
     let phase = ctx
         .plan
         .phase_index_at(due.saturating_duration_since(ctx.start).as_secs_f64());
