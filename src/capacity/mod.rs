@@ -71,7 +71,7 @@ pub fn analyse(r: &Report, tags: &[TagSeconds], stop_when: &[String]) -> Option<
         .filter_map(|s| crate::gate::parse_stop_when(s).ok())
         .collect();
     // Where arrivals stopped when the drill ended early (a stop_when rule, an abort, a signal).
-    let stopped_at = r.run.reason.as_ref().map(|_| {
+    let stopped_at: Option<f64> = r.run.reason.as_ref().map(|_| {
         r.series
             .iter()
             .filter(|p| p.sessions_started > 0)
@@ -95,11 +95,23 @@ pub fn analyse(r: &Report, tags: &[TagSeconds], stop_when: &[String]) -> Option<
     let mut steps = Vec::new();
     for p in phases {
         let end = stopped_at.map_or(p.end_s, |s| s.min(p.end_s));
-        let ran = end - p.start_s;
+        let mut ran = end - p.start_s;
         if ran <= 0.0 {
             continue; // never started
         }
-        let partial = end < p.end_s - 0.5;
+        if stopped_at.is_some() && p.planned_rate > 0.0 {
+            // Arrivals stop within the second after the rule held: the time the step really
+            // offered its rate is its arrivals ÷ the rate.
+            let started: u64 = r
+                .series
+                .iter()
+                .filter(|s| (s.t as f64) >= p.start_s && (s.t as f64) < p.end_s)
+                .map(|s| s.sessions_started)
+                .sum();
+            ran = ran.min(started as f64 / p.planned_rate).max(1e-3);
+        }
+        let partial = ran < (p.end_s - p.start_s) - 0.25;
+        let end = p.start_s + ran;
         let good = p.requests as f64 * (1.0 - p.error_rate);
         let achieved = good / ran / rpa;
         let mut failed = Vec::new();

@@ -8,7 +8,7 @@
 //! change; the 2.5th and 97.5th percentiles of it are a 95 % confidence interval.
 //!
 //! A change is *significant* when that interval excludes zero, and it *matters* when its point
-//! estimate also exceeds a practical threshold (5 % by default): both are needed before a row
+//! estimate also exceeds a practical threshold (10 % in `compare`): both are needed before a row
 //! is called better or worse, so run-to-run noise does not cry wolf.
 
 use rand::rngs::SmallRng;
@@ -223,17 +223,19 @@ impl Verdict {
     }
 }
 
-/// The verdict on a change: better or worse only when it is significant *and* its point
-/// estimate is at least `practical` (same units as the change). `higher_is_worse`: latency and
-/// errors (true), rate (false).
+/// The verdict on a change: better or worse only when its interval excludes zero *and* lies
+/// wholly beyond `practical` (same units as the change) — a change confidently at least that
+/// large, not just a point estimate that happens to be. `higher_is_worse`: latency and errors
+/// (true), rate (false).
 pub fn verdict(c: &Change, practical: f64, higher_is_worse: bool) -> Verdict {
-    if !c.significant() || c.delta.abs() < practical {
-        return Verdict::Same;
-    }
-    if (c.delta > 0.0) == higher_is_worse {
-        Verdict::Worse
-    } else {
-        Verdict::Better
+    let up = c.significant() && c.delta > 0.0 && c.lo >= practical;
+    let down = c.significant() && c.delta < 0.0 && c.hi <= -practical;
+    match (up, down) {
+        (true, _) if higher_is_worse => Verdict::Worse,
+        (true, _) => Verdict::Better,
+        (_, true) if higher_is_worse => Verdict::Better,
+        (_, true) => Verdict::Worse,
+        _ => Verdict::Same,
     }
 }
 
