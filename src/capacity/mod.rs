@@ -6,7 +6,8 @@
 //! the requests each arrival sends), p50, p99, error rate, and whether it met the SLO — the
 //! drill's `stop_when` rules evaluated over the whole step. `capacity_rate` is the highest
 //! achieved rate among fully run steps that met the SLO; `knee_rate` the offered rate of the first
-//! step where achieved falls below 95 % of offered or p99 exceeds twice the first step's.
+//! step where achieved falls below 95 % of offered or p99 exceeds twice the first step's and
+//! stays there for every later step.
 
 use crate::compare::intervals::TagSeconds;
 use crate::gate::{Metric, Selector};
@@ -179,7 +180,10 @@ pub fn analyse(r: &Report, tags: &[TagSeconds], stop_when: &[String]) -> Option<
             break;
         }
         if let (Some(b), Some(p)) = (base_p99, s.p99_ms) {
-            if p > P99_BEND * b {
+            // A bend that lasts: every later step stays above it (one noisy step is no knee).
+            let lasts = |x: &CapacityStep| x.p99_ms.is_some_and(|q| q > P99_BEND * b);
+            let i = steps.iter().position(|x| std::ptr::eq(x, s)).unwrap_or(0);
+            if p > P99_BEND * b && steps[i..].iter().all(lasts) {
                 knee = Some((
                     s.offered_rate,
                     format!(
