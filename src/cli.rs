@@ -33,6 +33,49 @@ pub enum Command {
     Shop(ShopArgs),
     /// Re-render a run directory's reports (html, markdown, junit, charts) from report.json + latency.hlog.
     Report(ReportArgs),
+    /// Compare two run directories: per request and phase, with noise-aware verdicts.
+    Compare(CompareArgs),
+    /// Instances a target peak needs, from a run's measured capacity.
+    Capacity(CapacityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline run directory.
+    #[arg(value_name = "BASE_DIR")]
+    pub base: PathBuf,
+    /// The run directory to judge against it.
+    #[arg(value_name = "NEW_DIR")]
+    pub new: PathBuf,
+    /// Exit 1 when this change holds and is significant (repeatable): `p99 > +10%`,
+    /// `errors > +0.1pp`, `create-order p99 > +10% during peak`.
+    #[arg(long = "fail-on", value_name = "EXPR")]
+    pub fail_on: Vec<String>,
+    /// Where compare.md, compare.html and compare.json go (default: NEW_DIR/compare/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not list the files written.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The run directory (a step drill, ideally).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The peak to plan for: `583000/s`.
+    #[arg(long = "target-peak", value_name = "RATE")]
+    pub target_peak: String,
+    /// Instances the run drove (its capacity is divided among them).
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
+    /// Spare capacity on top of the peak.
+    #[arg(long, default_value = "30%")]
+    pub headroom: String,
+    /// Project next year's peak as target × growth (e.g. 1.07).
+    #[arg(long)]
+    pub growth: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 //! flashcrowd: load tests and capacity drills shaped like a Double-11 flash crowd.
 
+pub mod capacity;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod engine;
 pub mod gate;
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! One function per subcommand. Each returns the process exit code or a `Failure`.
 
+mod capacity;
+mod compare;
 mod plan;
 mod report;
 mod run;
@@ -45,5 +47,7 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Demo(a) => run::demo(a),
         Command::Shop(a) => shop::shop(a),
         Command::Report(a) => report::report(a),
+        Command::Compare(a) => compare::compare(a),
+        Command::Capacity(a) => capacity::capacity(a),
     }
 }

@@ -493,7 +493,11 @@ impl Recording {
 /// written is it an error (exit 2); the summary is still printed then.
 fn finish_run_dir(dir: &Path, r: &RunResult, loaded: &crate::scenario::Loaded) -> Outcome {
     let redactor = rundir::Redactor::new(loaded);
-    let report = redacted(crate::report::json::report(r), &redactor);
+    let mut report = redacted(crate::report::json::report(r), &redactor);
+    if let Some(d) = &loaded.scenario.load.steps {
+        let tags = crate::compare::intervals::read(dir).unwrap_or_default();
+        report.capacity = crate::capacity::analyse(&report, &tags, &d.stop_when);
+    }
     let first = match write_run_dir(dir, &report, loaded, &redactor) {
         Ok(()) => {
             print!("{}", crate::report::summary::render(&report, dir));

@@ -401,8 +401,79 @@ impl Exporter for Png {
             std::fs::rename(&tmp, &path)?;
             out.push(path);
         }
+        if let Some(c) = &r.report.capacity {
+            for (kind, chart) in crate::capacity::charts(c) {
+                let tmp = charts.join(format!(".{kind}.tmp-{}.png", std::process::id()));
+                chart.png(&tmp)?;
+                let path = charts.join(format!("{kind}.png"));
+                std::fs::rename(&tmp, &path)?;
+                out.push(path);
+            }
+        }
         Ok(out)
     }
+}
+
+/// A chart drawn from lines given by the caller (compare, the capacity drill), in the style of
+/// the run's charts. `spectrum`: x is log10(1 / (1 − q)) with percentile labels.
+pub struct Lines {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// (name, points); drawn as lines, the first filled when `fill_first`.
+    pub lines: Vec<(String, Vec<(f64, f64)>)>,
+    pub fill_first: bool,
+    pub spectrum: bool,
+    pub x_end: f64,
+}
+
+impl Lines {
+    fn spec(&self) -> Spec {
+        let mut s = Spec {
+            title: self.title.clone(),
+            y_label: self.y_label.clone(),
+            x_label: self.x_label.clone(),
+            lines: self
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, (name, points))| Line {
+                    name: name.clone(),
+                    points: points.clone(),
+                    filled: self.fill_first && i == 0,
+                })
+                .collect(),
+            phases: Vec::new(),
+            x_end: self.x_end.max(1e-9),
+            spectrum: self.spectrum,
+            empty_note: None,
+        };
+        if s.lines.iter().all(|l| l.points.is_empty()) {
+            s.empty_note = Some("nothing measured".into());
+        }
+        s
+    }
+
+    pub fn svg(&self) -> anyhow::Result<String> {
+        register_font()?;
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, (1000, 400)).into_drawing_area();
+            draw(&root, &self.spec(), false)?;
+        }
+        Ok(out)
+    }
+
+    pub fn png(&self, path: &Path) -> anyhow::Result<()> {
+        register_font()?;
+        let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+        draw(&root, &self.spec(), true)
+    }
+}
+
+/// The x of percentile `q` on the spectrum axis.
+pub fn spectrum_x(q: f64) -> f64 {
+    -(1.0 - q).max(1e-12).log10()
 }
 
 #[cfg(test)]

@@ -159,6 +159,26 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         );
     }
 
+    if let Some(c) = &rep.capacity {
+        let _ = writeln!(
+            o,
+            "<h2>Capacity (step drill)</h2><p>{}</p><table>",
+            esc(&crate::capacity::summary_line(c))
+        );
+        for (i, row) in crate::capacity::step_rows(c).iter().enumerate() {
+            let tag = if i == 0 { "th" } else { "td" };
+            o.push_str("<tr>");
+            for cell in row {
+                let _ = write!(o, "<{tag}>{}</{tag}>", esc(cell));
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</table>\n");
+        for (kind, chart) in crate::capacity::charts(c) {
+            let _ = writeln!(o, "<figure id=\"chart-{kind}\">{}</figure>", chart.svg()?);
+        }
+    }
+
     o.push_str("<h2>Requests</h2><table><tr><th class=\"l\">request</th><th class=\"l\">client</th><th>count</th><th>rate</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>service p99</th><th class=\"l\">status codes · error kinds</th></tr>\n");
     for q in &rep.requests {
         let codes: Vec<String> = q

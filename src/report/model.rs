@@ -191,9 +191,46 @@ pub struct Report {
     pub series: Vec<SeriesPoint>,
     pub thresholds: Vec<ThresholdRow>,
     pub generator: Generator,
-    /// Step drills only; kept as written so a re-render does not lose it.
+    /// Step drills only (`load.steps`): what the drill found (see `crate::capacity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<serde_json::Value>,
+    pub capacity: Option<Capacity>,
+}
+
+/// A step drill's result: report.json `capacity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The SLO each step is judged by: the drill's stop_when rules (a step meets the SLO when
+    /// none of them holds over the step).
+    pub slo: Vec<String>,
+    /// The highest achieved rate among fully run steps that meet the SLO (null: none did).
+    pub capacity_rate: Option<f64>,
+    /// The offered rate of the first step where achieved stops tracking offered or p99 bends.
+    pub knee_rate: Option<f64>,
+    /// Why that step is the knee.
+    pub knee_reason: Option<String>,
+    /// Requests each arrival sends (from the first step); achieved rates are divided by it.
+    pub requests_per_arrival: f64,
+    pub steps: Vec<CapacityStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    pub phase: String,
+    /// Planned arrivals/s.
+    pub offered_rate: f64,
+    /// Successful responses/s ÷ requests_per_arrival, over the part of the step that ran.
+    pub achieved_rate: f64,
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub error_rate: f64,
+    pub met_slo: bool,
+    /// The SLO rules that failed over this step (with the observed value).
+    pub slo_failed: Vec<String>,
+    /// The drill stopped during this step: its numbers cover only `ran_s` seconds and it does
+    /// not count towards capacity_rate.
+    pub partial: bool,
+    pub ran_s: f64,
 }
 
 impl Report {

@@ -175,6 +175,10 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
             );
         }
     }
+    if let Some(c) = &r.capacity {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "  {}", crate::capacity::summary_line(c));
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
