@@ -17,6 +17,7 @@ pub mod markdown;
 pub mod model;
 pub mod result;
 pub mod rundir;
+pub mod state;
 pub mod summary;
 
 use anyhow::Context;
