@@ -33,6 +33,22 @@ pub enum Command {
     Shop(ShopArgs),
     /// Re-render a run directory's reports (html, markdown, junit, charts) from report.json + latency.hlog.
     Report(ReportArgs),
+    /// Merge the run directories of `--segment i/n` runs into one run directory: exact histograms,
+    /// thresholds judged on the whole.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The segments' run directories (each holds state.json, report.json and latency.hlog).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged run directory goes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Do not say which files were written.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the process exit code or a `Failure`.
 
+mod merge;
 mod plan;
 mod report;
 mod run;
@@ -45,5 +46,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Demo(a) => run::demo(a),
         Command::Shop(a) => shop::shop(a),
         Command::Report(a) => report::report(a),
+        Command::Merge(a) => merge::merge(a),
     }
 }
