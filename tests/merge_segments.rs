@@ -61,6 +61,24 @@ load:
   arrivals: uniform
 "#;
 
+/// Per tag of a latency.hlog, read by Python's `hdrh` (an independent reader): total count.
+const HLOG_COUNTS: &str = r#"
+import json, sys
+from urllib.parse import unquote
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600 * 10**6, 3))
+counts = {}
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    name, client = (unquote(p) for p in h.get_tag().split("|"))
+    key = name + "|" + client
+    counts[key] = counts.get(key, 0) + h.get_total_count()
+print(json.dumps(counts, ensure_ascii=False))
+"#;
+
 fn flashcrowd(args: &[&str]) -> support::Finished {
     Spawned::start(args).wait(Duration::from_secs(60))
 }
@@ -215,6 +233,18 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
     ] {
         assert!(merged_dir.join(f).is_file(), "{f} missing in the merge");
     }
+
+    // The merged interval log, read independently, holds every request of every segment.
+    let hlog: BTreeMap<String, u64> = serde_json::from_str(&support::python::python(
+        HLOG_COUNTS,
+        &[merged_dir.join("latency.hlog").to_str().unwrap()],
+    ))
+    .expect("hdrh output");
+    let rows: BTreeMap<String, u64> = per_request(&merged)
+        .into_iter()
+        .map(|((n, c), k)| (format!("{n}|{c}"), k))
+        .collect();
+    assert_eq!(hlog, rows, "latency.hlog (hdrh) vs report.json");
 
     // One process running the whole plan, against its own server.
     let whole_server = TestServer::start();
