@@ -37,6 +37,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Instances a target peak needs, from a run's measured capacity.
     Capacity(CapacityArgs),
+    /// Merge the run directories of `--segment i/n` runs into one run directory: exact histograms,
+    /// thresholds judged on the whole.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +79,19 @@ pub struct CapacityArgs {
     /// Project next year's peak as target × growth (e.g. 1.07).
     #[arg(long)]
     pub growth: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The segments' run directories (each holds state.json, report.json and latency.hlog).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged run directory goes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Do not say which files were written.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod capacity;
 mod compare;
+mod merge;
 mod plan;
 mod report;
 mod run;
@@ -49,5 +50,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
         Command::Capacity(a) => capacity::capacity(a),
+        Command::Merge(a) => merge::merge(a),
     }
 }

@@ -422,6 +422,10 @@ pub fn execute(req: RunRequest) -> Outcome {
     };
     let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
     result.errors_by_second = recording.finish();
+    // The exact record `flashcrowd merge` reads (histograms whole, thresholds at full limits).
+    if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {
+        eprintln!("flashcrowd: {e:#} (this run cannot be merged)");
+    }
     finish_run_dir(&dir, &result, &loaded)
 }
 

@@ -14,9 +14,11 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 pub mod result;
 pub mod rundir;
+pub mod state;
 pub mod summary;
 
 use anyhow::Context;

@@ -48,6 +48,9 @@ pub struct Run {
     pub planned_start: Option<String>,
     /// started_at − planned_start, ms (null without --start-at).
     pub start_lag_ms: Option<f64>,
+    /// `flashcrowd merge` only: the segments merged and each shard's own start, lag and burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
