@@ -5,6 +5,7 @@ pub mod commands;
 pub mod engine;
 pub mod gate;
 pub mod metrics;
+pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod scenario;
