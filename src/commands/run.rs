@@ -418,7 +418,6 @@ pub fn execute(req: RunRequest) -> Outcome {
             req.metrics_listen,
             monitor,
             plan.model == crate::plan::Model::Closed,
-            Vec::new(),
             !req.quiet,
         )
         .map_err(bad)?;

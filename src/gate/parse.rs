@@ -966,3 +966,45 @@ mod tests {
         assert_eq!(Metric::Errors.format_value(0.005), "0.5%");
     }
 }
+
+#[cfg(test)]
+mod monitor_tests {
+    use crate::gate::{
+        parse_abort, parse_stop_when, parse_threshold, with_monitor_names, Metric, Op, Selector,
+    };
+    use std::time::Duration;
+
+    #[test]
+    fn monitor_series_in_abort_and_stop_when_rules() {
+        let r = parse_abort("monitor:cpu > 90% for 20s").unwrap();
+        assert_eq!(r.cond.selector, Selector::Monitor("cpu".into()));
+        assert_eq!(
+            (r.cond.metric, r.cond.op, r.cond.value),
+            (Metric::Monitor, Op::Gt, 90.0)
+        );
+        assert_eq!(r.for_, Duration::from_secs(20));
+        assert_eq!(r.to_string(), "monitor:cpu > 90 for 20s");
+        let t = parse_stop_when("monitor:load1 >= 8").unwrap();
+        assert_eq!(t.value, 8.0);
+        assert!(parse_threshold("monitor:cpu > 90%").is_err());
+        assert!(parse_abort("monitor: > 90%").is_err());
+        assert!(parse_abort("monitor:cpu > hot").is_err());
+        assert!(parse_stop_when("monitor:cpu > 90 for 1s").is_err());
+    }
+
+    #[test]
+    fn bare_declared_names_become_monitor_rules() {
+        let names = vec!["cpu".to_string()];
+        assert_eq!(
+            with_monitor_names("cpu > 90% for 20s", &names),
+            "monitor:cpu > 90% for 20s"
+        );
+        assert_eq!(with_monitor_names("cpu>90%", &names), "monitor:cpu>90%");
+        // Metric words and other names are left alone.
+        assert_eq!(
+            with_monitor_names("errors > 30% for 10s", &names),
+            "errors > 30% for 10s"
+        );
+        assert_eq!(with_monitor_names("p99 > 1s", &[]), "p99 > 1s");
+    }
+}

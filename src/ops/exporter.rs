@@ -92,7 +92,7 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    pub fn new(closed: bool, _requests: &[String]) -> Exporter {
+    pub fn new(closed: bool) -> Exporter {
         let mut r = Registry::default();
         let requests = Family::<Labels, Counter>::default();
         let errors = Family::<Labels, Counter>::default();

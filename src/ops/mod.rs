@@ -181,13 +181,12 @@ impl LiveOps {
         listen: Option<SocketAddr>,
         monitor: Option<monitor::MonitorSpec>,
         closed: bool,
-        catalog_requests: Vec<String>,
         keyboard: bool,
     ) -> Result<LiveOps, String> {
         let steer = Arc::new(Steer::new(closed));
         let (exporter, server) = match listen {
             Some(addr) => {
-                let ex = Arc::new(exporter::Exporter::new(closed, &catalog_requests));
+                let ex = Arc::new(exporter::Exporter::new(closed));
                 let srv = server::Server::start(addr, ex.clone(), steer.clone())?;
                 (Some(ex), Some(srv))
             }
