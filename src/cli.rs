@@ -154,6 +154,16 @@ pub struct RunArgs {
     /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
     #[arg(long = "source-ips", value_name = "SPEC")]
     pub source_ips: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run, and live control
+    /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop). Anyone who
+    /// can reach ADDR can read the run and steer or stop it: keep it on 127.0.0.1 unless the
+    /// network is yours. Example: 127.0.0.1:9464 (port 0 picks a free one).
+    #[arg(
+        long = "metrics-listen",
+        value_name = "ADDR",
+        env = "FLASHCROWD_METRICS_LISTEN"
+    )]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod engine;
 pub mod gate;
 pub mod metrics;
+pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod scenario;

@@ -33,6 +33,7 @@ pub struct RunRequest {
     pub quiet: bool,
     pub untagged_ok: bool,
     pub source_ips: Vec<std::net::IpAddr>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -82,6 +83,7 @@ pub fn run(a: RunArgs) -> Outcome {
         threads,
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
+        metrics_listen: a.metrics_listen,
     })
 }
 
@@ -299,10 +301,12 @@ pub fn execute(req: RunRequest) -> Outcome {
             t.value *= scale / req.segment.count as f64;
         }
     }
+    let monitor_names = crate::scenario::validate::monitor_names(sc);
     let abort = sc
         .abort
         .iter()
         .map(|a| {
+            let a = &crate::gate::with_monitor_names(a, &monitor_names);
             crate::gate::parse_abort(a).map_err(|e| {
                 bad(format!(
                     "{}: abort rule `{a}`: {}",
@@ -317,6 +321,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             .stop_when
             .iter()
             .map(|w| {
+                let w = &crate::gate::with_monitor_names(w, &monitor_names);
                 crate::gate::parse_stop_when(w).map_err(|e| {
                     bad(format!(
                         "{}: stop_when `{w}`: {}",
@@ -398,6 +403,31 @@ pub fn execute(req: RunRequest) -> Outcome {
             (fallback, rec)
         }
     };
+    let monitor = match &sc.monitor {
+        Some(m) => Some(
+            crate::ops::monitor::MonitorSpec::from_scenario(
+                m,
+                (&sc.safety.tag_header, "flashcrowd-monitor"),
+            )
+            .map_err(|e| bad(format!("{}: {e}", req.scenario.display())))?,
+        ),
+        None => None,
+    };
+    let live_ops = if req.metrics_listen.is_some() || monitor.is_some() || !req.quiet {
+        let ops = crate::ops::LiveOps::start(
+            req.metrics_listen,
+            monitor,
+            plan.model == crate::plan::Model::Closed,
+            !req.quiet,
+        )
+        .map_err(bad)?;
+        if let Some(addr) = ops.local_addr() {
+            eprintln!("metrics: http://{addr}/metrics · control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}}");
+        }
+        Some(ops)
+    } else {
+        None
+    };
     let plan = Arc::new(plan);
     let outcome = engine::run(
         Arc::new(prog),
@@ -411,6 +441,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             abort,
             stop_when,
             on_interval: Some(recording.hook()),
+            live_ops,
         },
     )
     .map_err(Failure::Aborted)?;
@@ -426,6 +457,10 @@ pub fn execute(req: RunRequest) -> Outcome {
     if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {
         eprintln!("flashcrowd: {e:#} (this run cannot be merged)");
     }
+    result.monitor_every_s = sc
+        .monitor
+        .as_ref()
+        .map(|m| m.every.map(|d| d.0.as_secs_f64()).unwrap_or(5.0));
     finish_run_dir(&dir, &result, &loaded)
 }
 
@@ -621,6 +656,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         quiet: a.quiet,
         untagged_ok: false,
         source_ips: Vec::new(),
+        metrics_listen: None,
     });
     let stats = shop.stats();
     eprintln!(

@@ -67,7 +67,29 @@ impl Live {
             } else {
                 String::new()
             }
-        )
+        ) + &Self::extras(p)
+    }
+
+    /// Steering and the target's water level, when there is any.
+    fn extras(p: &Point) -> String {
+        let mut s = String::new();
+        if p.rate_factor == 0.0 {
+            s.push_str(" PAUSED");
+        } else if (p.rate_factor - 1.0).abs() > 1e-9 {
+            s.push_str(&format!(" rate×{}", crate::ops::fmt_num(p.rate_factor)));
+        }
+        for (n, v) in p.monitor.iter().filter(|(n, _)| !n.contains('@')) {
+            s.push_str(&format!(
+                " {n}={}",
+                crate::ops::fmt_num((v * 10.0).round() / 10.0)
+            ));
+        }
+        s
+    }
+
+    /// Is the interactive bar shown (a terminal, not --quiet)?
+    pub fn is_bar(&self) -> bool {
+        self.bar.is_some()
     }
 
     /// A completed second.

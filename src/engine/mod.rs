@@ -44,6 +44,8 @@ pub struct RunOptions {
     /// Called with each completed interval (second number, all shards merged), in order, on the
     /// calling thread, as the collector completes it: the interval log is written from here.
     pub on_interval: Option<IntervalHook>,
+    /// Live operations (metrics endpoint, control, monitor, keyboard); shut down at the end.
+    pub live_ops: Option<crate::ops::LiveOps>,
 }
 
 pub struct RunOutcome {
@@ -60,6 +62,12 @@ pub struct RunOutcome {
     pub threads: usize,
     /// Generator CPU seconds (user + sys of this process).
     pub cpu_s: f64,
+    /// Live control and rule events, in order.
+    pub timeline: Vec<crate::ops::TimelineEvent>,
+    /// The monitor's scrapes (empty without a `monitor:` block).
+    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
+    /// The monitor's series names, in declaration order.
+    pub monitor_names: Vec<String>,
 }
 
 /// An abort rule's running state: how long its condition has held.
@@ -107,7 +115,13 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         prog.journeys.len(),
     );
     let catalog = prog.catalog(&plan);
-    let control = Arc::new(Control::default());
+    let mut ops = opts.live_ops;
+    let steer = ops.as_ref().map(|o| o.steer.clone()).unwrap_or_else(|| {
+        Arc::new(crate::ops::Steer::new(
+            plan.model == crate::plan::Model::Closed,
+        ))
+    });
+    let control: Arc<Control> = steer.control.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
 
     // Wait for the wall-clock start, then fix the shared monotonic start.
@@ -121,6 +135,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     let cpu0 = process_cpu_seconds();
     let started_at = Utc::now();
     let start = Instant::now() + Duration::from_millis(20);
+    steer.set_start(start);
     let mut handles = Vec::new();
     for t in 0..threads {
         let spec = ShardSpec {
@@ -140,6 +155,18 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
 
     let signals = Signals::install();
     let mut live = live::Live::new(opts.quiet, plan.duration, &plan);
+    let exporter = ops.as_ref().and_then(|o| o.exporter.clone());
+    let mut keyboard = match &ops {
+        Some(o) if o.keyboard && live.is_bar() => {
+            let k = crate::ops::keyboard::Keyboard::start(steer.clone());
+            if k.is_some() {
+                live.note("keys: p pause · r resume · + rate ×2 · - rate ×0.5 · s stop");
+            }
+            k
+        }
+        _ => None,
+    };
+    let mut timeline_seen = 0usize;
     let mut collector = Collector::new(threads, &shape);
     let mut series: Vec<Point> = Vec::new();
     let mut aborts: Vec<AbortState> = opts
@@ -163,8 +190,27 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                 crate::plan::Model::Open => plan.expected_arrivals(sec as f64, sec as f64 + 1.0),
                 crate::plan::Model::Closed => plan.value_at(sec as f64),
             };
+            let steering = control.steering();
+            p.rate_factor = if steering.paused {
+                0.0
+            } else {
+                let planned = plan.value_at(sec as f64 + 0.5);
+                (steering.factor_at(planned) * 1e4).round() / 1e4
+            };
+            if let Some(m) = ops.as_ref().and_then(|o| o.monitor.as_ref()) {
+                p.monitor = m.current();
+            }
+            if let Some(ex) = &exporter {
+                ex.second(
+                    &rec,
+                    &catalog,
+                    &p,
+                    plan.phase_index_at(sec as f64 + 0.5),
+                    steering,
+                );
+            }
             for a in aborts.iter_mut() {
-                let observed = catalog.observe(&rec, &a.rule.cond, 1.0);
+                let observed = observe(&catalog, &rec, &p, &a.rule.cond);
                 let failing = observed.is_some_and(|v| a.rule.cond.op.holds(v, a.rule.cond.value));
                 a.held_s = if failing { a.held_s + 1.0 } else { 0.0 };
                 if failing
@@ -178,22 +224,22 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                         a.held_s,
                         a.rule.cond.metric.format_value(observed.unwrap_or(0.0))
                     ));
+                    steer.log("abort", reason.clone().unwrap_or_default());
                     control.raise(STOPPING);
                 }
             }
             if *status == Status::Completed && reason.is_none() {
                 if let Some(rule) = opts.stop_when.iter().find(|t| {
-                    catalog
-                        .observe(&rec, t, 1.0)
-                        .is_some_and(|v| t.op.holds(v, t.value))
+                    observe(&catalog, &rec, &p, t).is_some_and(|v| t.op.holds(v, t.value))
                 }) {
                     *reason = Some(format!(
                         "stop_when `{}` held in second {} (observed {})",
                         rule.source,
                         sec + 1,
                         rule.metric
-                            .format_value(catalog.observe(&rec, rule, 1.0).unwrap_or(0.0))
+                            .format_value(observe(&catalog, &rec, &p, rule).unwrap_or(0.0))
                     ));
+                    steer.log("stop_when", reason.clone().unwrap_or_default());
                     control.raise(STOPPING);
                 }
             }
@@ -214,6 +260,18 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        // Live control: say what changed; a stop ends the run like Ctrl-C (status interrupted).
+        let tl = steer.timeline();
+        for e in tl.iter().skip(timeline_seen) {
+            if matches!(e.event.as_str(), "pause" | "resume" | "rate" | "stop") {
+                live.note(&format!("t={:.1}s {}: {}", e.t, e.event, e.detail));
+            }
+        }
+        timeline_seen = tl.len();
+        if steer.stop_requested() && status == Status::Completed && reason.is_none() {
+            status = Status::Interrupted;
+            reason = Some("stopped through live control".into());
+        }
         let n = signals.count();
         if n > ctrl_c_count {
             ctrl_c_count = n;
@@ -222,6 +280,10 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                     status = Status::Interrupted;
                     reason = Some("interrupted by a signal".into());
                 }
+                steer.log(
+                    "interrupt",
+                    "Ctrl-C or SIGTERM: finishing requests in flight".into(),
+                );
                 live.note(
                     "stopping: finishing requests in flight (press Ctrl-C again to stop now)",
                 );
@@ -241,7 +303,23 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     for h in handles {
         let _ = h.join();
     }
+    if let Some(k) = keyboard.as_mut() {
+        k.stop();
+    }
     live.finish();
+    let (scrapes, monitor_names) = match ops.as_mut() {
+        Some(o) => {
+            o.shutdown();
+            match &o.monitor {
+                Some(m) => (
+                    m.scrapes(),
+                    m.spec.series.iter().map(|(n, _)| n.clone()).collect(),
+                ),
+                None => (Vec::new(), Vec::new()),
+            }
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let ended_at = Utc::now();
     Ok(RunOutcome {
         planned_start: opts.start_at,
@@ -254,7 +332,26 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         series,
         threads,
         cpu_s: process_cpu_seconds() - cpu0,
+        timeline: steer.timeline(),
+        scrapes,
+        monitor_names,
     })
+}
+
+/// A rule's value in one second: a monitor series from the point, anything else from the
+/// second's records.
+fn observe(
+    catalog: &crate::metrics::Catalog,
+    rec: &Recorder,
+    p: &Point,
+    th: &crate::gate::Threshold,
+) -> Option<f64> {
+    match &th.selector {
+        crate::gate::Selector::Monitor(name) => {
+            p.monitor.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        }
+        _ => catalog.observe(rec, th, 1.0),
+    }
 }
 
 /// Counts SIGINT and SIGTERM without killing the process.

@@ -9,7 +9,7 @@ use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Model, Plan, Segment};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,9 +24,18 @@ pub const HARD_STOP: u8 = 2;
 /// Flags shared by the collector and all shards. Raising the state also wakes every shard's
 /// watcher, so sessions asleep (think, wait, rendezvous, the gap before a sparse arrival) hear of
 /// a stop at once instead of when they next wake.
+///
+/// Live steering (pause, a rate factor, a set rate; see `crate::ops`) lives here too, as plain
+/// atomics the shards read once per arrival (open model) or per 10 ms tick (closed model): no
+/// lock on the hot path. A change is announced through the same watch channel.
 #[derive(Debug)]
 pub struct Control {
     state: AtomicU8,
+    /// The rate factor relative to the plan, as f64 bits (1.0 = the plan as written).
+    factor: AtomicU64,
+    /// A set rate (open: arrivals/s; closed: users) as f64 bits; negative = none (follow the plan).
+    set: AtomicU64,
+    paused: AtomicBool,
     wake: tokio::sync::watch::Sender<u8>,
 }
 
@@ -34,7 +43,38 @@ impl Default for Control {
     fn default() -> Self {
         Control {
             state: AtomicU8::new(RUNNING),
+            factor: AtomicU64::new(1.0f64.to_bits()),
+            set: AtomicU64::new((-1.0f64).to_bits()),
+            paused: AtomicBool::new(false),
             wake: tokio::sync::watch::Sender::new(RUNNING),
+        }
+    }
+}
+
+/// The live steering in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steering {
+    /// Multiplies the plan (ignored while `set` is given).
+    pub factor: f64,
+    /// A fixed rate (open: arrivals/s over the whole run; closed: users) instead of the plan.
+    pub set: Option<f64>,
+    pub paused: bool,
+}
+
+impl Steering {
+    /// No steering: the plan as written.
+    pub const PLAN: Steering = Steering {
+        factor: 1.0,
+        set: None,
+        paused: false,
+    };
+
+    /// The factor to apply at a point of the plan whose planned value is `planned`.
+    pub fn factor_at(&self, planned: f64) -> f64 {
+        match self.set {
+            Some(v) if planned > 0.0 => v / planned,
+            Some(_) => 0.0,
+            None => self.factor,
         }
     }
 }
@@ -50,6 +90,38 @@ impl Control {
     }
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u8> {
         self.wake.subscribe()
+    }
+
+    pub fn steering(&self) -> Steering {
+        let set = f64::from_bits(self.set.load(Ordering::Relaxed));
+        Steering {
+            factor: f64::from_bits(self.factor.load(Ordering::Relaxed)),
+            set: (set >= 0.0).then_some(set),
+            paused: self.paused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Follows the plan times `factor` (clears a set rate).
+    pub fn set_factor(&self, factor: f64) {
+        self.factor
+            .store(factor.max(0.0).to_bits(), Ordering::Relaxed);
+        self.set.store((-1.0f64).to_bits(), Ordering::Relaxed);
+        self.announce();
+    }
+
+    /// Holds a fixed rate (open) or user count (closed) instead of the plan.
+    pub fn set_rate(&self, value: f64) {
+        self.set.store(value.max(0.0).to_bits(), Ordering::Relaxed);
+        self.announce();
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+        self.announce();
+    }
+
+    fn announce(&self) {
+        self.wake.send_replace(self.get());
     }
 }
 
@@ -382,6 +454,7 @@ impl Waker {
 async fn open_loop(ctx: &Rc<ShardCtx>) {
     let mut waker = Waker::new();
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
+    let mut acc = 0.0f64;
     for (n, a) in ctx.plan.arrivals(ctx.segment).enumerate() {
         let due = ctx.start + Duration::from_secs_f64(a.t);
         // Overdue arrivals are started back to back; yield now and then so that sessions, the
@@ -395,13 +468,36 @@ async fn open_loop(ctx: &Rc<ShardCtx>) {
         if ctx.stopping() {
             return;
         }
-        if cap.is_some_and(|c| ctx.in_flight.get() >= c) {
-            ctx.rec.borrow_mut().sessions_dropped += 1;
+        // Live steering: thin or multiply the planned arrivals deterministically. Each planned
+        // arrival adds the factor to an accumulator and starts floor(acc) sessions, so ×0.5 starts
+        // every other one and ×2 two at each instant. Paused: none start, counted as `paused`.
+        let steer = ctx.control.steering();
+        if steer.paused {
+            ctx.rec.borrow_mut().sessions_paused += 1;
             continue;
         }
-        tokio::task::spawn_local(session::arrival(ctx.clone(), a.index, due));
+        let factor = if steer == Steering::PLAN {
+            1.0
+        } else {
+            steer.factor_at(ctx.plan.value_at(a.t))
+        };
+        acc += factor.min(MAX_PER_ARRIVAL);
+        let starts = acc.floor();
+        acc -= starts;
+        for k in 0..starts as u64 {
+            if cap.is_some_and(|c| ctx.in_flight.get() >= c) {
+                ctx.rec.borrow_mut().sessions_dropped += 1;
+                continue;
+            }
+            // Extra sessions of a multiplied arrival get numbers of their own, past the plan's.
+            let index = a.index + (k << 40);
+            tokio::task::spawn_local(session::arrival(ctx.clone(), index, due));
+        }
     }
 }
+
+/// At most this many sessions start at one planned arrival, whatever the factor.
+const MAX_PER_ARRIVAL: f64 = 1000.0;
 
 async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) {
     let mut users: Vec<Rc<Cell<bool>>> = Vec::new();
@@ -412,7 +508,17 @@ async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) {
             break;
         }
         let t = now.saturating_duration_since(ctx.start).as_secs_f64();
-        let target = ctx.plan.users_at(t, ctx.segment) as usize;
+        let steer = ctx.control.steering();
+        let planned = ctx.plan.users_at(t, ctx.segment);
+        let target = if steer.paused {
+            0
+        } else if steer == Steering::PLAN {
+            planned as usize
+        } else if let Some(set) = steer.set {
+            ctx.segment.share_of(set.round() as u64) as usize
+        } else {
+            (planned as f64 * steer.factor).round() as usize
+        };
         while users.len() < target {
             let j = users.len() as u64;
             let flag = Rc::new(Cell::new(false));

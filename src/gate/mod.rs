@@ -21,6 +21,8 @@ pub enum Selector {
     Request(String),
     Journey(String),
     Client(String),
+    /// A monitor series of the scenario (`monitor:cpu`), with [`Metric::Monitor`].
+    Monitor(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +39,8 @@ pub enum Metric {
     Count,
     Dropped,
     LagP99,
+    /// The value of a monitor series (the selector names it): abort and stop_when rules only.
+    Monitor,
 }
 
 /// What a metric's value measures, after normalization.
@@ -50,6 +54,8 @@ pub enum MetricUnit {
     PerSecond,
     /// A count (`count`, `dropped`).
     Count,
+    /// A plain number as the monitor series gives it (`90%` is 90).
+    Plain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +114,21 @@ pub fn parse_stop_when(src: &str) -> Result<Threshold, ExprError> {
     parse::parse(src, parse::Kind::StopWhen).map(|(t, _)| t)
 }
 
+/// Writes a rule that starts with a bare declared monitor series name (`cpu > 90% for 20s`) in
+/// its explicit form (`monitor:cpu > 90% for 20s`); other text is returned as it is.
+pub fn with_monitor_names(src: &str, names: &[String]) -> String {
+    let t = src.trim_start();
+    let end = t
+        .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '=' | '!'))
+        .unwrap_or(t.len());
+    let word = &t[..end];
+    if Metric::from_name(word).is_none() && names.iter().any(|n| n == word) {
+        format!("monitor:{t}")
+    } else {
+        src.to_string()
+    }
+}
+
 impl Op {
     pub fn holds(self, observed: f64, limit: f64) -> bool {
         match self {
@@ -160,6 +181,7 @@ impl Metric {
             Metric::Count => "count",
             Metric::Dropped => "dropped",
             Metric::LagP99 => "lag_p99",
+            Metric::Monitor => "monitor",
         }
     }
 
@@ -199,6 +221,7 @@ impl Metric {
             Metric::Errors => MetricUnit::Fraction,
             Metric::Rate => MetricUnit::PerSecond,
             Metric::Count | Metric::Dropped => MetricUnit::Count,
+            Metric::Monitor => MetricUnit::Plain,
             _ => MetricUnit::Millis,
         }
     }
@@ -210,7 +233,7 @@ impl Metric {
             MetricUnit::Millis => format!("{}ms", n(value)),
             MetricUnit::Fraction => format!("{}%", n(value * 100.0)),
             MetricUnit::PerSecond => format!("{}/s", n(value)),
-            MetricUnit::Count => n(value),
+            MetricUnit::Count | MetricUnit::Plain => n(value),
         }
     }
 }
@@ -235,6 +258,7 @@ impl fmt::Display for Selector {
             Selector::Request(name) => f.write_str(name),
             Selector::Journey(name) => write!(f, "journey:{name}"),
             Selector::Client(name) => write!(f, "client:{name}"),
+            Selector::Monitor(name) => write!(f, "monitor:{name}"),
         }
     }
 }
@@ -243,6 +267,18 @@ impl fmt::Display for Threshold {
     /// The canonical form: single spaces, normalized units (`create-order p99 < 300ms during
     /// peak`). Parsing it gives back the same threshold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Selector::Monitor(name) = &self.selector {
+            write!(
+                f,
+                "monitor:{name} {} {}",
+                self.op,
+                self.metric.format_value(self.value)
+            )?;
+            if let Some(phase) = &self.phase {
+                write!(f, " during {phase}")?;
+            }
+            return Ok(());
+        }
         if self.selector != Selector::All {
             write!(f, "{} ", self.selector)?;
         }

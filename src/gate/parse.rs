@@ -110,6 +110,9 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
             ),
         ));
     }
+    if let Some(name) = toks[0].text.strip_prefix("monitor:") {
+        return parse_monitor(src, &toks, name, kind);
+    }
     let found = (0..toks.len()).rev().find(|&i| {
         !toks[i].op
             && Metric::from_name(toks[i].text).is_some()
@@ -209,6 +212,103 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
     Ok((threshold, for_))
 }
 
+/// `monitor:NAME OP VALUE [for DURATION]`: a monitor series against a plain number (`90%` is
+/// 90, as a CPU busy percentage reads). Abort and stop_when rules only: thresholds are judged
+/// at the end, on the load generator's own measurements.
+fn parse_monitor(
+    src: &str,
+    toks: &[Token<'_>],
+    name: &str,
+    kind: Kind,
+) -> Result<(Threshold, Duration), ExprError> {
+    let first = toks[0];
+    if kind == Kind::Threshold {
+        return Err(err(
+            first.at,
+            "monitor series belong in abort and stop_when rules, not thresholds",
+        ));
+    }
+    if name.is_empty() {
+        return Err(err(
+            first.at + "monitor:".len(),
+            "expected a monitor series name after `monitor:`, like `monitor:cpu`",
+        ));
+    }
+    let Some(&op_tok) = toks.get(1) else {
+        return Err(err(
+            src.len(),
+            format!("expected {OPERATORS} after `{}`", first.text),
+        ));
+    };
+    let op = parse_op(op_tok)?;
+    let Some(&value_tok) = toks.get(2) else {
+        return Err(err(
+            src.len(),
+            format!(
+                "expected a value after `{}`, like `90%` or `8`",
+                op_tok.text
+            ),
+        ));
+    };
+    let text = value_tok.text.strip_suffix('%').unwrap_or(value_tok.text);
+    let value: f64 = text
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| {
+            err(
+                value_tok.at,
+                format!(
+                    "a monitor series takes a number, like `90%` or `8`, got `{}`",
+                    value_tok.text
+                ),
+            )
+        })?;
+    let mut for_ = Duration::ZERO;
+    let mut rest = toks[3..].iter();
+    if let Some(&word) = rest.next() {
+        match (kind, word.text) {
+            (Kind::Abort, "for") => {
+                let tok = operand(rest.next(), src, word, "a duration, like `10s`")?;
+                for_ = parse_duration(tok.text)
+                    .map_err(|e| err(tok.at, format!("after `for`: {e}")))?;
+            }
+            _ => {
+                return Err(err(
+                    word.at,
+                    format!(
+                        "expected {} after `{}`, got `{}`",
+                        if kind == Kind::Abort {
+                            "`for DURATION` or the end"
+                        } else {
+                            "the end"
+                        },
+                        value_tok.text,
+                        word.text
+                    ),
+                ))
+            }
+        }
+        if let Some(extra) = rest.next() {
+            return Err(err(
+                extra.at,
+                format!("expected the end of {} , got `{}`", kind.what(), extra.text),
+            ));
+        }
+    }
+    Ok((
+        Threshold {
+            source: src.trim().to_string(),
+            selector: Selector::Monitor(name.to_string()),
+            metric: Metric::Monitor,
+            op,
+            value,
+            phase: None,
+        },
+        for_,
+    ))
+}
+
 /// The word after `during` or `for`, which must exist and not be an operator.
 fn operand<'a>(
     tok: Option<&Token<'a>>,
@@ -304,6 +404,7 @@ fn value_example(metric: Metric) -> &'static str {
         MetricUnit::Fraction => "`0.5%`",
         MetricUnit::PerSecond => "`2000/s` or `60/min`",
         MetricUnit::Count => "`1000`",
+        MetricUnit::Plain => "`90%` or `8`",
     }
 }
 
@@ -330,6 +431,11 @@ fn parse_value(metric: Metric, tok: Token<'_>) -> Result<f64, ExprError> {
         MetricUnit::PerSecond => {
             parse_rate(text).map_err(|e| err(at, format!("`{name}` takes a rate: {e}")))
         }
+        MetricUnit::Plain => text
+            .strip_suffix('%')
+            .unwrap_or(text)
+            .parse::<f64>()
+            .map_err(|_| err(at, format!("`{name}` takes a number, got `{text}`"))),
         MetricUnit::Count => match text.parse::<u64>() {
             Ok(n) => Ok(n as f64),
             Err(_) => Err(err(
@@ -858,5 +964,47 @@ mod tests {
         assert_eq!(Metric::LagP99.unit(), MetricUnit::Millis);
         assert_eq!(Metric::P999.quantile(), Some(0.999));
         assert_eq!(Metric::Errors.format_value(0.005), "0.5%");
+    }
+}
+
+#[cfg(test)]
+mod monitor_tests {
+    use crate::gate::{
+        parse_abort, parse_stop_when, parse_threshold, with_monitor_names, Metric, Op, Selector,
+    };
+    use std::time::Duration;
+
+    #[test]
+    fn monitor_series_in_abort_and_stop_when_rules() {
+        let r = parse_abort("monitor:cpu > 90% for 20s").unwrap();
+        assert_eq!(r.cond.selector, Selector::Monitor("cpu".into()));
+        assert_eq!(
+            (r.cond.metric, r.cond.op, r.cond.value),
+            (Metric::Monitor, Op::Gt, 90.0)
+        );
+        assert_eq!(r.for_, Duration::from_secs(20));
+        assert_eq!(r.to_string(), "monitor:cpu > 90 for 20s");
+        let t = parse_stop_when("monitor:load1 >= 8").unwrap();
+        assert_eq!(t.value, 8.0);
+        assert!(parse_threshold("monitor:cpu > 90%").is_err());
+        assert!(parse_abort("monitor: > 90%").is_err());
+        assert!(parse_abort("monitor:cpu > hot").is_err());
+        assert!(parse_stop_when("monitor:cpu > 90 for 1s").is_err());
+    }
+
+    #[test]
+    fn bare_declared_names_become_monitor_rules() {
+        let names = vec!["cpu".to_string()];
+        assert_eq!(
+            with_monitor_names("cpu > 90% for 20s", &names),
+            "monitor:cpu > 90% for 20s"
+        );
+        assert_eq!(with_monitor_names("cpu>90%", &names), "monitor:cpu>90%");
+        // Metric words and other names are left alone.
+        assert_eq!(
+            with_monitor_names("errors > 30% for 10s", &names),
+            "errors > 30% for 10s"
+        );
+        assert_eq!(with_monitor_names("p99 > 1s", &[]), "p99 > 1s");
     }
 }

@@ -36,6 +36,8 @@ impl Catalog {
             Selector::Request(n) => self.endpoints[endpoint].name == *n,
             Selector::Journey(j) => self.journeys[self.endpoints[endpoint].journey] == *j,
             Selector::Client(c) => self.clients[client] == *c,
+            // A monitor series is no request's: the engine reads it from the second's point.
+            Selector::Monitor(_) => false,
         }
     }
 

@@ -16,6 +16,12 @@ pub struct Point {
     pub dropped: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Planned arrivals skipped while paused (live control).
+    pub paused: u64,
+    /// The live rate factor at the end of the second (1 unless steered; see `ops`).
+    pub rate_factor: f64,
+    /// Monitor series (the target's water level): the latest scraped value of each, by name.
+    pub monitor: Vec<(String, f64)>,
 }
 
 impl Point {
@@ -38,6 +44,9 @@ impl Point {
             dropped: rec.sessions_dropped,
             p50_ms: q(0.5),
             p99_ms: q(0.99),
+            paused: rec.sessions_paused,
+            rate_factor: 1.0,
+            monitor: Vec::new(),
         }
     }
 }

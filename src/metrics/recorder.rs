@@ -167,6 +167,8 @@ pub struct Recorder {
     pub burst: Histogram<u64>,
     pub sessions_started: u64,
     pub sessions_dropped: u64,
+    /// Planned arrivals not started because the run was paused (live control), not dropped.
+    pub sessions_paused: u64,
     /// Sessions cut short by the end of the run or a stop.
     pub sessions_interrupted: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
@@ -186,6 +188,7 @@ impl Recorder {
             burst: new_histogram(),
             sessions_started: 0,
             sessions_dropped: 0,
+            sessions_paused: 0,
             sessions_interrupted: 0,
             in_flight: 0,
         }
@@ -275,6 +278,7 @@ impl Recorder {
         let _ = self.burst.add(&o.burst);
         self.sessions_started += o.sessions_started;
         self.sessions_dropped += o.sessions_dropped;
+        self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
         self.in_flight += o.in_flight;
     }

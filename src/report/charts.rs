@@ -4,7 +4,11 @@
 //! - `rate`: planned vs achieved rate over time, phases shaded;
 //! - `latency`: p50 / p90 / p99 / max per second (from latency.hlog);
 //! - `spectrum`: the percentile spectrum on a log "1 in N" axis (90%, 99%, 99.9%…);
-//! - `errors`: errors by kind per second.
+//! - `errors`: errors by kind per second;
+//! - `monitor` (runs with a `monitor:` block): the target's water level, each monitor series.
+//!
+//! Live-control and rule events (report.json `timeline`) are marked on the rate chart as
+//! dashed vertical lines with their names.
 
 use super::chart::{fmt_time, fmt_value, register_font, FAMILY};
 use super::model::PhaseRow;
@@ -22,6 +26,18 @@ pub const CHARTS: [(&str, &str); 4] = [
     ("spectrum", "Latency by percentile"),
     ("errors", "Errors by kind over time"),
 ];
+
+/// The monitor chart, drawn when the report has a `monitor` block.
+pub const MONITOR_CHART: (&str, &str) = ("monitor", "The target's water level (monitor series)");
+
+/// The charts this report has: [`CHARTS`], then the monitor chart when there is a monitor.
+pub fn charts_for(r: &RunReport) -> Vec<(&'static str, &'static str)> {
+    let mut v = CHARTS.to_vec();
+    if r.report.monitor.is_some() {
+        v.push(MONITOR_CHART);
+    }
+    v
+}
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -52,6 +68,8 @@ struct Spec {
     spectrum: bool,
     /// Shown in the middle when there is nothing to draw.
     empty_note: Option<String>,
+    /// Vertical event marks: (t, label).
+    marks: Vec<(f64, String)>,
 }
 
 fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -67,6 +85,7 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
         .max(1.0);
     let title = CHARTS
         .iter()
+        .chain(std::iter::once(&MONITOR_CHART))
         .find(|c| c.0 == kind)
         .map(|c| c.1.to_string())
         .unwrap_or_default();
@@ -79,6 +98,7 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
         x_end,
         spectrum: false,
         empty_note: None,
+        marks: Vec::new(),
     };
     let at = |t: u64| t as f64 + 0.5;
     match kind {
@@ -111,6 +131,64 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
                     .collect(),
                 filled: false,
             });
+            if rep
+                .series
+                .iter()
+                .any(|p| (p.rate_factor - 1.0).abs() > 1e-9)
+            {
+                s.lines.push(Line {
+                    name: "planned × live factor".into(),
+                    points: rep
+                        .series
+                        .iter()
+                        .map(|p| (at(p.t), p.planned_rate * p.rate_factor))
+                        .collect(),
+                    filled: false,
+                });
+            }
+            s.marks = rep
+                .timeline
+                .iter()
+                .map(|e| {
+                    let label = match e.event.as_str() {
+                        "rate" => e
+                            .detail
+                            .split(" (")
+                            .next()
+                            .unwrap_or("rate")
+                            .replace(" of the plan", ""),
+                        other => other.to_string(),
+                    };
+                    (e.t, label)
+                })
+                .collect();
+        }
+        "monitor" => {
+            s.y_label = "as scraped (CPU busy in %)".into();
+            let names = rep
+                .monitor
+                .as_ref()
+                .map(|m| m.series.clone())
+                .unwrap_or_default();
+            for name in names {
+                s.lines.push(Line {
+                    points: rep
+                        .series
+                        .iter()
+                        .filter_map(|p| {
+                            p.monitor
+                                .as_ref()
+                                .and_then(|m| m.get(&name))
+                                .map(|v| (at(p.t), *v))
+                        })
+                        .collect(),
+                    name,
+                    filled: false,
+                });
+            }
+            if s.lines.iter().all(|l| l.points.is_empty()) {
+                s.empty_note = Some("no scrape answered".into());
+            }
         }
         "latency" => {
             s.y_label = "milliseconds".into();
@@ -314,6 +392,29 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
     }
 
+    // Live-control and rule events: a dashed line and the event's name.
+    let mark_color = RGBColor(90, 90, 90);
+    for (i, (t, label)) in s.marks.iter().enumerate() {
+        if *t > s.x_end {
+            continue;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(*t, 0.0), (*t, y_max)],
+                6,
+                4,
+                mark_color.stroke_width(1),
+            ))
+            .map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (t + 3.0 / px_per_x, y_max * (0.86 - 0.06 * (i % 3) as f64)),
+                font(12.0).into_font().color(&mark_color),
+            )))
+            .map_err(e)?;
+    }
+
     for (i, l) in s.lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let drawn = if l.filled {
@@ -393,7 +494,7 @@ impl Exporter for Png {
         let charts = dir.join("charts");
         std::fs::create_dir_all(&charts)?;
         let mut out = Vec::new();
-        for (kind, _) in CHARTS {
+        for (kind, _) in charts_for(r) {
             // Drawn to a temporary name, then renamed: a reader never sees half a chart.
             let tmp = charts.join(format!(".{kind}.tmp-{}.png", std::process::id()));
             png(kind, r, &tmp)?;
@@ -433,6 +534,7 @@ impl Lines {
             title: self.title.clone(),
             y_label: self.y_label.clone(),
             x_label: self.x_label.clone(),
+            marks: Vec::new(),
             lines: self
                 .lines
                 .iter()

@@ -2,7 +2,7 @@
 //! script and no external resource of any kind, so it opens offline and makes no request.
 //! Text (including names like `下单`) is HTML the browser renders with its own fonts.
 
-use super::charts::{self, CHARTS};
+use super::charts;
 use super::model::Percentiles;
 use super::summary::{dropped_note, fmt_ms, opt_ms, overload_warning, pct};
 use super::{Exporter, RunReport};
@@ -149,8 +149,21 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         o.push_str("</table>\n");
     }
 
+    if !rep.timeline.is_empty() {
+        o.push_str("<h2>Timeline</h2><table><tr><th>t</th><th class=\"l\">event</th><th class=\"l\">detail</th></tr>\n");
+        for ev in &rep.timeline {
+            let _ = writeln!(
+                o,
+                "<tr><td>{:.1}s</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                ev.t,
+                esc(&ev.event),
+                esc(&ev.detail)
+            );
+        }
+        o.push_str("</table>\n");
+    }
     o.push_str("<h2>Charts</h2>\n");
-    for (kind, title) in CHARTS {
+    for (kind, title) in charts::charts_for(r) {
         let svg = charts::svg(kind, r)?;
         let _ = writeln!(
             o,

@@ -174,7 +174,7 @@ pub fn build(r: &RunResult) -> Value {
         .map(|(p, ph)| {
             let s = rec.total_where(|_, _, pp| pp == p);
             let len = (ph.end_s.min(r.duration_s) - ph.start_s).max(0.0);
-            json!({
+            let mut row = json!({
                 "name": ph.name,
                 "start_s": ph.start_s,
                 "end_s": ph.end_s,
@@ -183,7 +183,25 @@ pub fn build(r: &RunResult) -> Value {
                 "rate": rate(s.count, len),
                 "error_rate": frac(s.error_count(), s.count),
                 "latency_ms": latency(&s.latency),
-            })
+            });
+            // The target's water level in this phase: the mean of each monitor series over the
+            // phase's seconds that had a value.
+            if !r.monitor_names.is_empty() {
+                let mut means = serde_json::Map::new();
+                for name in &r.monitor_names {
+                    let vals: Vec<f64> = r
+                        .series
+                        .iter()
+                        .filter(|pt| (pt.t as f64) >= ph.start_s && (pt.t as f64) < ph.end_s)
+                        .filter_map(|pt| pt.monitor.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+                        .collect();
+                    let mean = (!vals.is_empty())
+                        .then(|| (vals.iter().sum::<f64>() / vals.len() as f64 * 1e4).round() / 1e4);
+                    means.insert(name.clone(), json!(mean));
+                }
+                row["monitor_mean"] = Value::Object(means);
+            }
+            row
         })
         .collect();
 
@@ -191,7 +209,7 @@ pub fn build(r: &RunResult) -> Value {
         .series
         .iter()
         .map(|p| {
-            json!({
+            let mut pt = json!({
                 "t": p.t,
                 "planned_rate": (p.planned_rate * 100.0).round() / 100.0,
                 "sessions_started": p.sessions_started,
@@ -202,7 +220,18 @@ pub fn build(r: &RunResult) -> Value {
                 "p50_ms": p.p50_ms,
                 "p99_ms": p.p99_ms,
                 "errors_by_kind": r.errors_by_second.get(&p.t).map(kinds).unwrap_or_else(|| json!({})),
-            })
+                "paused": p.paused,
+                "rate_factor": p.rate_factor,
+            });
+            if !r.monitor_names.is_empty() {
+                let m: serde_json::Map<String, Value> = p
+                    .monitor
+                    .iter()
+                    .map(|(n, v)| (n.clone(), json!((v * 1e6).round() / 1e6)))
+                    .collect();
+                pt["monitor"] = Value::Object(m);
+            }
+            pt
         })
         .collect();
 
@@ -222,7 +251,14 @@ pub fn build(r: &RunResult) -> Value {
         .collect();
 
     let lag = &rec.lag;
-    json!({
+    let monitor = (!r.monitor_names.is_empty()).then(|| {
+        json!({
+            "every_s": r.monitor_every_s,
+            "series": r.monitor_names,
+            "scrapes": r.scrapes,
+        })
+    });
+    let mut report = json!({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "flashcrowd", "version": env!("CARGO_PKG_VERSION")},
         "scenario": {
@@ -284,5 +320,10 @@ pub fn build(r: &RunResult) -> Value {
             "overloaded": r.overloaded(),
             "cpu_s": (r.cpu_s * 1000.0).round() / 1000.0,
         },
-    })
+        "timeline": r.timeline,
+    });
+    if let Some(m) = monitor {
+        report["monitor"] = m;
+    }
+    report
 }

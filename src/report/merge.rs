@@ -426,6 +426,11 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         planned_rate: first.state.planned_rate.clone(),
         plan_duration_s: first.state.plan_duration_s,
         errors_by_second,
+        // Live-control events and monitor scrapes stay in each shard's own report.
+        timeline: Vec::new(),
+        scrapes: Vec::new(),
+        monitor_names: Vec::new(),
+        monitor_every_s: None,
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

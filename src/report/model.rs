@@ -115,6 +115,9 @@ pub struct PhaseRow {
     pub rate: f64,
     pub error_rate: f64,
     pub latency_ms: Percentiles,
+    /// The mean of each monitor series over the phase (null when none was scraped in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_mean: Option<IndexMap<String, Option<f64>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +133,35 @@ pub struct SeriesPoint {
     pub p99_ms: f64,
     #[serde(default)]
     pub errors_by_kind: IndexMap<String, u64>,
+    /// Planned arrivals skipped while paused (live control).
+    #[serde(default)]
+    pub paused: u64,
+    /// The live rate factor relative to the plan (0 while paused).
+    #[serde(default = "one")]
+    pub rate_factor: f64,
+    /// Monitor series (the target's water level), latest value by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<IndexMap<String, f64>>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// One live-control or rule event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub t: f64,
+    pub event: String,
+    pub detail: String,
+}
+
+/// The monitor block: its interval, series names and every scrape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorReport {
+    pub every_s: Option<f64>,
+    pub series: Vec<String>,
+    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +229,11 @@ pub struct Report {
     /// Step drills only (`load.steps`): what the drill found (see `crate::capacity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// Live control and rule events (pause, resume, rate, stop, abort, stop_when, interrupt).
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorReport>,
 }
 
 /// A step drill's result: report.json `capacity`.

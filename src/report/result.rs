@@ -72,6 +72,13 @@ pub struct RunResult {
     /// Errors by kind per second, for seconds that had any (from the interval hook).
     pub errors_by_second:
         std::collections::BTreeMap<u64, [u64; crate::metrics::recorder::N_ERROR_KINDS]>,
+    /// Live control and rule events.
+    pub timeline: Vec<crate::ops::TimelineEvent>,
+    /// The monitor's scrapes and series names (empty without `monitor:`).
+    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
+    pub monitor_names: Vec<String>,
+    /// The monitor's interval, seconds.
+    pub monitor_every_s: Option<f64>,
 }
 
 /// Lag p99 above this means the generator, not the target, set the pace.
@@ -134,6 +141,10 @@ impl RunResult {
             planned_rate,
             plan_duration_s: plan.duration,
             errors_by_second: Default::default(),
+            timeline: outcome.timeline,
+            scrapes: outcome.scrapes,
+            monitor_names: outcome.monitor_names,
+            monitor_every_s: None,
         }
     }
 

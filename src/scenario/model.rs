@@ -38,6 +38,31 @@ pub struct Scenario {
     pub abort: Vec<String>,
     #[serde(default)]
     pub safety: Safety,
+    /// The target's own metrics to scrape during the run (its "water level").
+    #[serde(default)]
+    pub monitor: Option<Monitor>,
+}
+
+/// `monitor:` — scrape the target's Prometheus endpoints during the run (see `crate::ops::monitor`
+/// for the series expressions).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// Scrape interval (default 5s).
+    #[serde(default)]
+    pub every: Option<Dur>,
+    pub targets: Vec<MonitorTarget>,
+    /// name → expression: `node_load1`, `busy(node_cpu_seconds_total)`, `rate(x_total)`,
+    /// `a - b`.
+    pub series: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorTarget {
+    pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -104,6 +104,8 @@ struct Names {
     journeys: Vec<String>,
     clients: Vec<String>,
     phases: Vec<String>,
+    /// Declared monitor series (and `NAME@TARGET` with several targets).
+    monitor: Vec<String>,
 }
 
 impl Names {
@@ -123,6 +125,7 @@ impl Names {
             journeys: s.journeys.keys().cloned().collect(),
             clients: client_names(s),
             phases: phase_names(&s.load),
+            monitor: monitor_names(s),
         }
     }
 
@@ -149,6 +152,15 @@ impl Names {
             Selector::Client(n) if !self.clients.contains(n) => {
                 return unknown("client", n, &self.clients)
             }
+            Selector::Monitor(n) if !self.monitor.contains(n) => {
+                if self.monitor.is_empty() {
+                    return Err((
+                        format!("unknown monitor series `{n}`: the scenario has no `monitor:` block"),
+                        Some("declare it under monitor.series, like `cpu: busy(node_cpu_seconds_total)`".into()),
+                    ));
+                }
+                return unknown("monitor series", n, &self.monitor);
+            }
             _ => {}
         }
         if let Some(p) = &t.phase {
@@ -158,6 +170,26 @@ impl Names {
         }
         Ok(())
     }
+}
+
+/// The monitor series names rules may use: each declared series, and `NAME@TARGET` per target
+/// when there are several (see `ops::monitor::MonitorSpec::names`).
+pub fn monitor_names(s: &Scenario) -> Vec<String> {
+    let Some(m) = &s.monitor else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = m.series.keys().cloned().collect();
+    if m.targets.len() > 1 {
+        for n in m.series.keys() {
+            for (i, t) in m.targets.iter().enumerate() {
+                v.push(format!(
+                    "{n}@{}",
+                    t.name.clone().unwrap_or_else(|| format!("target{}", i + 1))
+                ));
+            }
+        }
+    }
+    v
 }
 
 fn quoted(names: &[String]) -> String {
@@ -211,6 +243,7 @@ pub fn check(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Vec<Issue
     v.journeys();
     v.load();
     v.expressions();
+    v.monitor();
     v.defaults();
     v.issues
 }
@@ -1229,6 +1262,7 @@ impl Validator<'_> {
         }
         for (i, e) in s.abort.iter().enumerate() {
             let p = root().key("abort").index(i);
+            let e = &gate::with_monitor_names(e, &self.names.monitor);
             match gate::parse_abort(e) {
                 Ok(r) => self.names_in(&p, e, &r.cond),
                 Err(err) => self.push(
@@ -1241,6 +1275,7 @@ impl Validator<'_> {
         if let Some(d) = &s.load.steps {
             for (i, e) in d.stop_when.iter().enumerate() {
                 let p = root().key("load").key("steps").key("stop_when").index(i);
+                let e = &gate::with_monitor_names(e, &self.names.monitor);
                 match gate::parse_stop_when(e) {
                     Ok(t) => self.names_in(&p, e, &t),
                     Err(err) => self.push(
@@ -1253,14 +1288,78 @@ impl Validator<'_> {
         }
     }
 
+    fn monitor(&mut self) {
+        let Some(m) = &self.s.monitor else {
+            return;
+        };
+        let p = root().key("monitor");
+        if m.every
+            .is_some_and(|d| d.0 < std::time::Duration::from_millis(100))
+        {
+            self.push(Issue::at(p.key("every"), "`every` must be at least 100ms"));
+        }
+        if m.targets.is_empty() {
+            self.push(
+                Issue::at(p.key("targets"), "a monitor needs at least one target").help(
+                    "like `targets: [ { url: http://127.0.0.1:9100/metrics, name: shop-node } ]`",
+                ),
+            );
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (i, t) in m.targets.iter().enumerate() {
+            let tp = p.key("targets").index(i);
+            match reqwest::Url::parse(&t.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => self.push(
+                    Issue::at(
+                        tp.key("url"),
+                        format!("`{}` is not an http:// or https:// URL", t.url),
+                    )
+                    .help("the target's metrics endpoint, like http://127.0.0.1:9100/metrics"),
+                ),
+            }
+            let name = t.name.clone().unwrap_or_else(|| format!("target{}", i + 1));
+            if seen.contains(&name) {
+                self.push(Issue::at(
+                    tp.key("name"),
+                    format!("the target name `{name}` is used twice"),
+                ));
+            }
+            seen.push(name);
+        }
+        if m.series.is_empty() {
+            self.push(
+                Issue::at(p.key("series"), "a monitor needs at least one series").help(
+                    "like `series: { cpu: busy(node_cpu_seconds_total), load1: node_load1 }`",
+                ),
+            );
+        }
+        for (name, src) in &m.series {
+            if gate::Metric::from_name(name).is_some() || name.contains(char::is_whitespace) {
+                self.push(Issue::at(
+                    p.key("series").key(name),
+                    format!("`{name}` cannot name a series: it must be one word and not a metric of the rules"),
+                ));
+            }
+            if let Err(e) = crate::ops::monitor::parse_series(src) {
+                self.push(
+                    Issue::at(p.key("series").key(name), format!("bad series: {e}"))
+                        .help("a series is METRIC{label=\"v\"}, rate(METRIC), busy(node_cpu_seconds_total), or terms joined by spaced + - * /"),
+                );
+            }
+        }
+    }
+
     fn names_in(&mut self, p: &KeyPath, src: &str, t: &Threshold) {
         if let Err((m, h)) = self.names.check_expr(t) {
             let needle = match (&t.selector, &t.phase) {
-                (Selector::Request(n) | Selector::Journey(n) | Selector::Client(n), _)
-                    if m.contains(&format!("`{n}`")) =>
-                {
-                    n.clone()
-                }
+                (
+                    Selector::Request(n)
+                    | Selector::Journey(n)
+                    | Selector::Client(n)
+                    | Selector::Monitor(n),
+                    _,
+                ) if m.contains(&format!("`{n}`")) => n.clone(),
                 (_, Some(ph)) => ph.clone(),
                 _ => String::new(),
             };
