@@ -13,6 +13,7 @@
 mod countdown;
 pub mod curve;
 pub mod segment;
+mod staged;
 mod stages;
 mod steps;
 mod users;

@@ -6,52 +6,33 @@
 //! (with file positions) is `scenario::validate`'s job, but a malformed stage is still an error
 //! here, never a panic.
 
-use super::curve::{Piece, Shape};
-use super::{phase, secs, Model, PlanOptions, Shaped};
+use super::staged::{staged, Form};
+use super::{secs, Model, PlanOptions, Shaped};
 use crate::scenario::model::Stage;
 
 pub(crate) fn compile(stages: &[Stage], opts: &PlanOptions) -> Result<Shaped, String> {
     if stages.is_empty() {
         return Err("load.stages is empty: add a stage like { rate: 100/s, for: 1m }".into());
     }
-    let mut pieces = Vec::with_capacity(stages.len());
-    let mut phases = Vec::with_capacity(stages.len());
-    let (mut t, mut prev) = (0.0, 0.0);
-    for (i, st) in stages.iter().enumerate() {
-        let n = i + 1;
-        let (len, shape, next) = match (st.rate, st.for_, st.to, st.over, st.hold) {
-            (Some(r), Some(d), None, None, None) => {
-                let v = r.0 * opts.scale;
-                (secs(d, opts), Shape::Const { v }, v)
-            }
-            (None, None, Some(r), Some(d), None) => {
-                let v1 = r.0 * opts.scale;
-                (secs(d, opts), Shape::Linear { v0: prev, v1 }, v1)
-            }
-            (None, None, None, None, Some(d)) => (secs(d, opts), Shape::Const { v: prev }, prev),
-            _ => {
-                return Err(format!(
-                    "load.stages[{i}] (stage {n}): expected {{ rate, for }}, {{ to, over }} or {{ hold }}"
-                ))
-            }
-        };
-        let name = st.name.clone().unwrap_or_else(|| format!("stage-{n}"));
-        pieces.push(Piece {
-            t0: t,
-            t1: t + len,
-            shape,
-        });
-        phases.push(phase(name, t, t + len));
-        t += len;
-        prev = next;
-    }
-    Ok(Shaped {
-        model: Model::Open,
-        pieces,
-        phases,
-        sale_start: None,
-        drill: None,
-    })
+    let forms = stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let form = match (st.rate, st.for_, st.to, st.over, st.hold) {
+                (Some(r), Some(d), None, None, None) => Form::Jump(r.0 * opts.scale, secs(d, opts)),
+                (None, None, Some(r), Some(d), None) => Form::Ramp(r.0 * opts.scale, secs(d, opts)),
+                (None, None, None, None, Some(d)) => Form::Hold(secs(d, opts)),
+                _ => {
+                    return Err(format!(
+                        "load.stages[{i}] (stage {}): expected {{ rate, for }}, {{ to, over }} or {{ hold }}",
+                        i + 1
+                    ))
+                }
+            };
+            Ok((form, st.name.clone()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(staged(Model::Open, forms))
 }
 
 #[cfg(test)]

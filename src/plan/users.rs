@@ -6,8 +6,8 @@
 //! engine's job. `--scale` multiplies each count and rounds it to a whole user (never to 0 for a
 //! count that was not 0), so `--scale 1/100` of 50 users rehearses with 1 user, not none.
 
-use super::curve::{Piece, Shape};
-use super::{phase, secs, Model, PlanOptions, Shaped};
+use super::staged::{staged, Form};
+use super::{secs, Model, PlanOptions, Shaped};
 use crate::scenario::model::UserStage;
 
 fn scaled(users: u64, opts: &PlanOptions) -> f64 {
@@ -23,44 +23,25 @@ pub(crate) fn compile(stages: &[UserStage], opts: &PlanOptions) -> Result<Shaped
     if stages.is_empty() {
         return Err("load.users is empty: add a stage like { users: 50, for: 1m }".into());
     }
-    let mut pieces = Vec::with_capacity(stages.len());
-    let mut phases = Vec::with_capacity(stages.len());
-    let (mut t, mut prev) = (0.0, 0.0);
-    for (i, st) in stages.iter().enumerate() {
-        let n = i + 1;
-        let (len, shape, next) = match (st.users, st.for_, st.to, st.over, st.hold) {
-            (Some(u), Some(d), None, None, None) => {
-                let v = scaled(u, opts);
-                (secs(d, opts), Shape::Const { v }, v)
-            }
-            (None, None, Some(u), Some(d), None) => {
-                let v1 = scaled(u, opts);
-                (secs(d, opts), Shape::Linear { v0: prev, v1 }, v1)
-            }
-            (None, None, None, None, Some(d)) => (secs(d, opts), Shape::Const { v: prev }, prev),
-            _ => {
-                return Err(format!(
-                    "load.users[{i}] (stage {n}): expected {{ users, for }}, {{ to, over }} or {{ hold }}"
-                ))
-            }
-        };
-        let name = st.name.clone().unwrap_or_else(|| format!("stage-{n}"));
-        pieces.push(Piece {
-            t0: t,
-            t1: t + len,
-            shape,
-        });
-        phases.push(phase(name, t, t + len));
-        t += len;
-        prev = next;
-    }
-    Ok(Shaped {
-        model: Model::Closed,
-        pieces,
-        phases,
-        sale_start: None,
-        drill: None,
-    })
+    let forms = stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let form = match (st.users, st.for_, st.to, st.over, st.hold) {
+                (Some(u), Some(d), None, None, None) => Form::Jump(scaled(u, opts), secs(d, opts)),
+                (None, None, Some(u), Some(d), None) => Form::Ramp(scaled(u, opts), secs(d, opts)),
+                (None, None, None, None, Some(d)) => Form::Hold(secs(d, opts)),
+                _ => {
+                    return Err(format!(
+                        "load.users[{i}] (stage {}): expected {{ users, for }}, {{ to, over }} or {{ hold }}",
+                        i + 1
+                    ))
+                }
+            };
+            Ok((form, st.name.clone()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(staged(Model::Closed, forms))
 }
 
 #[cfg(test)]
