@@ -67,9 +67,7 @@ fn interrupt(yaml: &str, after: u64) -> (serde_json::Value, u64, Duration) {
     wait_for("load to reach the shop", Duration::from_secs(30), || {
         shop.stats().requests >= after
     });
-    // SAFETY: kill(2) on the pid of a child we started and have not yet reaped.
-    let rc = unsafe { libc::kill(run.pid(), libc::SIGINT) };
-    assert_eq!(rc, 0, "send SIGINT");
+    run.signal(libc::SIGINT);
     let signalled = Instant::now();
     let done = run.wait(Duration::from_secs(90));
     let stop_took = signalled.elapsed();
@@ -133,10 +131,10 @@ fn a_second_sigint_stops_without_waiting_for_requests_in_flight() {
         server.count("/hang/") >= 30
     });
     // SAFETY (both calls): kill(2) on the pid of a child we started and have not yet reaped.
-    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    run.signal(libc::SIGINT);
     // A person pressing Ctrl-C twice; the first press has started the grace period by now.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    run.signal(libc::SIGINT);
     let second = Instant::now();
     let done = run.wait(Duration::from_secs(90));
     let took = second.elapsed();

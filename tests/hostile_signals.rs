@@ -40,12 +40,6 @@ load:
   arrivals: uniform
 "#;
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) on the pid of a child we started and have not yet reaped.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "send signal {sig}");
-}
-
 #[test]
 fn sigterm_stops_gracefully_with_an_interrupted_report() {
     let server = TestServer::start();
@@ -54,7 +48,7 @@ fn sigterm_stops_gracefully_with_an_interrupted_report() {
     wait_for("load to arrive", Duration::from_secs(30), || {
         server.count("/api/") >= 20
     });
-    signal(run.pid(), libc::SIGTERM);
+    run.signal(libc::SIGTERM);
     let signalled = Instant::now();
     let done = run.wait(Duration::from_secs(60));
     let took = signalled.elapsed();
@@ -85,9 +79,9 @@ fn a_second_sigterm_stops_at_once_and_the_report_is_still_whole() {
     wait_for("load to arrive", Duration::from_secs(30), || {
         server.count("/api/") >= 40
     });
-    signal(run.pid(), libc::SIGTERM);
+    run.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
-    signal(run.pid(), libc::SIGTERM);
+    run.signal(libc::SIGTERM);
     let signalled = Instant::now();
     let done = run.wait(Duration::from_secs(60));
     assert_eq!(done.code, Some(3), "{}", done.output());

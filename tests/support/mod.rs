@@ -58,6 +58,13 @@ fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
 }
 
 impl Spawned {
+    /// Sends `sig` (libc::SIGINT, SIGTERM…) to the running flashcrowd.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child we started and have not yet reaped.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "send signal {sig}");
+    }
+
     /// Starts `flashcrowd ARGS…`.
     pub fn start(args: &[&str]) -> Spawned {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flashcrowd"))
