@@ -137,7 +137,7 @@ pub fn analyse(r: &Report, tags: &[TagSeconds], stop_when: &[String]) -> Option<
                 failed.push(format!(
                     "{} (observed {})",
                     t.source,
-                    t.metric.format_value(v)
+                    t.metric.format_observed(v)
                 ));
             }
         }

@@ -178,12 +178,34 @@ fn ephemeral_ports() -> u64 {
 
 /// Warns before a plan runs out of local ports: every closed connection holds its port in
 /// TIME_WAIT for about 60 s unless the client closes with `reset_on_close`.
-fn port_warning(sc: &crate::scenario::Scenario, plan: &Plan, sources: usize) -> Option<String> {
+fn port_warning(
+    sc: &crate::scenario::Scenario,
+    plan: &Plan,
+    sources: usize,
+    loopback: bool,
+) -> Option<String> {
     use crate::scenario::model::ConnectionMode;
     if plan.model != crate::plan::Model::Open {
         return None;
     }
-    let (peak, at) = plan.peak();
+    // With tcp_tw_reuse (1: always, 2: loopback), the kernel reuses TIME_WAIT ports for new
+    // outgoing connections: they cannot run out that way.
+    let tw_reuse = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .unwrap_or(0);
+    if tw_reuse == 1 || (tw_reuse == 2 && loopback) {
+        return None;
+    }
+    // The busiest 60 s of the plan (a closed port stays in TIME_WAIT about that long).
+    let (peak_rate, at) = plan.peak();
+    let mut busiest = 0.0f64;
+    let mut t = 0.0;
+    while t < plan.duration {
+        busiest = busiest.max(plan.expected_arrivals(t, t + 60.0));
+        t += 1.0;
+    }
+    let peak = (busiest / 60.0).min(peak_rate);
     let phase = &plan.phases[plan.phase_index_at(at)].name;
     let per_session = super::plan::requests_per_session(sc, phase);
     let mut per_second = 0.0;
@@ -207,7 +229,7 @@ fn port_warning(sc: &crate::scenario::Scenario, plan: &Plan, sources: usize) -> 
     let have = (ephemeral_ports() * sources.max(1) as u64) as f64;
     (needed > 0.8 * have).then(|| {
         format!(
-            "warning: at its peak this plan opens about {per_second:.0} connections/s; closed connections keep \
+            "warning: in its busiest minute this plan opens about {per_second:.0} connections/s; closed connections keep \
              their local port for ~60 s (TIME_WAIT), about {needed:.0} ports, but {have:.0} are available.\n\
              Expect `connect` errors. Use `connection: shared`, `reset_on_close: true` on the client, or \
              --source-ips with more local addresses."
@@ -376,7 +398,7 @@ pub fn execute(req: RunRequest) -> Outcome {
     }
     let mut prog = prog;
     prog.source_ips = req.source_ips.clone();
-    if let Some(w) = port_warning(sc, &plan, req.source_ips.len()) {
+    if let Some(w) = port_warning(sc, &plan, req.source_ips.len(), is_loopback(&prog.target)) {
         eprintln!("{w}");
     }
     let catalog = prog.catalog(&plan);

@@ -222,7 +222,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                         "abort rule `{}` held for {}s (observed {})",
                         a.rule.cond.source,
                         a.held_s,
-                        a.rule.cond.metric.format_value(observed.unwrap_or(0.0))
+                        a.rule.cond.metric.format_observed(observed.unwrap_or(0.0))
                     ));
                     steer.log("abort", reason.clone().unwrap_or_default());
                     control.raise(STOPPING);
@@ -237,7 +237,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                         rule.source,
                         sec + 1,
                         rule.metric
-                            .format_value(observe(&catalog, &rec, &p, rule).unwrap_or(0.0))
+                            .format_observed(observe(&catalog, &rec, &p, rule).unwrap_or(0.0))
                     ));
                     steer.log("stop_when", reason.clone().unwrap_or_default());
                     control.raise(STOPPING);

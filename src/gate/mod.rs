@@ -227,6 +227,15 @@ impl Metric {
     }
 
     /// Formats a normalized value the way an expression writes it (`300ms`, `0.5%`, `2000/s`).
+    /// A measured value for people: at most three decimals (325.7333…/s reads as 325.733/s).
+    pub fn format_observed(&self, value: f64) -> String {
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        match self.unit() {
+            MetricUnit::Fraction => self.format_value(r(value * 100.0) / 100.0),
+            _ => self.format_value(r(value)),
+        }
+    }
+
     pub fn format_value(&self, value: f64) -> String {
         let n = |x: f64| parse::format_number(x);
         match self.unit() {

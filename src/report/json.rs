@@ -243,9 +243,9 @@ pub fn build(r: &RunResult) -> Value {
                 "expr": v.threshold.source,
                 "passed": v.passed,
                 "observed": v.observed,
-                "observed_text": v.observed.map(|o| v.threshold.metric.format_value(o)),
+                "observed_text": v.observed.map(|o| v.threshold.metric.format_observed(o)),
                 "limit": v.threshold.value,
-                "limit_text": v.threshold.metric.format_value(v.threshold.value),
+                "limit_text": v.threshold.metric.format_observed(v.threshold.value),
             })
         })
         .collect();
