@@ -197,7 +197,7 @@ impl Session {
             match step {
                 StepProg::Think(d) => {
                     intended = Instant::now().max(intended) + *d;
-                    if !self.ctx.sleep_until(intended).await {
+                    if !self.ctx.sleep_on_time(intended).await {
                         return None;
                     }
                 }
@@ -205,8 +205,13 @@ impl Session {
                     if let Some(s) = self.ctx.plan.sale_start {
                         let at = self.ctx.start + Duration::from_secs_f64(s);
                         if Instant::now() < at {
-                            if !self.ctx.sleep_until(at).await {
+                            if !self.ctx.sleep_on_time(at).await {
                                 return None;
+                            }
+                            // Nobody can buy before the sale opens: the last stretch is waited
+                            // out (well under 2 ms, once per session).
+                            while Instant::now() < at {
+                                tokio::task::yield_now().await;
                             }
                             intended = at;
                             released = Some(at);
@@ -240,7 +245,7 @@ impl Session {
                     if let Some(d) = think {
                         if !d.is_zero() {
                             intended = t_end + d;
-                            if !self.ctx.sleep_until(intended).await {
+                            if !self.ctx.sleep_on_time(intended).await {
                                 return None;
                             }
                         }

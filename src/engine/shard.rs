@@ -149,6 +149,8 @@ pub struct ShardCtx {
     /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
     pub pools: Vec<Arc<tokio::sync::Semaphore>>,
     source_rr: Cell<usize>,
+    /// How late the timer fires, µs (a running mean; see `sleep_on_time`).
+    timer_late_us: Cell<f64>,
     rendezvous: RefCell<Vec<RvState>>,
 }
 
@@ -181,6 +183,37 @@ impl ShardCtx {
             _ = tokio::time::sleep_until(at.into()) => !self.stopping(),
             _ = self.stop_notify.notified() => false,
         }
+    }
+
+    /// Sleeps until about `at`, waking early by how late the timer has been firing, so the
+    /// sleeper leaves centred on `at` rather than 1-2 ms after it. False on a stop.
+    ///
+    /// The timer wheel rounds a deadline up to its next 1 ms tick and its park timeout up again,
+    /// and every arrival or think-time step woken late would carry that lateness into its
+    /// latency (latency counts from the planned instant). A running mean of the lateness per
+    /// shard (starting at 1.5 ms) sets the early margin; there is no busy waiting. A request sent
+    /// early is measured from its send (see `Session::request`), so earliness never shortens a
+    /// latency.
+    pub async fn sleep_on_time(&self, at: Instant) -> bool {
+        let early = Duration::from_micros(self.timer_late_us.get() as u64);
+        let now = Instant::now();
+        if at <= now + early / 2 {
+            return !self.stopping();
+        }
+        let deadline = at - early;
+        if deadline <= now {
+            return !self.stopping();
+        }
+        if !self.sleep_until(deadline).await {
+            return false;
+        }
+        let late = Instant::now()
+            .saturating_duration_since(deadline)
+            .as_micros() as f64;
+        let mean = self.timer_late_us.get();
+        self.timer_late_us
+            .set((0.9 * mean + 0.1 * late).clamp(0.0, 5000.0));
+        true
     }
 
     /// Resolves when a hard stop is requested.
@@ -319,6 +352,7 @@ fn run(spec: ShardSpec) {
             .map(|c| Arc::new(tokio::sync::Semaphore::new(c.pool)))
             .collect(),
         source_rr: Cell::new(spec.index),
+        timer_late_us: Cell::new(1500.0),
         rendezvous: RefCell::new(
             (0..spec.prog.rendezvous.len())
                 .map(|_| RvState {
@@ -413,46 +447,7 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
     watcher.abort();
 }
 
-/// Arrivals are woken by the timer wheel, which fires late: it rounds a deadline up to its next
-/// 1 ms tick and its park timeout up again (1–2 ms here), and lateness would count in latency.
-/// So the timer is set early by how late it has been firing (a running mean per shard, starting
-/// at 1.5 ms): arrivals leave centred on their planned instant, within about ±0.5 ms, with no
-/// busy waiting. One that leaves early measures its latency from when it was sent (see
-/// `Session::request`), so earliness never shortens a latency.
-struct Waker {
-    /// Mean timer lateness, in µs.
-    late_us: f64,
-}
-
-impl Waker {
-    fn new() -> Waker {
-        Waker { late_us: 1500.0 }
-    }
-
-    /// Waits until about `due`. False on a stop.
-    async fn wait(&mut self, ctx: &ShardCtx, due: Instant) -> bool {
-        let early = Duration::from_micros(self.late_us as u64);
-        let now = Instant::now();
-        if due <= now + early / 2 {
-            return true;
-        }
-        let deadline = due - early;
-        if deadline <= now {
-            return true;
-        }
-        if !ctx.sleep_until(deadline).await {
-            return false;
-        }
-        let late = Instant::now()
-            .saturating_duration_since(deadline)
-            .as_micros() as f64;
-        self.late_us = (0.9 * self.late_us + 0.1 * late).clamp(0.0, 5000.0);
-        true
-    }
-}
-
 async fn open_loop(ctx: &Rc<ShardCtx>) {
-    let mut waker = Waker::new();
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
     for (n, a) in ctx.plan.arrivals(ctx.segment).enumerate() {
@@ -462,7 +457,7 @@ async fn open_loop(ctx: &Rc<ShardCtx>) {
         if n % 64 == 63 {
             tokio::task::yield_now().await;
         }
-        if !waker.wait(ctx, due).await {
+        if !ctx.sleep_on_time(due).await {
             return;
         }
         if ctx.stopping() {
