@@ -67,8 +67,7 @@ pub struct CountingServer {
     pub addr: SocketAddr,
     tls: bool,
     conns: Conns,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::ServerThread,
 }
 
 impl CountingServer {
@@ -87,26 +86,16 @@ impl CountingServer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let conns: Conns = Arc::new(Mutex::new(Vec::new()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let tls = acceptor.is_some();
         let served = conns.clone();
-        let thread = std::thread::Builder::new()
-            .name("counting-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                rt.block_on(serve(listener, acceptor, served, stop_rx));
-                rt.shutdown_timeout(Duration::from_millis(100));
-            })
-            .expect("spawn the server thread");
+        let server = super::ServerThread::start("counting-server", move |stop_rx| {
+            serve(listener, acceptor, served, stop_rx)
+        });
         CountingServer {
             addr,
             tls,
             conns,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -150,17 +139,6 @@ impl CountingServer {
             ));
         }
         s
-    }
-}
-
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -61,8 +61,7 @@ impl State {
 pub struct TestServer {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::ServerThread,
 }
 
 impl TestServer {
@@ -85,24 +84,14 @@ impl TestServer {
             freeze,
             epoch: OnceLock::new(),
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("test-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                rt.block_on(serve(listener, served, stop_rx));
-                rt.shutdown_timeout(Duration::from_millis(100));
-            })
-            .expect("spawn the server thread");
+        let server = super::ServerThread::start("test-server", move |stop_rx| {
+            serve(listener, served, stop_rx)
+        });
         TestServer {
             addr,
             state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -129,17 +118,6 @@ impl TestServer {
     pub fn count(&self, prefix: &str) -> usize {
         let hits = self.state.hits.lock().unwrap();
         hits.iter().filter(|h| h.path.starts_with(prefix)).count()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
