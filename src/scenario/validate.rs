@@ -49,13 +49,25 @@ pub fn phase_names(load: &Load) -> Vec<String> {
 /// exist in the scenario: requests, journeys, clients and phases.
 pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String> {
     let names = Names::of(&loaded.scenario);
-    let t = gate::parse_threshold(expr)
-        .map_err(|e| format!("`{expr}`: {} (at character {})", e.message, e.offset + 1))?;
-    names.check_expr(&t).map_err(|(m, h)| match h {
-        Some(h) => format!("`{expr}`: {m}; {h}"),
-        None => format!("`{expr}`: {m}"),
-    })?;
-    Ok(t)
+    let (t, mut said) = match gate::parse_threshold(expr) {
+        Ok(t) => (Some(t), Vec::new()),
+        Err(e) => (
+            e.partial.map(|b| *b),
+            vec![format!("{} (at character {})", e.message, e.offset + 1)],
+        ),
+    };
+    if let Some(t) = &t {
+        for (m, h, _) in names.problems_in(t) {
+            said.push(match h {
+                Some(h) => format!("{m}; {h}"),
+                None => m,
+            });
+        }
+    }
+    match (t, said.is_empty()) {
+        (Some(t), true) => Ok(t),
+        _ => Err(format!("`{expr}`: {}", said.join("; and "))),
+    }
 }
 
 /// The names a scenario defines, for expressions.
@@ -90,7 +102,9 @@ impl Names {
     }
 
     /// Checks the names in an expression; on failure the message and a hint.
-    fn check_expr(&self, t: &Threshold) -> Result<(), (String, Option<String>)> {
+    /// Every unknown name an expression uses (its selector and its phase), each with a help
+    /// line and the name itself (to point at it): a person fixes them all in one go.
+    fn problems_in(&self, t: &Threshold) -> Vec<(String, Option<String>, String)> {
         let unknown = |what: &str, name: &str, known: &[String]| {
             let help = did_you_mean(name, known.iter().map(String::as_str)).or_else(|| {
                 if known.is_empty() {
@@ -99,37 +113,55 @@ impl Names {
                     Some(format!("the {what}s are: {}", quoted(known)))
                 }
             });
-            Err((format!("unknown {what} `{name}`"), help))
+            (format!("unknown {what} `{name}`"), help, name.to_string())
         };
+        let mut out = Vec::new();
         match &t.selector {
             Selector::All => {}
             Selector::Request(n) if !self.requests.contains(n) => {
-                return unknown("request", n, &self.requests)
+                out.push(unknown("request", n, &self.requests))
             }
             Selector::Journey(n) if !self.journeys.contains(n) => {
-                return unknown("journey", n, &self.journeys)
+                out.push(unknown("journey", n, &self.journeys))
             }
             Selector::Client(n) if !self.clients.contains(n) => {
-                return unknown("client", n, &self.clients)
+                out.push(unknown("client", n, &self.clients))
             }
             Selector::Monitor(n) if !self.monitor.contains(n) => {
                 if self.monitor.is_empty() {
-                    return Err((
+                    out.push((
                         format!("unknown monitor series `{n}`: the scenario has no `monitor:` block"),
                         Some("declare it under monitor.series, like `cpu: busy(node_cpu_seconds_total)`".into()),
+                        n.clone(),
                     ));
+                } else {
+                    out.push(unknown("monitor series", n, &self.monitor));
                 }
-                return unknown("monitor series", n, &self.monitor);
             }
             _ => {}
         }
         if let Some(p) = &t.phase {
             if !self.phases.contains(p) {
-                return unknown("phase", p, &self.phases);
+                out.push(unknown("phase", p, &self.phases));
             }
         }
-        Ok(())
+        out
     }
+}
+
+/// Where `word` stands in `src` as a whole word (not inside another name), else its first place.
+fn find_word(src: &str, word: &str) -> Option<usize> {
+    if word.is_empty() {
+        return None;
+    }
+    let is_name = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    src.match_indices(word)
+        .map(|(i, _)| i)
+        .find(|&i| {
+            !src[..i].chars().next_back().is_some_and(is_name)
+                && !src[i + word.len()..].chars().next().is_some_and(is_name)
+        })
+        .or_else(|| src.find(word))
 }
 
 /// The monitor series names rules may use: each declared series, and `NAME@TARGET` per target
@@ -994,11 +1026,16 @@ impl Validator<'_> {
             let p = root().key("thresholds").index(i);
             match gate::parse_threshold(e) {
                 Ok(t) => self.names_in(&p, e, &t),
-                Err(err) => self.push(
-                    Issue::at(p, format!("bad threshold: {}", err.message))
-                        .within(e, err.offset.min(e.len()))
-                        .help("a threshold is [SELECTOR] METRIC OP VALUE [during PHASE], like `create-order p99 < 300ms during peak`"),
-                ),
+                Err(err) => {
+                    self.push(
+                        Issue::at(p.clone(), format!("bad threshold: {}", err.message))
+                            .within(e, err.offset.min(e.len()))
+                            .help("a threshold is [SELECTOR] METRIC OP VALUE [during PHASE], like `create-order p99 < 300ms during peak`"),
+                    );
+                    if let Some(t) = &err.partial {
+                        self.names_in(&p, e, t);
+                    }
+                }
             }
         }
         for (i, e) in s.abort.iter().enumerate() {
@@ -1092,23 +1129,8 @@ impl Validator<'_> {
     }
 
     fn names_in(&mut self, p: &KeyPath, src: &str, t: &Threshold) {
-        if let Err((m, h)) = self.names.check_expr(t) {
-            let needle = match (&t.selector, &t.phase) {
-                (
-                    Selector::Request(n)
-                    | Selector::Journey(n)
-                    | Selector::Client(n)
-                    | Selector::Monitor(n),
-                    _,
-                ) if m.contains(&format!("`{n}`")) => n.clone(),
-                (_, Some(ph)) => ph.clone(),
-                _ => String::new(),
-            };
-            let at = if needle.is_empty() {
-                0
-            } else {
-                src.find(&needle).unwrap_or(0)
-            };
+        for (m, h, needle) in self.names.problems_in(t) {
+            let at = find_word(src, &needle).unwrap_or(0);
             self.push(Issue::at(p.clone(), m).within(src, at).help_opt(h));
         }
     }
