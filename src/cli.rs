@@ -50,10 +50,14 @@ pub struct CompareArgs {
     /// The run directory to judge against it.
     #[arg(value_name = "NEW_DIR")]
     pub new: PathBuf,
-    /// Exit 1 when this change holds and is significant (repeatable): `p99 > +10%`,
-    /// `errors > +0.1pp`, `create-order p99 > +10% during peak`.
+    /// Exit 1 when this change holds with its whole 95% interval beyond the limit (repeatable).
+    /// The threshold grammar with a change for the value: `p99 > +10%`, `errors > +0.1pp`,
+    /// `create-order p99 > +10% during peak`. Phases too short to judge never fail.
     #[arg(long = "fail-on", value_name = "EXPR")]
     pub fail_on: Vec<String>,
+    /// Print every row (request × phase × metric), not only what changed.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Where compare.md, compare.html and compare.json go (default: NEW_DIR/compare/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

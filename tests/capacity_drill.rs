@@ -114,16 +114,72 @@ fn a_step_drill_finds_the_shops_capacity() {
         "30%",
         "--growth",
         "1.07",
+        "--instances",
+        "2",
     ])
     .wait(LIMIT);
     assert_eq!(plan.code, Some(0), "{}", plan.output());
-    let expect = (583_000.0f64 * 1.3 / found).ceil() as u64;
+    eprintln!("{}", plan.stdout);
+    let per = (found / 2.0 * 100.0).round() / 100.0;
+    let expect = (757_900.0 / per - 1e-9).ceil() as u64;
     assert!(
         plan.stdout.contains(&format!("= {expect}\n")),
         "expected {expect} instances\n{}",
         plan.output()
     );
-    eprintln!("{}", plan.stdout);
+    // The SLO as what must hold, and what broke it.
+    assert!(
+        plan.stdout.contains("where errors ≤ 5%, p99 ≤ 1000ms held")
+            && plan.stdout.contains("first missed at step-"),
+        "{}",
+        plan.stdout
+    );
+    check_arithmetic(&plan.stdout);
+}
+
+/// The numbers of `a ÷ b = c`, `a × (1 + h%) = c` and `ceil(a ÷ b) = ceil(c) = n` lines, checked
+/// to recompute exactly from what is printed (to the two decimals printed).
+fn check_arithmetic(out: &str) {
+    let num = |s: &str| -> f64 {
+        s.trim()
+            .trim_end_matches("/s")
+            .trim_end_matches(" instance(s)")
+            .parse()
+            .unwrap_or_else(|_| panic!("`{s}` is not a number in\n{out}"))
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.005 + 1e-9;
+    let mut checked = 0;
+    for line in out.lines() {
+        let Some((_, rhs)) = line.split_once(" = ") else {
+            continue;
+        };
+        if line.trim_start().starts_with("per-instance capacity") {
+            let (expr, c) = rhs.rsplit_once(" = ").unwrap();
+            let (a, b) = expr.split_once(" ÷ ").unwrap();
+            assert!(close(num(a) / num(b), num(c)), "{line}");
+            checked += 1;
+        } else if line.trim_start().starts_with("with headroom") {
+            let (expr, c) = rhs.rsplit_once(" = ").unwrap();
+            let (a, h) = expr.split_once(" × (1 + ").unwrap();
+            let h = num(h.trim_end_matches("%)")) / 100.0;
+            assert!(close(num(a) * (1.0 + h), num(c)), "{line}");
+            checked += 1;
+        } else if line.trim_start().starts_with("instances needed") {
+            // ceil(A ÷ B) = ceil(C) = N
+            let parts: Vec<&str> = rhs.split(" = ").collect();
+            let (a, b) = parts[0]
+                .trim_start_matches("ceil(")
+                .trim_end_matches(')')
+                .split_once(" ÷ ")
+                .unwrap();
+            let c = num(parts[1].trim_start_matches("ceil(").trim_end_matches(')'));
+            let n: u64 = parts[2].trim().parse().unwrap();
+            assert!(close(num(a) / num(b), c), "{line}");
+            assert_eq!((num(a) / num(b) - 1e-9).ceil() as u64, n, "{line}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3, "three arithmetic lines in\n{out}");
 }
 
 #[test]
@@ -145,4 +201,20 @@ fn capacity_refuses_bad_input() {
     ])
     .wait(LIMIT);
     assert_eq!(done.code, Some(2), "{}", done.output());
+    // A bare number for a percentage: refused, with the fix (50 % or 5,000 %?).
+    let done = Spawned::start(&[
+        "capacity",
+        dir.path().to_str().unwrap(),
+        "--target-peak",
+        "583000/s",
+        "--headroom",
+        "50",
+    ])
+    .wait(LIMIT);
+    assert_eq!(done.code, Some(2), "{}", done.output());
+    assert!(
+        done.stderr.contains("--headroom") && done.stderr.contains("`50%`"),
+        "{}",
+        done.output()
+    );
 }

@@ -212,18 +212,92 @@ pub fn fmt_rate(v: f64) -> String {
     format!("{}/s", crate::report::chart::fmt_value(v))
 }
 
+/// A number as the arithmetic lines print it and compute with it: at most two decimals, trailing
+/// zeros dropped (`398.5`, `757900`).
+fn exact(v: f64) -> String {
+    let s = format!("{:.2}", round2(v));
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `--headroom`: a percentage of extra capacity (`30%`, `150%`). A bare number is refused, as a
+/// scenario refuses one: `50` could mean 50 % or 5000 %.
+pub fn parse_headroom(src: &str) -> Result<f64, String> {
+    let s = src.trim();
+    let Some(num) = s.strip_suffix('%') else {
+        return Err(format!(
+            "`{src}` has no unit: write the extra capacity as a percentage, like `{s}%` (or `30%` for 0.3)"
+        ));
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
+        _ => Err(format!(
+            "`{src}` is not a percentage of 0% or more, like `30%`"
+        )),
+    }
+}
+
+/// A stop_when rule turned around: what must hold for a step to meet the SLO (`p99 > 200ms` →
+/// `p99 ≤ 200ms`).
+pub fn must_hold(rule: &str) -> String {
+    match crate::gate::parse_stop_when(rule) {
+        Ok(t) => {
+            let op = match t.op {
+                crate::gate::Op::Gt => "≤",
+                crate::gate::Op::Ge => "<",
+                crate::gate::Op::Lt => "≥",
+                crate::gate::Op::Le => ">",
+            };
+            let sel = t.selector.to_string();
+            format!(
+                "{}{} {op} {}",
+                if sel.is_empty() {
+                    String::new()
+                } else {
+                    format!("{sel} ")
+                },
+                t.metric,
+                t.metric.format_value(t.value)
+            )
+        }
+        Err(_) => format!("not ({rule})"),
+    }
+}
+
+/// The SLO as what must hold: `p99 ≤ 200ms, errors ≤ 5%`.
+pub fn slo_text(c: &Capacity) -> String {
+    if c.slo.is_empty() {
+        "no SLO given".into()
+    } else {
+        c.slo
+            .iter()
+            .map(|r| must_hold(r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The one-line capacity summary of a drill.
 pub fn summary_line(c: &Capacity) -> String {
+    // The first step that missed the SLO, and what broke it.
+    let broke = c
+        .steps
+        .iter()
+        .find(|s| !s.met_slo)
+        .map(|s| {
+            format!(
+                "; first missed at {} ({} offered): {}",
+                s.phase,
+                fmt_rate(s.offered_rate),
+                s.slo_failed.join("; ")
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "capacity {} (highest achieved rate meeting the SLO: {}){}",
+        "capacity {} (highest achieved rate of a step where {} held){broke}{}",
         c.capacity_rate
             .map(fmt_rate)
             .unwrap_or_else(|| "not found".into()),
-        if c.slo.is_empty() {
-            "no SLO given".to_string()
-        } else {
-            c.slo.join(", ")
-        },
+        slo_text(c),
         match (&c.knee_rate, &c.knee_reason) {
             (Some(k), Some(why)) => format!("; knee at {} offered ({why})", fmt_rate(*k)),
             _ => "; no knee within the steps run".into(),
@@ -253,58 +327,97 @@ pub fn step_rows(c: &Capacity) -> Vec<[String; 7]> {
     out
 }
 
-/// The drill's charts: offered vs achieved per step; p99 per step.
+/// The drill's charts: offered vs achieved per step; p99 per step. The x axis is the step, each
+/// tick labelled with its number and offered rate; a partial step (cut short by a stop_when rule)
+/// is drawn as its own line and its tick says `partial`.
 pub fn charts(c: &Capacity) -> Vec<(&'static str, crate::report::charts::Lines)> {
     use crate::report::charts::Lines;
     let x = |i: usize| i as f64 + 1.0;
     let n = c.steps.len() as f64 + 1.0;
+    let ticks: Vec<(f64, String)> = c
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                x(i),
+                format!(
+                    "{} · {}{}",
+                    i + 1,
+                    fmt_rate(s.offered_rate),
+                    if s.partial { " (partial)" } else { "" }
+                ),
+            )
+        })
+        .collect();
+    let full = |f: &dyn Fn(&CapacityStep) -> Option<f64>| -> Vec<(f64, f64)> {
+        c.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.partial)
+            .filter_map(|(i, s)| f(s).map(|v| (x(i), v)))
+            .collect()
+    };
+    // A partial step joined to the last full step before it, so it shows as a segment of its own.
+    let partial = |f: &dyn Fn(&CapacityStep) -> Option<f64>| -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        for (i, s) in c.steps.iter().enumerate().filter(|(_, s)| s.partial) {
+            if let Some(prev) = i.checked_sub(1).and_then(|j| c.steps.get(j)) {
+                if let Some(v) = f(prev) {
+                    out.push((x(i - 1), v));
+                }
+            }
+            if let Some(v) = f(s) {
+                out.push((x(i), v));
+            }
+        }
+        out
+    };
+    let achieved = |s: &CapacityStep| Some(s.achieved_rate);
+    let p99 = |s: &CapacityStep| s.p99_ms;
+    let mut rate_lines = vec![
+        (
+            "offered".into(),
+            c.steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (x(i), s.offered_rate))
+                .collect(),
+        ),
+        ("achieved (successful)".into(), full(&achieved)),
+    ];
+    let mut p99_lines = vec![("p99".into(), full(&p99))];
+    if c.steps.iter().any(|s| s.partial) {
+        rate_lines.push(("achieved, partial step".into(), partial(&achieved)));
+        p99_lines.push(("p99, partial step".into(), partial(&p99)));
+    }
     vec![
         (
             "capacity",
             Lines {
                 title: "Step drill: offered vs achieved rate".into(),
-                x_label: "step".into(),
+                x_label: "step · offered rate".into(),
                 y_label: "per second".into(),
-                lines: vec![
-                    (
-                        "offered".into(),
-                        c.steps
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| (x(i), s.offered_rate))
-                            .collect(),
-                    ),
-                    (
-                        "achieved (successful)".into(),
-                        c.steps
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| (x(i), s.achieved_rate))
-                            .collect(),
-                    ),
-                ],
+                lines: rate_lines,
                 fill_first: true,
                 spectrum: false,
                 x_end: n,
+                phases: Vec::new(),
+                x_ticks: ticks.clone(),
             },
         ),
         (
             "capacity-p99",
             Lines {
                 title: "Step drill: p99 latency per step".into(),
-                x_label: "step".into(),
+                x_label: "step · offered rate".into(),
                 y_label: "milliseconds".into(),
-                lines: vec![(
-                    "p99".into(),
-                    c.steps
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, s)| s.p99_ms.map(|p| (x(i), p)))
-                        .collect(),
-                )],
+                lines: p99_lines,
                 fill_first: false,
                 spectrum: false,
                 x_end: n,
+                phases: Vec::new(),
+                x_ticks: ticks,
             },
         ),
     ]
@@ -333,6 +446,11 @@ pub fn instances_for(target: f64, headroom: f64, per_instance: f64) -> u64 {
         .max(1.0) as u64
 }
 
+/// ceil(a ÷ b), with a hair of tolerance for floating-point dust (at least 1).
+fn ceil_ratio(a: f64, b: f64) -> u64 {
+    ((a / b) - 1e-9).ceil().max(1.0) as u64
+}
+
 pub fn project(
     measured_rate: f64,
     measured: bool,
@@ -341,7 +459,9 @@ pub fn project(
     headroom: f64,
     growth: Option<f64>,
 ) -> Projection {
-    let per_instance = measured_rate / instances.max(1) as f64;
+    // Rounded as printed, so every arithmetic line recomputes from the numbers it shows.
+    let measured_rate = round2(measured_rate);
+    let per_instance = round2(measured_rate / instances.max(1) as f64);
     Projection {
         measured_rate,
         measured,
@@ -349,85 +469,109 @@ pub fn project(
         per_instance,
         target,
         headroom,
-        needed: instances_for(target, headroom, per_instance),
+        needed: ceil_ratio(round2(target * (1.0 + headroom)), per_instance),
         growth,
-        needed_next_year: growth.map(|g| instances_for(target * g, headroom, per_instance)),
+        needed_next_year: growth
+            .map(|g| ceil_ratio(round2(round2(target * g) * (1.0 + headroom)), per_instance)),
     }
 }
 
-fn num(v: f64) -> String {
-    crate::report::chart::fmt_value(v)
-}
-
-/// The arithmetic step by step and the water-level table.
+/// The arithmetic step by step and the water-level table. Every number is printed as it is
+/// used ([`exact`]), so each line recomputes from what it shows.
 pub fn render_projection(p: &Projection) -> String {
     let mut o = String::new();
     if !p.measured {
         o += &format!(
-            "  note: this run is not a step drill: {} is the rate it achieved, a lower bound, not a measured capacity.\n",
-            fmt_rate(p.measured_rate)
+            "  note: this run is not a step drill: {}/s is the rate it achieved, a lower bound, not a measured capacity.\n",
+            exact(p.measured_rate)
         );
     }
+    let with = round2(p.target * (1.0 + p.headroom));
     o += &format!(
-        "  per-instance capacity = {} ÷ {} instance(s) = {}\n",
-        fmt_rate(p.measured_rate),
+        "  per-instance capacity = {}/s ÷ {} instance(s) = {}/s\n",
+        exact(p.measured_rate),
         p.instances_tested,
-        fmt_rate(p.per_instance)
+        exact(p.per_instance)
     );
     o += &format!(
-        "  with headroom        = {} × (1 + {}%) = {}\n",
-        fmt_rate(p.target),
-        num(p.headroom * 100.0),
-        fmt_rate(p.target * (1.0 + p.headroom))
+        "  with headroom        = {}/s × (1 + {}%) = {}/s\n",
+        exact(p.target),
+        exact(p.headroom * 100.0),
+        exact(with)
     );
     o += &format!(
-        "  instances needed     = ceil({} ÷ {}) = ceil({:.2}) = {}\n",
-        num(p.target * (1.0 + p.headroom)),
-        num(p.per_instance),
-        p.target * (1.0 + p.headroom) / p.per_instance,
+        "  instances needed     = ceil({} ÷ {}) = ceil({}) = {}\n",
+        exact(with),
+        exact(p.per_instance),
+        exact(with / p.per_instance),
         p.needed
     );
     if let (Some(g), Some(n)) = (p.growth, p.needed_next_year) {
+        let grown = round2(p.target * g);
+        let grown_with = round2(grown * (1.0 + p.headroom));
         o += &format!(
-            "  next year (×{g})     = ceil({} × {g} × (1 + {}%) ÷ {}) = {}\n",
-            num(p.target),
-            num(p.headroom * 100.0),
-            num(p.per_instance),
+            "  next year (×{g})     = {}/s × {g} = {}/s; × (1 + {}%) = {}/s; ceil({} ÷ {}) = ceil({}) = {}\n",
+            exact(p.target),
+            exact(grown),
+            exact(p.headroom * 100.0),
+            exact(grown_with),
+            exact(grown_with),
+            exact(p.per_instance),
+            exact(grown_with / p.per_instance),
             n
         );
     }
     o += "\n  water level at the target peak (load ÷ capacity):\n";
-    o += "    instances  capacity     load share\n";
-    for (n, level) in water_levels(p) {
-        let mark = if n == p.needed {
-            "  ← needed"
-        } else if level > 1.0 {
-            "  over capacity"
+    o += "    instances  capacity       load share\n";
+    for (n, level, why) in water_levels(p) {
+        let mark = if level > 1.0 {
+            format!("  {why}, over capacity")
         } else {
-            ""
+            format!("  {why}")
         };
         o += &format!(
-            "    {:>9}  {:>11}  {:>9.1}%{mark}\n",
+            "    {:>9}  {:>13}  {:>9.1}%{}\n",
             n,
-            fmt_rate(n as f64 * p.per_instance),
-            level * 100.0
+            format!("{}/s", exact(n as f64 * p.per_instance)),
+            level * 100.0,
+            mark.trim_end()
         );
     }
     o
 }
 
-/// (instances, load share at the target peak) for a few counts around the answer.
-pub fn water_levels(p: &Projection) -> Vec<(u64, f64)> {
-    let lo = p.needed.saturating_sub(3).max(1);
-    let mut ns: Vec<u64> = (lo..=p.needed + 2).collect();
-    if let Some(n) = p.needed_next_year {
-        if !ns.contains(&n) {
-            ns.push(n);
+/// (instances, load share at the target peak, what the row is) for the answer, ±10 %, ±25 % and
+/// next year's answer, in order of instances.
+pub fn water_levels(p: &Projection) -> Vec<(u64, f64, String)> {
+    let at = |f: f64| ((p.needed as f64 * f).round() as u64).max(1);
+    let mut rows: Vec<(u64, String)> = vec![
+        (at(0.75), "−25%".into()),
+        (at(0.90), "−10%".into()),
+        (p.needed, "← needed".into()),
+        (at(1.10), "+10%".into()),
+        (at(1.25), "+25%".into()),
+    ];
+    if let (Some(n), Some(g)) = (p.needed_next_year, p.growth) {
+        rows.push((n, format!("next year (×{g})")));
+    }
+    rows.sort_by_key(|r| r.0);
+    // One row per instance count; the answer's label wins over a ±% that rounds onto it.
+    let mut out: Vec<(u64, f64, String)> = Vec::new();
+    for (n, why) in rows {
+        match out.iter_mut().find(|r| r.0 == n) {
+            Some(r) => {
+                if why.starts_with('←') || why.starts_with("next") {
+                    r.2 = if r.2.starts_with('←') {
+                        format!("{}; {why}", r.2)
+                    } else {
+                        why
+                    };
+                }
+            }
+            None => out.push((n, p.target / (n as f64 * p.per_instance), why)),
         }
     }
-    ns.into_iter()
-        .map(|n| (n, p.target / (n as f64 * p.per_instance)))
-        .collect()
+    out
 }
 
 #[cfg(test)]
@@ -445,11 +589,45 @@ mod tests {
         let w = water_levels(&p);
         let at = |n: u64| w.iter().find(|x| x.0 == n).unwrap().1;
         assert!((at(758) - 583_000.0 / 758_000.0).abs() < 1e-12);
-        assert!(w.iter().any(|x| x.0 == 811));
+        // The answer, ±10 %, ±25 % and next year's.
+        let ns: Vec<u64> = w.iter().map(|x| x.0).collect();
+        assert_eq!(ns, [569, 682, 758, 811, 834, 948]);
         let text = render_projection(&p);
         assert!(
-            text.contains("= ceil(757900 ÷ 1000) = ceil(757.90) = 758"),
+            text.contains("= ceil(757900 ÷ 1000) = ceil(757.9) = 758"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_arithmetic_uses_the_numbers_it_prints() {
+        // 797/s over 2 instances is 398.5/s: printed and divided by as 398.5, not "399".
+        let p = project(797.0, true, 2, 583_000.0, 0.30, Some(1.07));
+        let text = render_projection(&p);
+        assert!(text.contains("= 797/s ÷ 2 instance(s) = 398.5/s"), "{text}");
+        assert!(
+            text.contains("ceil(757900 ÷ 398.5) = ceil(1901.88) = 1902"),
+            "{text}"
+        );
+        assert_eq!(p.needed, 1902);
+    }
+
+    #[test]
+    fn headroom_is_a_percentage() {
+        assert_eq!(parse_headroom("30%"), Ok(0.3));
+        assert_eq!(parse_headroom("150%"), Ok(1.5));
+        let e = parse_headroom("50").unwrap_err();
+        assert!(e.contains("`50%`"), "{e}");
+        assert!(parse_headroom("-5%").is_err());
+    }
+
+    #[test]
+    fn the_slo_is_printed_as_what_must_hold() {
+        assert_eq!(must_hold("p99 > 200ms"), "p99 ≤ 200ms");
+        assert_eq!(must_hold("errors > 5%"), "errors ≤ 5%");
+        assert_eq!(
+            must_hold("create-order p99 >= 1s"),
+            "create-order p99 < 1000ms"
         );
     }
 

@@ -14,9 +14,8 @@ pub fn capacity(a: CapacityArgs) -> Outcome {
     if target <= 0.0 {
         return Err(bad("--target-peak: must be above 0/s".into()));
     }
-    let headroom = crate::scenario::units::parse_share(&a.headroom)
-        .or_else(|_| crate::scenario::units::parse_fraction(&a.headroom))
-        .map_err(|e| bad(format!("--headroom: {e}")))?;
+    let headroom =
+        capacity::parse_headroom(&a.headroom).map_err(|e| bad(format!("--headroom: {e}")))?;
     if a.instances == 0 {
         return Err(bad("--instances: must be at least 1".into()));
     }

@@ -1,4 +1,4 @@
-//! `flashcrowd compare BASE_DIR NEW_DIR [--fail-on EXPR]... [--out DIR]`.
+//! `flashcrowd compare BASE_DIR NEW_DIR [--fail-on EXPR]... [--out DIR] [--verbose]`.
 
 use super::{Failure, Outcome};
 use crate::cli::CompareArgs;
@@ -17,7 +17,7 @@ pub fn compare(a: CompareArgs) -> Outcome {
     let out = a.out.clone().unwrap_or_else(|| a.new.join("compare"));
     let written = compare::write(&c, &base, &new, &out)
         .map_err(|e| Failure::BadInput(format!("cannot write the comparison: {e:#}")))?;
-    print!("{}", compare::render_text(&c));
+    print!("{}", compare::render_text(&c, a.verbose));
     if !a.quiet {
         for p in written {
             println!("  wrote {}", p.display());

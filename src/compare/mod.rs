@@ -7,6 +7,12 @@
 //! metric (rate, errors, p50, p90, p99) is worse with its whole interval beyond the practical
 //! threshold (10 %, errors 0.1 percentage points). `max` is shown but not judged: one request
 //! decides it.
+//!
+//! What is not judged, and why, is said: a phase with fewer than [`MIN_SECONDS`] whole seconds in
+//! either run is "too short to judge" (a bootstrap over one or two seconds measures no noise);
+//! the rate of two runs that planned different loads (another `--scale`, another plan) is not
+//! compared, since the difference would be the plan's. `--fail-on` conditions use the gate's
+//! threshold grammar with a change for the value ([`crate::gate::parse_change`]).
 
 pub mod intervals;
 pub mod stats;
@@ -26,6 +32,10 @@ use std::path::{Path, PathBuf};
 pub const PRACTICAL: f64 = 0.10;
 /// Error-rate changes smaller than this (0.1 percentage points) are "same".
 pub const PRACTICAL_ERRORS: f64 = 0.001;
+/// A phase is judged only when both runs have at least this many whole seconds in it.
+pub const MIN_SECONDS: usize = 5;
+/// Planned rates that differ by more than this (relative) make the runs' plans different.
+pub const PLAN_TOLERANCE: f64 = 0.01;
 pub const ALL: &str = "(all)";
 pub const WHOLE: &str = "(run)";
 
@@ -34,6 +44,8 @@ pub struct RunData {
     pub dir: PathBuf,
     pub report: Report,
     pub tags: Vec<TagSeconds>,
+    /// `--scale` from state.json, when the run directory has one.
+    pub scale: Option<f64>,
 }
 
 pub fn load(dir: &Path) -> anyhow::Result<RunData> {
@@ -42,10 +54,12 @@ pub fn load(dir: &Path) -> anyhow::Result<RunData> {
     }
     let r = crate::report::load(dir)?;
     let tags = intervals::read(dir)?;
+    let scale = crate::report::state::read(dir).ok().map(|s| s.scale);
     Ok(RunData {
         dir: dir.to_path_buf(),
         report: r.report,
         tags,
+        scale,
     })
 }
 
@@ -69,6 +83,11 @@ pub struct Row {
     pub request: String,
     pub phase: String,
     pub verdict: Verdict,
+    /// False when the phase is too short to judge (`note` says so; `metrics` is empty).
+    pub judged: bool,
+    /// Whole seconds in the base and the new run.
+    pub seconds: [usize; 2],
+    pub note: Option<String>,
     pub metrics: Vec<MetricRow>,
 }
 
@@ -82,8 +101,14 @@ impl Row {
 pub struct FailOnResult {
     pub expr: String,
     pub holds: bool,
+    /// The change, in the condition's unit (`%` or `pp`).
     pub observed: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub unit: &'static str,
     pub significant: bool,
+    /// Why the condition could not be judged (a phase too short, a rate of different plans).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +124,9 @@ pub struct Comparison {
     pub practical_threshold_errors_pp: f64,
     pub rows_by: &'static str,
     pub verdict: Verdict,
+    pub min_seconds: usize,
+    /// Why rates are not compared (the runs planned different loads), or None.
+    pub rate_not_compared: Option<String>,
     pub rows: Vec<Row>,
     pub fail_on: Vec<FailOnResult>,
     pub notes: Vec<String>,
@@ -146,11 +174,73 @@ fn run_seconds(r: &RunData) -> Vec<u64> {
     s
 }
 
+/// Second `t` lies wholly within the phase (a second split between two phases is in neither).
 fn in_phase(r: &Report, phase: &str, t: u64) -> bool {
     r.phases
         .iter()
         .find(|p| p.name == phase)
-        .is_some_and(|p| (t as f64 + 0.5) >= p.start_s && (t as f64 + 0.5) < p.end_s)
+        .is_some_and(|p| t as f64 >= p.start_s - 1e-6 && t as f64 + 1.0 <= p.end_s + 1e-6)
+}
+
+/// Why the two runs' rates cannot be compared: they planned different loads. None when alike.
+fn plans_differ(base: &RunData, new: &RunData) -> Option<String> {
+    let (b, n) = (&base.report, &new.report);
+    let planned = |r: &Report| -> f64 { r.series.iter().map(|p| p.planned_rate).sum() };
+    let started = |r: &Report| -> String {
+        let p = planned(r);
+        if p > 0.0 {
+            format!("{:.0}%", 100.0 * r.totals.sessions_started as f64 / p)
+        } else {
+            "-".into()
+        }
+    };
+    let differ = |x: f64, y: f64| (x - y).abs() > PLAN_TOLERANCE * x.abs().max(y.abs());
+    let mut why = Vec::new();
+    if let (Some(x), Some(y)) = (base.scale, new.scale) {
+        if differ(x, y) {
+            why.push(format!(
+                "base ran at --scale {}, new at --scale {}",
+                crate::report::chart::fmt_value(x),
+                crate::report::chart::fmt_value(y)
+            ));
+        }
+    }
+    let pb: Vec<(&str, f64)> = b
+        .phases
+        .iter()
+        .map(|p| (p.name.as_str(), p.planned_rate))
+        .collect();
+    let pn: Vec<(&str, f64)> = n
+        .phases
+        .iter()
+        .map(|p| (p.name.as_str(), p.planned_rate))
+        .collect();
+    if let Some((name, x, y)) = pb.iter().find_map(|(name, x)| {
+        pn.iter()
+            .find(|(m, _)| m == name)
+            .filter(|(_, y)| differ(*x, *y))
+            .map(|(_, y)| (*name, *x, *y))
+    }) {
+        why.push(format!(
+            "phase `{name}` planned {}/s in base, {}/s in new",
+            crate::report::chart::fmt_value(x),
+            crate::report::chart::fmt_value(y)
+        ));
+    } else if why.is_empty() && differ(planned(b), planned(n)) {
+        why.push(format!(
+            "base planned {} arrivals, new {}",
+            crate::report::chart::fmt_value(planned(b)),
+            crate::report::chart::fmt_value(planned(n))
+        ));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "rate not compared: the runs planned different loads ({}), so a rate change would be the plan's, not the target's; sessions started of those planned: base {}, new {}",
+            why.join("; "),
+            started(b),
+            started(n)
+        )
+    })
 }
 
 fn names(r: &RunData) -> Vec<String> {
@@ -171,13 +261,16 @@ fn named_errors(r: &Report, name: &str) -> (u64, u64) {
         .fold((0, 0), |(e, n), q| (e + q.error_count(), n + q.count))
 }
 
-/// A difference of two proportions with a normal-approximation 95 % interval.
+/// A difference of two proportions with a 95 % interval (Agresti–Caffo: one success and one
+/// failure added to each side for the spread, so 0 % → 100 % still has a width).
 fn proportions(b: (u64, u64), n: (u64, u64)) -> Option<Change> {
     if b.1 == 0 || n.1 == 0 {
         return None;
     }
     let (p1, p2) = (b.0 as f64 / b.1 as f64, n.0 as f64 / n.1 as f64);
-    let se = (p1 * (1.0 - p1) / b.1 as f64 + p2 * (1.0 - p2) / n.1 as f64).sqrt();
+    let ac = |x: u64, k: u64| (x as f64 + 1.0) / (k as f64 + 2.0);
+    let (q1, q2) = (ac(b.0, b.1), ac(n.0, n.1));
+    let se = (q1 * (1.0 - q1) / (b.1 as f64 + 2.0) + q2 * (1.0 - q2) / (n.1 as f64 + 2.0)).sqrt();
     let d = p2 - p1;
     Some(Change {
         base: p1,
@@ -273,6 +366,7 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
     if base.report.scenario.sha256 != new.report.scenario.sha256 {
         notes.push("the two runs ran different scenario files (sha256 differs)".into());
     }
+    let rate_not_compared = plans_differ(base, new);
 
     let mut rows = Vec::new();
     for phase in &phases {
@@ -283,12 +377,20 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
                 .collect()
         };
         let (tb, tn) = (pick(base, &sb), pick(new, &sn));
-        if tb.is_empty() || tn.is_empty() {
-            if let Some(p) = phase {
-                notes.push(format!(
-                    "phase `{p}` has no measured second in one of the runs"
-                ));
-            }
+        if tb.len() < MIN_SECONDS || tn.len() < MIN_SECONDS {
+            rows.push(Row {
+                request: ALL.into(),
+                phase: phase.clone().unwrap_or_else(|| WHOLE.into()),
+                verdict: Verdict::Same,
+                judged: false,
+                seconds: [tb.len(), tn.len()],
+                note: Some(format!(
+                    "too short to judge: {} whole second(s) in base, {} in new (needs {MIN_SECONDS})",
+                    tb.len(),
+                    tn.len()
+                )),
+                metrics: Vec::new(),
+            });
             continue;
         }
         for name in &request_names {
@@ -297,8 +399,16 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
             let xn = seconds(&new.tags, name.as_deref(), &tn, &b, all.then_some(&en));
             let boot =
                 |stat: Stat, scale: Scale| stats::bootstrap(stat, scale, &b, &xb, &xn, stats::SEED);
+            let sum = |x: &[Second]| {
+                x.iter()
+                    .fold((0, 0), |(e, n), s| (e + s.errors, n + s.total))
+            };
             let errors = if all {
+                // Every second alike in both runs (0 % → 100 %) gives the bootstrap no width:
+                // the proportions' interval still has one.
                 boot(Stat::ErrorRate, Scale::Absolute)
+                    .filter(|c| c.hi > c.lo || c.delta == 0.0)
+                    .or_else(|| proportions(sum(&xb), sum(&xn)))
             } else if phase.is_none() {
                 let n = name.as_deref().unwrap_or_default();
                 proportions(named_errors(&base.report, n), named_errors(&new.report, n))
@@ -311,7 +421,7 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
                     boot(Stat::Rate, Scale::Relative),
                     PRACTICAL,
                     false,
-                    true,
+                    rate_not_compared.is_none(),
                 ),
                 metric_row("errors", errors, PRACTICAL_ERRORS, true, true),
                 metric_row(
@@ -355,6 +465,9 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
                 request: name.clone().unwrap_or_else(|| ALL.into()),
                 phase: phase.clone().unwrap_or_else(|| WHOLE.into()),
                 verdict,
+                judged: true,
+                seconds: [tb.len(), tn.len()],
+                note: None,
                 metrics,
             });
         }
@@ -378,117 +491,82 @@ pub fn compare(base: &RunData, new: &RunData) -> Comparison {
         practical_threshold_errors_pp: PRACTICAL_ERRORS * 100.0,
         rows_by: "request name (clients merged) × phase",
         verdict,
+        min_seconds: MIN_SECONDS,
+        rate_not_compared,
         rows,
         fail_on: Vec::new(),
         notes,
     }
 }
 
-/// A `--fail-on` condition: `[REQUEST] METRIC OP CHANGE [during PHASE]`, CHANGE `+10%` (latency,
-/// rate: relative) or `+0.1pp` (errors: percentage points).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FailOn {
-    pub expr: String,
-    pub request: Option<String>,
-    pub phase: Option<String>,
-    pub metric: String,
-    pub op: crate::gate::Op,
-    /// Percent (relative) or percentage points (errors).
-    pub value: f64,
-}
+/// A `--fail-on` condition: the gate's threshold grammar, `[REQUEST] METRIC OP CHANGE [during
+/// PHASE]`, CHANGE `+10%` (latency, rate: relative) or `+0.1pp` (errors: percentage points).
+pub type FailOn = crate::gate::Threshold;
 
 pub fn parse_fail_on(src: &str) -> Result<FailOn, String> {
-    use crate::gate::Op;
-    let mut words: Vec<&str> = src.split_whitespace().collect();
-    let mut phase = None;
-    if let Some(i) = words.iter().position(|w| *w == "during") {
-        let p = words[i + 1..].join(" ");
-        if p.is_empty() {
-            return Err(format!("`{src}`: `during` needs a phase name"));
-        }
-        phase = Some(p);
-        words.truncate(i);
-    }
-    let op_at = words
-        .iter()
-        .position(|w| matches!(*w, ">" | ">=" | "<" | "<="))
-        .ok_or_else(|| format!("`{src}`: expected [REQUEST] METRIC OP CHANGE, like `p99 > +10%` or `errors > +0.1pp`"))?;
-    if op_at == 0 || op_at + 2 != words.len() {
-        return Err(format!(
-            "`{src}`: expected [REQUEST] METRIC OP CHANGE, like `create-order p99 > +10%`"
-        ));
-    }
-    let metric = words[op_at - 1].to_string();
-    let request = (op_at > 1).then(|| words[..op_at - 1].join(" "));
-    let op = match words[op_at] {
-        ">" => Op::Gt,
-        ">=" => Op::Ge,
-        "<" => Op::Lt,
-        _ => Op::Le,
-    };
-    let v = words[op_at + 1];
-    let errors = metric == "errors";
-    if !["p50", "p90", "p99", "max", "rate", "errors"].contains(&metric.as_str()) {
-        return Err(format!(
-            "`{src}`: unknown metric `{metric}`; use p50, p90, p99, max, rate or errors"
-        ));
-    }
-    let (num, unit_ok) = if let Some(n) = v.strip_suffix("pp") {
-        (n, errors)
-    } else if let Some(n) = v.strip_suffix('%') {
-        (n, !errors)
-    } else {
-        (v, false)
-    };
-    if !unit_ok {
-        return Err(format!(
-            "`{src}`: the change `{v}` needs a unit: `%` for {metric} (relative), `pp` for errors (percentage points), like `+10%` or `+0.1pp`"
-        ));
-    }
-    let value: f64 = num
-        .trim_start_matches('+')
-        .parse()
-        .map_err(|_| format!("`{src}`: `{v}` is not a number"))?;
-    Ok(FailOn {
-        expr: src.to_string(),
-        request,
-        phase,
-        metric,
-        op,
-        value,
-    })
+    crate::gate::parse_change(src).map_err(|e| format!("`{src}`: {e}"))
 }
 
-/// Evaluates the conditions: one holds when its row's change satisfies it and is significant.
+/// Evaluates the conditions. One holds when its whole interval lies beyond the limit (`> +10%`:
+/// the interval's low end is above +10 %), so a change that merely might be that large does not
+/// fail a build; and never on a row too short to judge or a metric not compared.
 /// Err when a condition names a row the comparison does not have.
 pub fn apply_fail_on(c: &mut Comparison, conds: &[FailOn]) -> anyhow::Result<()> {
+    use crate::gate::{Op, Selector};
     for f in conds {
-        let req = f.request.as_deref().unwrap_or(ALL);
+        let req = match &f.selector {
+            Selector::Request(r) => r.as_str(),
+            _ => ALL,
+        };
+        let named = req != ALL;
         let phase = f.phase.as_deref().unwrap_or(WHOLE);
         let row = c
             .rows
             .iter()
             .find(|r| r.request == req && r.phase == phase)
             .or_else(|| {
-                // One request name: its rows are the (all) rows.
-                (f.request.is_some() && c.rows.iter().all(|r| r.request == ALL))
-                    .then(|| c.rows.iter().find(|r| r.phase == phase))
-                    .flatten()
+                // One request name, or a phase too short to judge: the (all) row stands for it.
+                c.rows
+                    .iter()
+                    .find(|r| r.phase == phase && r.request == ALL)
+                    .filter(|r| !r.judged || (named && c.rows.iter().all(|x| x.request == ALL)))
             })
             .ok_or_else(|| {
                 anyhow!(
                     "--fail-on `{}`: no row for request `{req}` in phase `{phase}`",
-                    f.expr
+                    f.source
                 )
             })?;
-        let m = row.metric(&f.metric).context("metric")?;
-        let observed = m.change.map(|d| d * 100.0);
-        let holds = observed.is_some_and(|o| f.op.holds(o, f.value)) && m.significant;
+        let metric = f.metric.name();
+        let unit = if metric == "errors" { "pp" } else { "%" };
+        let m = row.metric(metric);
+        let note = if !row.judged {
+            row.note.clone()
+        } else if metric == "rate" && c.rate_not_compared.is_some() {
+            c.rate_not_compared.clone()
+        } else {
+            None
+        };
+        let pct = |v: Option<f64>| v.map(|d| d * 100.0);
+        let (observed, lo, hi) = match m {
+            Some(m) => (pct(m.change), pct(m.ci_low), pct(m.ci_high)),
+            None => (None, None, None),
+        };
+        let significant = m.is_some_and(|m| m.significant);
+        let bound = match f.op {
+            Op::Gt | Op::Ge => lo,
+            Op::Lt | Op::Le => hi,
+        };
+        let holds = note.is_none() && significant && bound.is_some_and(|b| f.op.holds(b, f.value));
         c.fail_on.push(FailOnResult {
-            expr: f.expr.clone(),
+            expr: f.source.clone(),
             holds,
             observed,
-            significant: m.significant,
+            ci_low: lo,
+            ci_high: hi,
+            unit,
+            significant,
+            note,
         });
     }
     Ok(())
@@ -538,6 +616,14 @@ fn verdict_text(m: &MetricRow) -> String {
 fn cells(c: &Comparison) -> Vec<[String; 8]> {
     let mut out = Vec::new();
     for r in &c.rows {
+        if !r.judged {
+            let mut line: [String; 8] = Default::default();
+            line[0] = r.request.clone();
+            line[1] = r.phase.clone();
+            line[7] = format!("too short ({} s / {} s)", r.seconds[0], r.seconds[1]);
+            out.push(line);
+            continue;
+        }
         for (i, m) in r.metrics.iter().enumerate() {
             out.push([
                 if i == 0 {
@@ -578,90 +664,206 @@ fn method_note(c: &Comparison) -> String {
     )
 }
 
-/// The terminal table.
-pub fn render_text(c: &Comparison) -> String {
-    use crate::report::summary::display_width;
-    let rows = cells(c);
-    let mut w = HEAD.map(display_width);
-    for r in &rows {
-        for (i, s) in r.iter().enumerate() {
-            w[i] = w[i].max(display_width(s));
-        }
-    }
-    let line = |cells: &[String]| -> String {
-        let mut s = String::from(" ");
-        for (i, x) in cells.iter().enumerate() {
-            let pad = " ".repeat(w[i].saturating_sub(display_width(x)));
-            if (3..7).contains(&i) {
-                s += &format!(" {pad}{x}");
-            } else {
-                s += &format!(" {x}{pad}");
-            }
-        }
-        s.trim_end().to_string() + "\n"
+/// One verdict line per row that is not the same, with only the changes in its direction (a
+/// WORSE row lists its regressions, never its improvements).
+pub struct SummaryLine {
+    pub verdict: Verdict,
+    pub request: String,
+    pub phase: String,
+    pub changes: Vec<String>,
+}
+
+/// What changed, for the short summary: rows worse first, then better.
+pub fn changed(c: &Comparison) -> Vec<SummaryLine> {
+    let mut out: Vec<SummaryLine> = c
+        .rows
+        .iter()
+        .filter(|r| r.judged && r.verdict != Verdict::Same)
+        .map(|r| SummaryLine {
+            verdict: r.verdict,
+            request: r.request.clone(),
+            phase: r.phase.clone(),
+            changes: r
+                .metrics
+                .iter()
+                .filter(|m| m.judged && m.verdict == r.verdict)
+                .map(|m| {
+                    format!(
+                        "{} {} → {} ({}, 95% CI {})",
+                        m.metric,
+                        fmt_value(m.metric, m.base),
+                        fmt_value(m.metric, m.new),
+                        fmt_change(m.metric, m.change),
+                        fmt_ci(m)
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    out.sort_by_key(|l| std::cmp::Reverse(l.verdict));
+    out
+}
+
+/// The phases too short to judge: `rise (2 s), decay (1 s)`.
+fn too_short(c: &Comparison) -> Option<String> {
+    let list: Vec<String> = c
+        .rows
+        .iter()
+        .filter(|r| !r.judged)
+        .map(|r| format!("{} ({} s / {} s)", r.phase, r.seconds[0], r.seconds[1]))
+        .collect();
+    (!list.is_empty()).then(|| {
+        format!(
+            "too short to judge (whole seconds base / new; a phase needs {} in both): {}",
+            c.min_seconds,
+            list.join(", ")
+        )
+    })
+}
+
+/// A --fail-on result in words: `✓ --fail-on `p99 > +10% during peak`: observed +3.1% [-2.0%,
+/// +8.4%], not beyond +10%`.
+fn fail_on_text(f: &FailOnResult) -> String {
+    let n = |v: f64| format!("{v:+.1}{}", f.unit);
+    let obs = match (f.observed, f.ci_low, f.ci_high) {
+        (Some(o), Some(l), Some(h)) => format!("observed {} (95% CI [{}, {}])", n(o), n(l), n(h)),
+        (Some(o), _, _) => format!("observed {}", n(o)),
+        _ => "nothing measured".into(),
     };
+    let verdict = if let Some(why) = &f.note {
+        format!("not judged: {why}")
+    } else if f.holds {
+        "the whole interval is beyond the limit: FAILED".into()
+    } else if !f.significant {
+        "not significant: passed".into()
+    } else {
+        "not wholly beyond the limit: passed".into()
+    };
+    format!(
+        "{} --fail-on `{}`: {obs}; {verdict}",
+        if f.holds { "✗" } else { "✓" },
+        f.expr
+    )
+}
+
+/// The terminal output: by default a short summary — what changed, with the verdict; with
+/// `verbose`, every row's table first.
+pub fn render_text(c: &Comparison, verbose: bool) -> String {
+    use crate::report::summary::display_width;
     let mut o = format!(
         "\n  compare  base {} ({})\n           new  {} ({})\n\n",
         c.base_dir, c.base_scenario, c.new_dir, c.new_scenario
     );
-    o += &line(&HEAD.map(String::from));
-    for r in &rows {
-        if !r[0].is_empty() {
-            o.push('\n');
-        }
-        o += &line(r);
-    }
-    o.push('\n');
-    for r in &c.rows {
-        let why: Vec<String> = r
-            .metrics
-            .iter()
-            .filter(|m| m.judged && m.verdict != Verdict::Same)
-            .map(|m| format!("{} {}", m.metric, fmt_change(m.metric, m.change)))
-            .collect();
-        o += &format!(
-            "  {} {} {}: {}{}\n",
-            match r.verdict {
-                Verdict::Worse => "✗",
-                Verdict::Better => "↑",
-                Verdict::Same => "=",
-            },
-            r.request,
-            r.phase,
-            r.verdict.name().to_uppercase(),
-            if why.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", why.join(", "))
+    if verbose {
+        let rows = cells(c);
+        let mut w = HEAD.map(display_width);
+        for r in &rows {
+            for (i, s) in r.iter().enumerate() {
+                w[i] = w[i].max(display_width(s));
             }
+        }
+        let line = |cells: &[String]| -> String {
+            let mut s = String::from(" ");
+            for (i, x) in cells.iter().enumerate() {
+                let pad = " ".repeat(w[i].saturating_sub(display_width(x)));
+                if (3..7).contains(&i) {
+                    s += &format!(" {pad}{x}");
+                } else {
+                    s += &format!(" {x}{pad}");
+                }
+            }
+            s.trim_end().to_string() + "\n"
+        };
+        o += &line(&HEAD.map(String::from));
+        for r in &rows {
+            if !r[0].is_empty() {
+                o.push('\n');
+            }
+            o += &line(r);
+        }
+        o.push('\n');
+    }
+    let lines = changed(c);
+    if lines.is_empty() {
+        o += "  no row changed beyond the noise and the 10% threshold\n";
+    }
+    for l in &lines {
+        o += &format!(
+            "  {} {} {}: {}\n",
+            if l.verdict == Verdict::Worse {
+                "✗"
+            } else {
+                "↑"
+            },
+            l.request,
+            l.phase,
+            l.verdict.name().to_uppercase()
         );
+        for ch in &l.changes {
+            o += &format!("      {ch}\n");
+        }
+    }
+    if let Some(t) = too_short(c) {
+        o += &format!("  {t}\n");
+    }
+    if let Some(r) = &c.rate_not_compared {
+        o += &format!("  {r}\n");
     }
     for f in &c.fail_on {
-        o += &format!(
-            "  {} --fail-on `{}`: observed {}{}\n",
-            if f.holds { "✗" } else { "✓" },
-            f.expr,
-            f.observed
-                .map(|v| format!("{v:+.2}"))
-                .unwrap_or_else(|| "nothing".into()),
-            if f.holds {
-                " (significant): FAILED".to_string()
-            } else if !f.significant {
-                " (not significant)".to_string()
-            } else {
-                String::new()
-            }
-        );
+        o += &format!("  {}\n", fail_on_text(f));
     }
     for n in &c.notes {
         o += &format!("  note: {n}\n");
     }
+    let judged = c.rows.iter().filter(|r| r.judged).count();
     o += &format!(
-        "  overall: {}\n  {}\n",
+        "  overall: {}  ({judged} row(s) judged{})\n",
         c.verdict.name().to_uppercase(),
-        method_note(c)
+        if verbose {
+            String::new()
+        } else {
+            "; --verbose for every row".into()
+        }
     );
+    o += &format!("  {}\n", method_note(c));
     o
+}
+
+/// The summary's lines as plain text (shared by compare.md and compare.html).
+fn summary_items(c: &Comparison) -> Vec<(Option<Verdict>, String)> {
+    let mut out = Vec::new();
+    for l in changed(c) {
+        out.push((
+            Some(l.verdict),
+            format!(
+                "{} {} {}: {}",
+                l.request,
+                l.phase,
+                l.verdict.name().to_uppercase(),
+                l.changes.join("; ")
+            ),
+        ));
+    }
+    if out.is_empty() {
+        out.push((
+            None,
+            "no row changed beyond the noise and the 10% threshold".into(),
+        ));
+    }
+    out.extend(too_short(c).map(|t| (None, t)));
+    out.extend(c.rate_not_compared.clone().map(|t| (None, t)));
+    for f in &c.fail_on {
+        out.push((
+            Some(if f.holds {
+                Verdict::Worse
+            } else {
+                Verdict::Same
+            }),
+            fail_on_text(f),
+        ));
+    }
+    out.extend(c.notes.iter().map(|n| (None, format!("note: {n}"))));
+    out
 }
 
 pub fn render_md(c: &Comparison) -> String {
@@ -673,40 +875,21 @@ pub fn render_md(c: &Comparison) -> String {
         esc(&c.base_scenario),
         c.new_dir,
         esc(&c.new_scenario),
-        c.verdict.name()
+        c.verdict.name().to_uppercase()
     );
-    o += &format!("| {} |\n|{}\n", HEAD.join(" | "), "---|".repeat(8));
+    for (_, line) in summary_items(c) {
+        o += &format!("- {}\n", line.replace('`', "'"));
+    }
+    o += &format!(
+        "\n## Every row\n\n| {} |\n|{}\n",
+        HEAD.join(" | "),
+        "---|".repeat(8)
+    );
     for r in cells(c) {
         let r: Vec<String> = r.iter().map(|x| esc(x)).collect();
         o += &format!("| {} |\n", r.join(" | "));
     }
-    o += "\n| request | phase | verdict |\n|---|---|---|\n";
-    for r in &c.rows {
-        o += &format!(
-            "| {} | {} | **{}** |\n",
-            esc(&r.request),
-            esc(&r.phase),
-            r.verdict.name()
-        );
-    }
-    if !c.fail_on.is_empty() {
-        o += "\n| --fail-on | observed | significant | result |\n|---|---|---|---|\n";
-        for f in &c.fail_on {
-            o += &format!(
-                "| `{}` | {} | {} | {} |\n",
-                esc(&f.expr),
-                f.observed
-                    .map(|v| format!("{v:+.2}"))
-                    .unwrap_or_else(|| "-".into()),
-                f.significant,
-                if f.holds { "FAIL" } else { "pass" }
-            );
-        }
-    }
-    for n in &c.notes {
-        o += &format!("\n- {}", esc(n));
-    }
-    o += &format!("\n\n{}\n", method_note(c));
+    o += &format!("\n{}\n", method_note(c));
     o
 }
 
@@ -778,6 +961,8 @@ pub fn charts(base: &RunData, new: &RunData) -> Vec<(&'static str, crate::report
                 fill_first: false,
                 spectrum: true,
                 x_end: x_max,
+                phases: Vec::new(),
+                x_ticks: Vec::new(),
             },
         ),
         (
@@ -790,6 +975,8 @@ pub fn charts(base: &RunData, new: &RunData) -> Vec<(&'static str, crate::report
                 lines: vec![("base".into(), rb), ("new".into(), rn)],
                 fill_first: false,
                 spectrum: false,
+                phases: base.report.phases.clone(),
+                x_ticks: Vec::new(),
             },
         ),
         (
@@ -807,6 +994,8 @@ pub fn charts(base: &RunData, new: &RunData) -> Vec<(&'static str, crate::report
                 ],
                 fill_first: false,
                 spectrum: false,
+                phases: base.report.phases.clone(),
+                x_ticks: Vec::new(),
             },
         ),
     ]
@@ -820,7 +1009,10 @@ body{{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330
 table{{border-collapse:collapse;width:100%;background:#fff;font-size:13px}}th,td{{padding:5px 9px;border-bottom:1px solid #e6e8ec;text-align:right;white-space:nowrap}}\
 th{{background:#eef0f4}}td:first-child,th:first-child,td.l{{text-align:left}}.worse{{color:#c62828;font-weight:700}}.better{{color:#2e7d32;font-weight:700}}\
 figure{{background:#fff;margin:0 0 14px;padding:8px;border-radius:8px}}figure svg{{width:100%;height:auto;display:block}}.meta{{color:#5b6475;font-size:13px}}\
-</style></head><body><main>\n<h1>Comparison: {}</h1><p class=\"meta\">base <code>{}</code> ({}) → new <code>{}</code> ({}) · overall <b class=\"{}\">{}</b></p>\n",
+.verdict{{font-size:28px;font-weight:800;margin:4px 0 10px}}.verdict.same{{color:#37474f}}ul.summary{{background:#fff;border-radius:8px;padding:12px 12px 12px 32px;margin:0 0 16px}}\
+ul.summary li{{margin:4px 0}}details{{margin:10px 0}}summary{{cursor:pointer;font-weight:600}}\
+</style></head><body><main>\n<h1>Comparison: {}</h1><p class=\"meta\">base <code>{}</code> ({}) → new <code>{}</code> ({})</p>\n\
+<p id=\"verdict\" class=\"verdict {}\">{}</p>\n<ul class=\"summary\" id=\"summary\">\n",
         esc(&c.new_scenario),
         esc(&c.new_scenario),
         esc(&c.base_dir),
@@ -830,13 +1022,24 @@ figure{{background:#fff;margin:0 0 14px;padding:8px;border-radius:8px}}figure sv
         c.verdict.name(),
         c.verdict.name().to_uppercase()
     );
-    o += "<table><tr>";
+    for (v, line) in summary_items(c) {
+        let class = match v {
+            Some(Verdict::Worse) => " class=\"worse\"",
+            Some(Verdict::Better) => " class=\"better\"",
+            _ => "",
+        };
+        o += &format!("<li{class}>{}</li>\n", esc(&line));
+    }
+    o += "</ul>\n<h2>Charts</h2>\n<p class=\"meta\">Base and new overlaid on one time axis; the bands are the base run's phases.</p>\n";
+    for (id, ch) in charts(base, new) {
+        o += &format!("<figure id=\"chart-{id}\">{}</figure>\n", ch.svg()?);
+    }
+    o += "<h2 id=\"rows\">Every row</h2>\n<table><tr>";
     for h in HEAD {
         o += &format!("<th>{}</th>", esc(h));
     }
     o += "</tr>\n";
-    let rows = cells(c);
-    for r in &rows {
+    for r in &cells(c) {
         o += "<tr>";
         for (i, x) in r.iter().enumerate() {
             let class = if i == 7 && (x == "worse" || x == "better") {
@@ -851,24 +1054,7 @@ figure{{background:#fff;margin:0 0 14px;padding:8px;border-radius:8px}}figure sv
         o += "</tr>\n";
     }
     o += "</table>\n";
-    for f in &c.fail_on {
-        o += &format!(
-            "<p class=\"{}\">--fail-on <code>{}</code>: {}</p>\n",
-            if f.holds { "worse" } else { "better" },
-            esc(&f.expr),
-            if f.holds { "FAILED" } else { "passed" }
-        );
-    }
-    for n in &c.notes {
-        o += &format!("<p class=\"meta\">note: {}</p>\n", esc(n));
-    }
-    o += &format!(
-        "<p class=\"meta\">{}</p>\n<h2>Charts</h2>\n",
-        esc(&method_note(c))
-    );
-    for (id, ch) in charts(base, new) {
-        o += &format!("<figure id=\"chart-{id}\">{}</figure>\n", ch.svg()?);
-    }
+    o += &format!("<p class=\"meta\">{}</p>\n", esc(&method_note(c)));
     o += "</main></body></html>\n";
     Ok(o)
 }
@@ -899,21 +1085,134 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fail_on_parses_selectors_units_and_phases() {
+    fn fail_on_uses_the_gate_grammar_with_a_change() {
+        use crate::gate::{Metric, Op, Selector};
         let f = parse_fail_on("p99 > +10%").unwrap();
-        assert_eq!(
-            (f.metric.as_str(), f.value, f.request.clone()),
-            ("p99", 10.0, None)
-        );
+        assert_eq!((f.metric, f.op, f.value), (Metric::P99, Op::Gt, 10.0));
+        assert_eq!(f.selector, Selector::All);
         let f = parse_fail_on("create-order p99 > +10% during peak").unwrap();
-        assert_eq!(f.request.as_deref(), Some("create-order"));
+        assert_eq!(f.selector, Selector::Request("create-order".into()));
         assert_eq!(f.phase.as_deref(), Some("peak"));
-        let f = parse_fail_on("errors > +0.1pp").unwrap();
-        assert_eq!(f.value, 0.1);
+        // The gate's tokenizer: no spaces needed around the operator.
+        assert_eq!(parse_fail_on("p50>+20%").unwrap().value, 20.0);
+        assert_eq!(parse_fail_on("errors > +0.1pp").unwrap().value, 0.1);
         assert_eq!(parse_fail_on("rate < -5%").unwrap().value, -5.0);
-        assert!(parse_fail_on("errors > +1%").is_err());
-        assert!(parse_fail_on("p99 > 10").is_err());
-        assert!(parse_fail_on("p42 > +1%").is_err());
+        let e = parse_fail_on("errors > +1%").unwrap_err();
+        assert!(e.contains("percentage points"), "{e}");
+        let e = parse_fail_on("p99 > 10").unwrap_err();
+        assert!(e.contains("+10%"), "{e}");
+        // The gate's did-you-mean and its errors' byte offsets.
+        let e = parse_fail_on("p999 > +1%").unwrap_err();
+        assert!(e.contains("at byte"), "{e}");
         assert!(parse_fail_on("p99 +10%").is_err());
+        assert!(parse_fail_on("p95 > +10%")
+            .unwrap_err()
+            .contains("compare judges"));
+        assert!(parse_fail_on("client:mobile p99 > +10%").is_err());
+        assert!(parse_fail_on("p99 > +10% for 5s").is_err());
+    }
+
+    fn row(verdict: Verdict, metrics: Vec<MetricRow>) -> Row {
+        Row {
+            request: ALL.into(),
+            phase: WHOLE.into(),
+            verdict,
+            judged: true,
+            seconds: [10, 10],
+            note: None,
+            metrics,
+        }
+    }
+
+    fn m(metric: &'static str, change: f64, lo: f64, hi: f64, verdict: Verdict) -> MetricRow {
+        MetricRow {
+            metric,
+            base: Some(10.0),
+            new: Some(10.0 * (1.0 + change)),
+            change: Some(change),
+            ci_low: Some(lo),
+            ci_high: Some(hi),
+            significant: lo > 0.0 || hi < 0.0,
+            verdict,
+            judged: true,
+        }
+    }
+
+    fn comparison(rows: Vec<Row>) -> Comparison {
+        Comparison {
+            base_dir: "a".into(),
+            new_dir: "b".into(),
+            base_scenario: "s".into(),
+            new_scenario: "s".into(),
+            confidence: 0.95,
+            resamples: 1000,
+            seed: 1,
+            practical_threshold: PRACTICAL,
+            practical_threshold_errors_pp: 0.1,
+            rows_by: "",
+            verdict: Verdict::Worse,
+            min_seconds: MIN_SECONDS,
+            rate_not_compared: None,
+            rows,
+            fail_on: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_worse_row_lists_only_its_regressions() {
+        let c = comparison(vec![row(
+            Verdict::Worse,
+            vec![
+                m("p50", -0.278, -0.35, -0.20, Verdict::Better),
+                m("p90", -0.212, -0.30, -0.15, Verdict::Better),
+                m("p99", 0.75, 0.40, 1.10, Verdict::Worse),
+            ],
+        )]);
+        let l = changed(&c);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].changes.len(), 1, "{:?}", l[0].changes);
+        assert!(l[0].changes[0].starts_with("p99 "), "{:?}", l[0].changes);
+        let text = render_text(&c, false);
+        assert!(!text.contains("p50 ") && text.contains("+75.0%"), "{text}");
+    }
+
+    #[test]
+    fn fail_on_needs_the_whole_interval_beyond_the_limit_and_shows_units() {
+        let mut c = comparison(vec![row(
+            Verdict::Worse,
+            vec![
+                m("p99", 0.179, 0.05, 0.30, Verdict::Same),
+                m("p50", 0.20, 0.12, 0.28, Verdict::Worse),
+            ],
+        )]);
+        let conds = [
+            parse_fail_on("p99 > +10%").unwrap(),
+            parse_fail_on("p50 > +10%").unwrap(),
+        ];
+        apply_fail_on(&mut c, &conds).unwrap();
+        assert!(!c.fail_on[0].holds, "+17.9% but the interval reaches +5%");
+        assert!(c.fail_on[1].holds);
+        let text = render_text(&c, false);
+        assert!(
+            text.contains("observed +17.9% (95% CI [+5.0%, +30.0%])"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_zero_width_interval_is_not_significant() {
+        let c = stats::Change {
+            base: 4.92,
+            new: 30.0,
+            delta: 5.074,
+            lo: 5.074,
+            hi: 5.074,
+        };
+        assert!(!c.significant());
+        assert_eq!(stats::verdict(&c, PRACTICAL, true), Verdict::Same);
+        // 0 % → 100 % errors still has an interval.
+        let p = proportions((0, 50), (50, 50)).unwrap();
+        assert!(p.hi > p.lo && p.significant(), "{p:?}");
     }
 }

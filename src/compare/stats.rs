@@ -141,9 +141,10 @@ pub struct Change {
 }
 
 impl Change {
-    /// The interval excludes zero.
+    /// The interval excludes zero and has a width: every resample giving one value (a phase of
+    /// one second, one request) measures no noise at all, which is no evidence of a change.
     pub fn significant(&self) -> bool {
-        self.lo > 0.0 || self.hi < 0.0
+        self.hi > self.lo && (self.lo > 0.0 || self.hi < 0.0)
     }
 }
 

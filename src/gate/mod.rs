@@ -1,12 +1,14 @@
 //! Threshold, abort and stop_when expressions: `[SELECTOR] METRIC OP VALUE [during PHASE]`,
-//! `[SELECTOR] METRIC OP VALUE [for DURATION]` and `[SELECTOR] METRIC OP VALUE`.
+//! `[SELECTOR] METRIC OP VALUE [for DURATION]` and `[SELECTOR] METRIC OP VALUE`; and `compare
+//! --fail-on`'s changes: the threshold grammar with a change (`+10%`, `+0.1pp`) for the value.
 //!
 //! This module owns the grammar, its errors (byte offset, what was expected, did-you-mean), value
 //! normalization and the canonical printed form. It does not know which request names, journeys,
 //! clients or phases a scenario has (the scenario validator checks those) and it does not read
 //! run results: the engine and the gate evaluation look values up and call [`Op::holds`].
 //!
-//! API CONTRACT: `parse_threshold`, `parse_abort`, `parse_stop_when` and the types below.
+//! API CONTRACT: `parse_threshold`, `parse_abort`, `parse_stop_when`, `parse_change` and the
+//! types below.
 //! Values are normalized: latency metrics and `lag_p99` in milliseconds, `errors` as a fraction
 //! (0.5% → 0.005), `rate` per second, `count` and `dropped` as counts.
 
@@ -115,6 +117,21 @@ pub fn parse_abort(src: &str) -> Result<AbortRule, ExprError> {
 /// Parses a step drill's stop condition: `[SELECTOR] METRIC OP VALUE`.
 pub fn parse_stop_when(src: &str) -> Result<Threshold, ExprError> {
     parse::parse(src, parse::Kind::StopWhen).map(|(t, _)| t)
+}
+
+/// Parses a `compare --fail-on` change: `[REQUEST] METRIC OP CHANGE [during PHASE]`, the threshold
+/// grammar with a change for its value: `+10%` for latency and rate (relative to the base),
+/// `+0.1pp` for errors (percentage points). `value` is the number as written (10, 0.1).
+pub fn parse_change(src: &str) -> Result<Threshold, ExprError> {
+    let t = parse::parse(src, parse::Kind::Change).map(|(t, _)| t)?;
+    if matches!(t.selector, Selector::Journey(_) | Selector::Client(_)) {
+        return Err(ExprError {
+            offset: 0,
+            message: "compare's rows are per request name (clients merged): name a request, or none for all".into(),
+            partial: None,
+        });
+    }
+    Ok(t)
 }
 
 /// Writes a rule that starts with a bare declared monitor series name (`cpu > 90% for 20s`) in

@@ -12,6 +12,8 @@ pub(super) enum Kind {
     Threshold,
     Abort,
     StopWhen,
+    /// `compare --fail-on`: a threshold whose value is a change (`+10%`, `+0.1pp`).
+    Change,
 }
 
 impl Kind {
@@ -20,6 +22,7 @@ impl Kind {
             Kind::Threshold => "`p99 < 300ms` or `create-order errors < 1% during peak`",
             Kind::Abort => "`errors > 30% for 10s`",
             Kind::StopWhen => "`p99 > 500ms`",
+            Kind::Change => "`p99 > +10%` or `create-order errors > +0.1pp during peak`",
         }
     }
 
@@ -28,6 +31,7 @@ impl Kind {
             Kind::Threshold => "a threshold",
             Kind::Abort => "an abort rule",
             Kind::StopWhen => "a stop_when condition",
+            Kind::Change => "a --fail-on change",
         }
     }
 }
@@ -139,7 +143,11 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
     };
     // A wrong value does not hide the rest: the expression is read on, and the error carries
     // what was read so that its names are checked too.
-    let value_result = parse_value(metric, value_tok);
+    let value_result = if kind == Kind::Change {
+        parse_change(metric, value_tok)
+    } else {
+        parse_value(metric, value_tok)
+    };
     let value = *value_result.as_ref().unwrap_or(&f64::NAN);
 
     let mut phase = None;
@@ -147,12 +155,12 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
     let mut rest = toks[mi + 3..].iter();
     if let Some(&word) = rest.next() {
         let allowed = match kind {
-            Kind::Threshold => "`during PHASE` or the end",
+            Kind::Threshold | Kind::Change => "`during PHASE` or the end",
             Kind::Abort => "`for DURATION` or the end",
             Kind::StopWhen => "the end",
         };
         match (kind, word.text) {
-            (Kind::Threshold, "during") => {
+            (Kind::Threshold | Kind::Change, "during") => {
                 let name = operand(rest.next(), src, word, "a phase name, like `peak`")?;
                 phase = Some(name.text.to_string());
             }
@@ -162,7 +170,7 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
                     err(tok.at, format!("after `for`: {e}"))
                 })?;
             }
-            (Kind::Threshold, "for") => {
+            (Kind::Threshold | Kind::Change, "for") => {
                 return Err(err(
                     word.at,
                     "a threshold takes `during PHASE`, not `for`: `for DURATION` belongs to abort rules",
@@ -230,7 +238,7 @@ fn parse_monitor(
     kind: Kind,
 ) -> Result<(Threshold, Duration), ExprError> {
     let first = toks[0];
-    if kind == Kind::Threshold {
+    if matches!(kind, Kind::Threshold | Kind::Change) {
         return Err(err(
             first.at,
             "monitor series belong in abort and stop_when rules, not thresholds",
@@ -414,6 +422,53 @@ fn value_example(metric: Metric) -> &'static str {
         MetricUnit::Count => "`1000`",
         MetricUnit::Plain => "`90%` or `8`",
     }
+}
+
+/// The metrics `compare` judges, and so the ones a change may name.
+pub(super) const CHANGE_METRICS: [Metric; 6] = [
+    Metric::P50,
+    Metric::P90,
+    Metric::P99,
+    Metric::Max,
+    Metric::Rate,
+    Metric::Errors,
+];
+
+/// A change: `+10%` (relative, latency and rate) or `+0.1pp` (errors, percentage points); the
+/// number as written (10.0, 0.1).
+fn parse_change(metric: Metric, tok: Token<'_>) -> Result<f64, ExprError> {
+    let (text, at, name) = (tok.text, tok.at, metric.name());
+    if !CHANGE_METRICS.contains(&metric) {
+        return Err(err(
+            at,
+            format!("compare judges p50, p90, p99, max, rate and errors, not `{name}`"),
+        ));
+    }
+    let errors = metric == Metric::Errors;
+    let (num, unit_ok) = match (text.strip_suffix("pp"), text.strip_suffix('%')) {
+        (Some(n), _) => (n, errors),
+        (_, Some(n)) => (n, !errors),
+        _ => (text, false),
+    };
+    let example = if errors { "+0.1pp" } else { "+10%" };
+    if !unit_ok {
+        return Err(err(
+            at,
+            format!(
+                "`{text}`: a change of `{name}` is written {}, like `{example}`",
+                if errors {
+                    "in percentage points (pp)"
+                } else {
+                    "in percent of the base (%)"
+                }
+            ),
+        ));
+    }
+    num.trim_start_matches('+')
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| err(at, format!("`{text}` is not a change, like `{example}`")))
 }
 
 fn parse_value(metric: Metric, tok: Token<'_>) -> Result<f64, ExprError> {

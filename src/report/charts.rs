@@ -70,6 +70,8 @@ struct Spec {
     empty_note: Option<String>,
     /// Vertical event marks: (t, label).
     marks: Vec<(f64, String)>,
+    /// Labelled x ticks; empty: times (or the spectrum's percentiles).
+    x_ticks: Vec<(f64, String)>,
 }
 
 fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -99,6 +101,7 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
         spectrum: false,
         empty_note: None,
         marks: Vec::new(),
+        x_ticks: Vec::new(),
     };
     let at = |t: u64| t as f64 + 0.5;
     match kind {
@@ -346,8 +349,15 @@ fn draw<DB: DrawingBackend>(
         }))
         .map_err(e)?;
     let spectrum = s.spectrum;
+    let ticks = s.x_ticks.clone();
     let x_fmt = move |x: &f64| {
-        if spectrum {
+        if !ticks.is_empty() {
+            ticks
+                .iter()
+                .find(|(t, _)| (t - x).abs() < 1e-6)
+                .map(|(_, l)| l.clone())
+                .unwrap_or_default()
+        } else if spectrum {
             spectrum_label(*x)
         } else {
             fmt_time(*x)
@@ -364,6 +374,9 @@ fn draw<DB: DrawingBackend>(
         .label_style(font(14.0))
         .axis_desc_style(font(15.0));
     if spectrum {
+        mesh.x_labels(s.x_end.round() as usize + 1);
+    } else if !s.x_ticks.is_empty() {
+        // Integer positions 0..=x_end, labelled where a tick is.
         mesh.x_labels(s.x_end.round() as usize + 1);
     }
     mesh.draw().map_err(e)?;
@@ -526,6 +539,10 @@ pub struct Lines {
     pub fill_first: bool,
     pub spectrum: bool,
     pub x_end: f64,
+    /// Phases shaded behind the lines (as the run charts shade them).
+    pub phases: Vec<PhaseRow>,
+    /// Labelled x ticks (a step drill's `1 · 300/s`); empty: the axis formats times.
+    pub x_ticks: Vec<(f64, String)>,
 }
 
 impl Lines {
@@ -545,10 +562,11 @@ impl Lines {
                     filled: self.fill_first && i == 0,
                 })
                 .collect(),
-            phases: Vec::new(),
+            phases: self.phases.clone(),
             x_end: self.x_end.max(1e-9),
             spectrum: self.spectrum,
             empty_note: None,
+            x_ticks: self.x_ticks.clone(),
         };
         if s.lines.iter().all(|l| l.points.is_empty()) {
             s.empty_note = Some("nothing measured".into());
