@@ -18,11 +18,46 @@
 
 use super::countdown::DECAY_TIME_CONSTANTS;
 use super::curve::{Decay, Piece, Shape};
+use super::source::LoadSource;
 use super::{phase, Model, Moment, Phase, PlanOptions, Shaped};
-use crate::scenario::model::{At, Calendar};
-use crate::scenario::units::format_duration;
+use crate::scenario::model::At;
+use crate::scenario::spans::KeyPath;
+use crate::scenario::units::{format_duration, format_rate, Dur, Rate};
+use crate::scenario::Issue;
 use chrono::{DateTime, FixedOffset};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// A sale calendar: a base rate plus one countdown-like spike per moment, each added on top of
+/// the base (overlapping spikes add up).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    /// The wall-clock instant run time 0 stands for (RFC 3339). Without it, every `at` and
+    /// `until` is an offset.
+    #[serde(default)]
+    pub from: Option<At>,
+    /// The end of the calendar: an offset from `from` or an RFC 3339 instant.
+    pub until: At,
+    /// The rate between moments (and under their spikes).
+    pub base: Rate,
+    pub moments: IndexMap<String, CalendarMoment>,
+}
+
+/// One moment of a calendar: its spike climbs linearly from the base to `peak` over `rise` from
+/// `at`, holds `hold`, then decays exponentially back over `decay`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarMoment {
+    /// An offset from `from` (`4h5m`) or an RFC 3339 instant.
+    pub at: At,
+    /// The rate at the top of this moment's spike when no other spike overlaps it.
+    pub peak: Rate,
+    pub rise: Dur,
+    pub hold: Dur,
+    pub decay: Dur,
+}
 
 /// The phase name of the time no moment owns.
 pub const BASE: &str = "base";
@@ -45,6 +80,134 @@ pub fn phase_names(c: &Calendar) -> Vec<String> {
 
 fn fmt_secs(s: f64) -> String {
     format_duration(Duration::from_secs_f64(s.max(0.0)))
+}
+
+impl LoadSource for Calendar {
+    fn key(&self) -> &'static str {
+        "calendar"
+    }
+
+    fn check(&self, p: &KeyPath, issues: &mut Vec<Issue>) {
+        let c = self;
+        let fmt = format_duration;
+        let from = match c.from {
+            Some(At::Instant(i)) => Some(i),
+            Some(At::Offset(_)) => {
+                issues.push(
+                    Issue::at(p.key("from"), "`from` must be an RFC 3339 instant: the wall-clock time run time 0 stands for")
+                        .help("like from: \"2026-11-10T19:55:00+08:00\", or leave it out and write every `at` as an offset"),
+                );
+                return;
+            }
+            None => None,
+        };
+        // Seconds from `from`, or None (with the problem reported) when it cannot be known.
+        let offset = |v: &mut Vec<Issue>, key: KeyPath, at: &At| -> Option<f64> {
+            match (at, from) {
+                (At::Offset(d), _) => Some(d.0.as_secs_f64()),
+                (At::Instant(i), Some(f)) if *i < f => {
+                    v.push(Issue::at(
+                        key,
+                        format!(
+                            "{} comes {} before `from`: the calendar starts at `from`",
+                            i.to_rfc3339(),
+                            fmt((f - *i).to_std().unwrap_or_default())
+                        ),
+                    ));
+                    None
+                }
+                (At::Instant(i), Some(f)) => Some((*i - f).num_milliseconds() as f64 / 1000.0),
+                (At::Instant(_), None) => {
+                    v.push(
+                        Issue::at(key, "an RFC 3339 instant needs the calendar's `from`: what run time 0 stands for")
+                            .help("add `from: <RFC 3339 instant>` to load.calendar, or write an offset like 4h5m"),
+                    );
+                    None
+                }
+            }
+        };
+        let until = offset(issues, p.key("until"), &c.until);
+        if until.is_some_and(|u| u <= 0.0) {
+            issues.push(Issue::at(
+                p.key("until"),
+                "`until` must come after `from`: the calendar would last no time",
+            ));
+        }
+        if c.moments.is_empty() {
+            issues.push(
+                Issue::at(p.key("moments"), "the calendar has no moments")
+                    .help("add one like `sale: { at: 5m, peak: 6000/s, rise: 26s, hold: 1m, decay: 30m }`, or use `load.stages` for a flat rate"),
+            );
+        }
+        for (name, m) in &c.moments {
+            let mp = p.key("moments").key(name);
+            let bad_name = if name.is_empty() {
+                Some("a moment needs a name")
+            } else if name == BASE {
+                Some("`base` is the phase between moments: give the moment another name")
+            } else if name.contains('.') || name.chars().any(char::is_whitespace) {
+                Some("a moment's name has no dots or spaces: its phases are NAME.rise, NAME.peak and NAME.decay")
+            } else {
+                None
+            };
+            if let Some(msg) = bad_name {
+                issues.push(Issue::at(mp.clone(), msg).on_key());
+            }
+            if m.rise.0.is_zero() {
+                issues.push(
+                    Issue::at(
+                        mp.key("rise"),
+                        "`rise` must be longer than 0s: it is the climb to the peak",
+                    )
+                    .help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"),
+                );
+            }
+            if m.peak.0 < c.base.0 {
+                issues.push(
+                    Issue::at(
+                        mp.key("peak"),
+                        format!(
+                            "the peak ({}) is below the base rate ({})",
+                            format_rate(m.peak.0),
+                            format_rate(c.base.0)
+                        ),
+                    )
+                    .help("a moment's peak is the rate at the top of its spike, the base included"),
+                );
+            }
+            let at = offset(issues, mp.key("at"), &m.at);
+            if let (Some(at), Some(until)) = (at, until) {
+                let end = at + (m.rise.0 + m.hold.0 + m.decay.0).as_secs_f64();
+                if end > until + 1e-9 {
+                    issues.push(
+                        Issue::at(mp.clone(), format!(
+                            "the moment `{name}` ends {} after `from` (at + rise + hold + decay), after `until` ({})",
+                            fmt(std::time::Duration::from_secs_f64(end)),
+                            fmt(std::time::Duration::from_secs_f64(until.max(0.0)))
+                        ))
+                        .on_key()
+                        .help(format!("move `until` to {} after `from` or later, or shorten the decay", fmt(std::time::Duration::from_secs_f64(end)))),
+                    );
+                }
+            }
+        }
+    }
+
+    fn phase_names(&self) -> Vec<String> {
+        phase_names(self)
+    }
+
+    fn phase_groups(&self) -> Vec<String> {
+        self.moments.keys().cloned().collect()
+    }
+
+    fn instants(&self) -> Vec<String> {
+        self.moments.keys().cloned().collect()
+    }
+
+    fn compile(&self, opts: &PlanOptions) -> Result<Shaped, String> {
+        compile(self, opts)
+    }
 }
 
 /// Seconds from `from` as written (before `--time-scale`).
@@ -263,8 +426,9 @@ pub(crate) fn compile(c: &Calendar, opts: &PlanOptions) -> Result<Shaped, String
 
 #[cfg(test)]
 mod tests {
+    use super::{Calendar, CalendarMoment as Moment};
     use crate::plan::{Plan, PlanOptions, Segment};
-    use crate::scenario::model::{Arrivals, At, Calendar, Load, Moment};
+    use crate::scenario::model::{Arrivals, At, Load};
     use crate::scenario::units::{Dur, Rate};
     use chrono::{DateTime, TimeZone, Utc};
     use indexmap::IndexMap;

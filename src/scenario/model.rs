@@ -7,7 +7,7 @@
 //! offending keys. The enums that are not plain words (`Think`, `StatusSpec`, `At`) are read by
 //! hand, so they work with serde_yaml and give errors that say what to write.
 
-use super::units::{Dur, Rate, Share};
+use super::units::{Dur, Share};
 use chrono::{DateTime, FixedOffset};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -471,41 +471,7 @@ pub struct Load {
     pub seed: Option<u64>,
 }
 
-/// One stage of an open-model `stages` load: `{rate, for}`, `{to, over}` or `{hold}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Stage {
-    #[serde(default)]
-    pub rate: Option<Rate>,
-    #[serde(default, rename = "for")]
-    pub for_: Option<Dur>,
-    #[serde(default)]
-    pub to: Option<Rate>,
-    #[serde(default)]
-    pub over: Option<Dur>,
-    #[serde(default)]
-    pub hold: Option<Dur>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// One stage of a closed-model `users` load: `{users, for}`, `{to, over}` or `{hold}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserStage {
-    #[serde(default)]
-    pub users: Option<u64>,
-    #[serde(default, rename = "for")]
-    pub for_: Option<Dur>,
-    #[serde(default)]
-    pub to: Option<u64>,
-    #[serde(default)]
-    pub over: Option<Dur>,
-    #[serde(default)]
-    pub hold: Option<Dur>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
+pub use crate::plan::{Calendar, Countdown, Stage, StepDrill, UserStage};
 
 /// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time, kept in the
 /// offset it was written in (`+08:00`) so that listings show it as the author wrote it.
@@ -544,62 +510,6 @@ impl<'de> Deserialize<'de> for At {
                 ))
             })
     }
-}
-
-/// The Double-11 shape: before → rise → peak → decay → after.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Countdown {
-    pub sale_start: At,
-    pub before: Rate,
-    pub peak: Rate,
-    pub rise: Dur,
-    pub hold: Dur,
-    pub decay: Dur,
-    pub after: Rate,
-    pub end: At,
-}
-
-/// A sale calendar: a base rate plus one countdown-like spike per moment, each added on top of
-/// the base (overlapping spikes add up).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Calendar {
-    /// The wall-clock instant run time 0 stands for (RFC 3339). Without it, every `at` and
-    /// `until` is an offset.
-    #[serde(default)]
-    pub from: Option<At>,
-    /// The end of the calendar: an offset from `from` or an RFC 3339 instant.
-    pub until: At,
-    /// The rate between moments (and under their spikes).
-    pub base: Rate,
-    pub moments: IndexMap<String, Moment>,
-}
-
-/// One moment of a calendar: its spike climbs linearly from the base to `peak` over `rise` from
-/// `at`, holds `hold`, then decays exponentially back over `decay`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Moment {
-    /// An offset from `from` (`4h5m`) or an RFC 3339 instant.
-    pub at: At,
-    /// The rate at the top of this moment's spike when no other spike overlaps it.
-    pub peak: Rate,
-    pub rise: Dur,
-    pub hold: Dur,
-    pub decay: Dur,
-}
-
-/// Capacity drill: the offered rate climbs by `step` every `every` until `max` or a `stop_when` rule.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepDrill {
-    pub start: Rate,
-    pub step: Rate,
-    pub every: Dur,
-    pub max: Rate,
-    #[serde(default)]
-    pub stop_when: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
