@@ -189,6 +189,10 @@ pub struct ValidateArgs {
     pub scenarios: Vec<PathBuf>,
     #[command(flatten)]
     pub opts: ScenarioOpts,
+    /// Also check a threshold you will pass to `run --threshold` (repeatable): its grammar and
+    /// that the requests, journeys, clients and phases it names exist in each scenario.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Debug, Args)]
