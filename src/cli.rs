@@ -126,6 +126,10 @@ pub struct MergeArgs {
     /// Where the merged run directory goes.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Judge a merge that lacks segments on its thresholds alone (exit 0/1) instead of status
+    /// `incomplete` (exit 3).
+    #[arg(long)]
+    pub allow_partial: bool,
     /// Do not say which files were written.
     #[arg(long, short)]
     pub quiet: bool,
