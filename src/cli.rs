@@ -40,6 +40,43 @@ pub enum Command {
     /// Merge the run directories of `--segment i/n` runs into one run directory: exact histograms,
     /// thresholds judged on the whole.
     Merge(MergeArgs),
+    /// Write a commented, runnable scenario to start from (`flashcrowd new my-sale --template countdown`).
+    New(NewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The scenario's name; the file is NAME.yaml unless --out says otherwise.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// What to start from: smoke (a short steady load with thresholds, for CI), countdown (the
+    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity).
+    #[arg(long, short, value_enum, default_value_t = Template::Smoke)]
+    pub template: Template,
+    /// Where to write it (default: NAME.yaml in the current directory).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The scenarios `flashcrowd new` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    Smoke,
+    Countdown,
+    Drill,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Smoke => "smoke",
+            Template::Countdown => "countdown",
+            Template::Drill => "drill",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +126,10 @@ pub struct MergeArgs {
     /// Where the merged run directory goes.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Judge a merge that lacks segments on its thresholds alone (exit 0/1) instead of status
+    /// `incomplete` (exit 3).
+    #[arg(long)]
+    pub allow_partial: bool,
     /// Do not say which files were written.
     #[arg(long, short)]
     pub quiet: bool,
@@ -189,6 +230,10 @@ pub struct ValidateArgs {
     pub scenarios: Vec<PathBuf>,
     #[command(flatten)]
     pub opts: ScenarioOpts,
+    /// Also check a threshold you will pass to `run --threshold` (repeatable): its grammar and
+    /// that the requests, journeys, clients and phases it names exist in each scenario.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Debug, Args)]
