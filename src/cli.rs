@@ -116,6 +116,9 @@ pub struct ScenarioOpts {
     /// Multiply every duration of the load shape and think times: `1/60` runs a 2-hour curve in 2 minutes.
     #[arg(long = "time-scale", value_name = "FACTOR")]
     pub time_scale: Option<String>,
+    /// A malformed record in a replayed file is an error (exit 2, nothing sent), not a skipped line.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
