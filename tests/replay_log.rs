@@ -160,7 +160,6 @@ fn replay_at_full_speed_sends_exactly_the_logs_requests_at_their_offsets() {
     let hits = served(&server);
     assert_eq!(served_multiset(&hits), log_multiset(&lines));
 
-
     // Server-side: each request (numbered by k=) against its log offset, both from the first.
     let at: BTreeMap<&str, Instant> = hits.iter().map(|h| (h.target.as_str(), h.at)).collect();
     let first = at[lines[0].target.as_str()];

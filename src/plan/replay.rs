@@ -194,7 +194,7 @@ impl Rules {
 
     /// Does the filter keep this record?
     fn passes(&self, r: &Record) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| *m == r.method))
+        (self.methods.is_empty() || self.methods.contains(&r.method))
             && self.path.as_ref().is_none_or(|re| re.is_match(r.path()))
     }
 
@@ -808,4 +808,88 @@ impl Iterator for ShapeArrivals {
 /// The name of requests past `MAX_NAMES`.
 pub fn other_name(method: &str) -> String {
     format!("{method} (other)")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{Arrival, Plan, PlanOptions, Segment};
+    use crate::scenario::model::Load;
+
+    fn plan(dir: &std::path::Path, log: &str, block: &str, strict: bool) -> Result<Plan, String> {
+        std::fs::write(dir.join("a.log"), log).unwrap();
+        let load: Load = serde_yaml::from_str(&format!("replay:\n  from: a.log\n{block}")).unwrap();
+        let opts = PlanOptions {
+            base_dir: dir.to_path_buf(),
+            strict,
+            ..PlanOptions::default()
+        };
+        Plan::compile(&load, &opts)
+    }
+
+    const LOG: &str = "{\"time\": 100.25, \"method\": \"GET\", \"path\": \"/a/1\"}\n\
+        {\"time\": 100.5, \"method\": \"GET\", \"path\": \"/a/2\"}\n\
+        not json\n\
+        {\"time\": 102.125, \"method\": \"POST\", \"path\": \"/b\"}\n\
+        {\"time\": 103.0, \"method\": \"GET\", \"path\": \"/a/3?x=1\"}\n";
+
+    #[test]
+    fn planned_instants_are_the_logs_offsets_divided_by_the_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(dir.path(), LOG, "  speed: 200%\n", false).unwrap();
+        let ts: Vec<f64> = p.arrivals(Segment::WHOLE).map(|a| a.t).collect();
+        assert_eq!(ts, [0.125, 0.25, 1.0625, 1.5]);
+        assert_eq!(p.duration, 2.0);
+        assert_eq!(p.fixed_names, ["GET /a/:id", "POST /b"]);
+        assert_eq!(p.phases[0].name, "replay");
+        assert_eq!(p.expected_arrivals(0.0, 2.0), 4.0);
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("skipped 1 malformed line") && n.contains("line 3")));
+        let first = p.arrivals(Segment::WHOLE).next().unwrap();
+        let f = first.fixed.unwrap();
+        assert_eq!(
+            (f.method.as_str(), f.target.as_str(), f.name),
+            ("GET", "/a/1", 0)
+        );
+    }
+
+    #[test]
+    fn segments_take_records_k_mod_n_and_add_up_to_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(dir.path(), LOG, "  loop: 2\n", false).unwrap();
+        let whole: Vec<Arrival> = p.arrivals(Segment::WHOLE).collect();
+        assert_eq!(whole.len(), 8);
+        assert_eq!(whole[4].t, 4.25, "the second pass follows the first");
+        for n in 1..=4 {
+            let mut all: Vec<Arrival> = (0..n)
+                .flat_map(|i| p.arrivals(Segment::new(i, n).unwrap()))
+                .collect();
+            all.sort_by_key(|a| a.index);
+            assert_eq!(all, whole);
+        }
+    }
+
+    #[test]
+    fn strict_refuses_a_malformed_line_and_shapes_wrap_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = plan(dir.path(), LOG, "", true).unwrap_err();
+        assert!(
+            e.contains("1 malformed line: line 3 (not a JSON object"),
+            "{e}"
+        );
+        let p = plan(
+            dir.path(),
+            LOG,
+            "  shape: { stages: [ { rate: 10/s, for: 1s } ] }\narrivals: uniform\n",
+            false,
+        )
+        .unwrap();
+        let targets: Vec<String> = p
+            .arrivals(Segment::WHOLE)
+            .map(|a| a.fixed.unwrap().target.clone())
+            .collect();
+        assert_eq!(targets.len(), 10);
+        assert_eq!(&targets[..5], ["/a/1", "/a/2", "/b", "/a/3?x=1", "/a/1"]);
+    }
 }
