@@ -296,7 +296,11 @@ mod tests {
             .filter_map(|r| r.as_ref().ok().map(|r| r.target.as_str()))
             .collect();
         assert_eq!(good, ["/a", "/d"]);
-        assert!(all[2].as_ref().unwrap_err().reason.contains("bad timestamp"));
+        assert!(all[2]
+            .as_ref()
+            .unwrap_err()
+            .reason
+            .contains("bad timestamp"));
         assert!(all[3].as_ref().unwrap_err().reason.contains("binary"));
     }
 

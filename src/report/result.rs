@@ -21,6 +21,8 @@ pub enum FinalStatus {
     Failed,
     Aborted,
     Interrupted,
+    /// A merge that lacks some of the run's segments (see `report::merge`).
+    Incomplete,
 }
 
 impl FinalStatus {
@@ -30,6 +32,7 @@ impl FinalStatus {
             FinalStatus::Failed => "failed",
             FinalStatus::Aborted => "aborted",
             FinalStatus::Interrupted => "interrupted",
+            FinalStatus::Incomplete => "incomplete",
         }
     }
 
@@ -38,7 +41,7 @@ impl FinalStatus {
         match self {
             FinalStatus::Passed => 0,
             FinalStatus::Failed => 1,
-            FinalStatus::Aborted | FinalStatus::Interrupted => 3,
+            FinalStatus::Aborted | FinalStatus::Interrupted | FinalStatus::Incomplete => 3,
         }
     }
 }
