@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the embedded shop, run the countdown demo against it (about a minute) and write a report.
+    /// Start the embedded shop, run the countdown demo against it (about a minute) with the live
+    /// page on a loopback port (the URL is printed), and write a report.
     Demo(DemoArgs),
     /// Run a scenario against its target and write a report.
     Run(RunArgs),
@@ -195,16 +196,27 @@ pub struct RunArgs {
     /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
     #[arg(long = "source-ips", value_name = "SPEC")]
     pub source_ips: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics during the run, and live control
-    /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop). Anyone who
-    /// can reach ADDR can read the run and steer or stop it: keep it on 127.0.0.1 unless the
-    /// network is yours. Example: 127.0.0.1:9464 (port 0 picks a free one).
+    /// Serve the live page at http://ADDR/, Prometheus metrics at /metrics, and live control
+    /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop; only with
+    /// the control token). A bare PORT listens on 127.0.0.1; name another address (0.0.0.0:9464)
+    /// only when the network is yours: anyone who reaches it can read the run. Example: 9464
+    /// (0 picks a free port).
     #[arg(
         long = "metrics-listen",
         value_name = "ADDR",
-        env = "FLASHCROWD_METRICS_LISTEN"
+        env = "FLASHCROWD_METRICS_LISTEN",
+        value_parser = crate::ops::server::parse_listen
     )]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The token live control over HTTP needs (`Authorization: Bearer TOKEN`); without it one is
+    /// generated and printed at the start. Reading the page and /metrics needs none.
+    #[arg(
+        long = "control-token",
+        value_name = "TOKEN",
+        env = "FLASHCROWD_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
+    pub control_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +233,9 @@ pub struct DemoArgs {
     /// No live view; print one line every few seconds instead.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where the live page listens (a bare PORT: on 127.0.0.1; 0 picks a free one).
+    #[arg(long = "metrics-listen", value_name = "ADDR", default_value = "0", value_parser = crate::ops::server::parse_listen)]
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

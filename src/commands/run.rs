@@ -34,6 +34,8 @@ pub struct RunRequest {
     pub untagged_ok: bool,
     pub source_ips: Vec<std::net::IpAddr>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The HTTP control token; generated (and printed) when None.
+    pub control_token: Option<String>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -84,6 +86,7 @@ pub fn run(a: RunArgs) -> Outcome {
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
         metrics_listen: a.metrics_listen,
+        control_token: a.control_token,
     })
 }
 
@@ -435,21 +438,46 @@ pub fn execute(req: RunRequest) -> Outcome {
         ),
         None => None,
     };
-    let live_ops = if req.metrics_listen.is_some() || monitor.is_some() || !req.quiet {
-        let ops = crate::ops::LiveOps::start(
-            req.metrics_listen,
-            monitor,
-            plan.model == crate::plan::Model::Closed,
-            !req.quiet,
+    let serve = req.metrics_listen.map(|listen| {
+        serve_options(
+            listen,
+            &req,
+            sc,
+            &shown_target,
+            &plan,
+            &thresholds,
+            &redactor,
         )
-        .map_err(bad)?;
-        if let Some(addr) = ops.local_addr() {
-            eprintln!("metrics: http://{addr}/metrics · control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}}");
-        }
-        Some(ops)
+    });
+    let mut live_ops = if serve.is_some() || monitor.is_some() || !req.quiet {
+        Some(
+            crate::ops::LiveOps::start(
+                serve,
+                monitor,
+                plan.model == crate::plan::Model::Closed,
+                !req.quiet,
+            )
+            .map_err(bad)?,
+        )
     } else {
         None
     };
+    // The page's server outlives the load, to show the verdict; stopped below.
+    let (board, page_server) = match live_ops.as_mut() {
+        Some(ops) => (ops.board(), ops.take_server()),
+        None => (None, None),
+    };
+    if let Some(srv) = &page_server {
+        let addr = srv.addr;
+        eprintln!("live page: http://{addr}/ · metrics: http://{addr}/metrics");
+        match &req.control_token {
+            Some(_) => eprintln!("control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}} with the token of --control-token"),
+            None => eprintln!(
+                "control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}} with `Authorization: Bearer {}` (this run's control token)",
+                live_token(&req)
+            ),
+        }
+    }
     let plan = Arc::new(plan);
     let outcome = engine::run(
         Arc::new(prog),
@@ -483,7 +511,72 @@ pub fn execute(req: RunRequest) -> Outcome {
         .monitor
         .as_ref()
         .map(|m| m.every.map(|d| d.0.as_secs_f64()).unwrap_or(5.0));
-    finish_run_dir(&dir, &result, &loaded)
+    let verdict = crate::ops::board::Verdict {
+        status: result.status.name().to_string(),
+        reason: result.reason.as_ref().map(|r| redactor.apply(r)),
+        exit_code: result.status.exit_code() as i32,
+        dir: Some(dir.display().to_string()),
+    };
+    let outcome = finish_run_dir(&dir, &result, &loaded);
+    if let (Some(b), Some(srv)) = (board, page_server) {
+        b.finish(verdict);
+        b.linger(Duration::from_secs(3));
+        srv.stop();
+    }
+    outcome
+}
+
+/// The token generated for this run when --control-token gave none (made once, kept for the
+/// message that prints it).
+fn live_token(req: &RunRequest) -> String {
+    req.control_token
+        .clone()
+        .unwrap_or_else(|| GENERATED.get_or_init(crate::ops::new_token).clone())
+}
+
+static GENERATED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// What the endpoint on --metrics-listen serves: the live page's facts, the thresholds to judge
+/// live, the token, and the redactor (with the token added to the secrets it removes).
+fn serve_options(
+    listen: std::net::SocketAddr,
+    req: &RunRequest,
+    sc: &crate::scenario::Scenario,
+    shown_target: &str,
+    plan: &Plan,
+    thresholds: &[crate::gate::Threshold],
+    redactor: &rundir::Redactor,
+) -> crate::ops::Serve {
+    let token = live_token(req);
+    let secrets = redactor.clone();
+    let t = token.clone();
+    let mut moments = Vec::new();
+    if let Some(at) = plan.sale_start {
+        moments.push(("sale start".to_string(), at));
+    }
+    crate::ops::Serve {
+        listen,
+        token,
+        info: crate::ops::board::BoardInfo {
+            scenario: sc.name.clone(),
+            target: shown_target.to_string(),
+            segment: req.segment.to_string(),
+            closed: plan.model == crate::plan::Model::Closed,
+            duration_s: plan.duration,
+            phases: plan
+                .phases
+                .iter()
+                .map(|p| crate::metrics::catalog::PhaseSpan {
+                    name: p.name.clone(),
+                    start_s: p.start,
+                    end_s: p.end,
+                })
+                .collect(),
+            moments,
+        },
+        thresholds: thresholds.to_vec(),
+        redact: Arc::new(move |s: &str| secrets.apply(s).replace(t.as_str(), "[redacted]")),
+    }
 }
 
 /// What the run records as it goes, from each completed interval: latency.hlog, and the errors
@@ -678,7 +771,8 @@ pub fn demo(a: DemoArgs) -> Outcome {
         quiet: a.quiet,
         untagged_ok: false,
         source_ips: Vec::new(),
-        metrics_listen: None,
+        metrics_listen: Some(a.metrics_listen),
+        control_token: None,
     });
     let stats = shop.stats();
     eprintln!(

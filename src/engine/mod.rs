@@ -155,7 +155,6 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
 
     let signals = Signals::install();
     let mut live = live::Live::new(opts.quiet, plan.duration, &plan);
-    let exporter = ops.as_ref().and_then(|o| o.exporter.clone());
     let mut keyboard = match &ops {
         Some(o) if o.keyboard && live.is_bar() => {
             let k = crate::ops::keyboard::Keyboard::start(steer.clone());
@@ -200,8 +199,8 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             if let Some(m) = ops.as_ref().and_then(|o| o.monitor.as_ref()) {
                 p.monitor = m.current();
             }
-            if let Some(ex) = &exporter {
-                ex.second(
+            if let Some(o) = ops.as_mut() {
+                o.second(
                     &rec,
                     &catalog,
                     &p,
