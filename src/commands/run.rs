@@ -36,6 +36,8 @@ pub struct RunRequest {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The HTTP control token; generated (and printed) when None.
     pub control_token: Option<String>,
+    /// The error rate past which the summary warns (`--max-errors`), a fraction.
+    pub max_error_rate: f64,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -73,7 +75,10 @@ pub fn run(a: RunArgs) -> Outcome {
         Some(spec) => parse_source_ips(spec).map_err(|e| bad(format!("--source-ips: {e}")))?,
         None => Vec::new(),
     };
+    let max_error_rate = crate::scenario::units::parse_share(&a.max_errors)
+        .map_err(|e| bad(format!("--max-errors: {e}")))?;
     execute(RunRequest {
+        max_error_rate,
         source_ips,
         scenario: a.scenario,
         opts: a.opts,
@@ -503,6 +508,7 @@ pub fn execute(req: RunRequest) -> Outcome {
     };
     let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
     result.errors_by_second = recording.finish();
+    result.apply_error_budget(req.max_error_rate, req.opts.strict || in_ci());
     // The exact record `flashcrowd merge` reads (histograms whole, thresholds at full limits).
     if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {
         eprintln!("flashcrowd: {e:#} (this run cannot be merged)");
@@ -524,6 +530,11 @@ pub fn execute(req: RunRequest) -> Outcome {
         srv.stop();
     }
     outcome
+}
+
+/// CI=true (GitHub Actions, GitLab CI and most others set it): be strict about the error rate.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// The token generated for this run when --control-token gave none (made once, kept for the
@@ -761,6 +772,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
             sets: vec![],
             scale: Some(a.scale.clone()),
             time_scale: Some(a.time_scale.clone()),
+            strict: false,
         },
         target: Some(url),
         out: a.out,
@@ -773,6 +785,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         source_ips: Vec::new(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
+        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
     });
     let stats = shop.stats();
     eprintln!(

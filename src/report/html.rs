@@ -22,7 +22,7 @@ main{max-width:1080px;margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
 .meta{color:#5b6475;font-size:13px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;font-size:14px;font-weight:600;color:#fff;vertical-align:middle;margin-left:8px}
-.passed{background:#2e7d32}.failed{background:#c62828}.aborted{background:#6a1b9a}.interrupted{background:#ef6c00}
+.passed{background:#2e7d32}.completed{background:#546e7a}.failed{background:#c62828}.aborted{background:#6a1b9a}.interrupted{background:#ef6c00}
 .kpis{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
 .kpi{background:#fff;border-radius:8px;padding:10px 14px;min-width:120px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .kpi b{display:block;font-size:20px}.kpi span{color:#5b6475;font-size:12px}
@@ -76,7 +76,11 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         "<h1>{}<span class=\"badge {}\">{}</span></h1>",
         esc(&rep.scenario.name),
         esc(&rep.run.status),
-        esc(&rep.run.status.to_uppercase())
+        if rep.run.status == "completed" {
+            "COMPLETED · NOTHING CHECKED".to_string()
+        } else {
+            esc(&rep.run.status.to_uppercase())
+        }
     );
     let _ = writeln!(
         o,
@@ -99,6 +103,15 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
             esc(&rep.run.status),
             esc(reason)
         );
+    }
+    if rep.run.status == "completed" {
+        let _ = writeln!(
+            o,
+            "<div class=\"warn\"><b>No thresholds:</b> nothing was checked, so this run neither passed nor failed. Add <code>thresholds:</code> to the scenario or <code>--threshold</code> to the command.</div>"
+        );
+    }
+    for w in crate::report::summary::error_warnings(rep) {
+        let _ = writeln!(o, "<div class=\"stop\"><b>Errors:</b> {}</div>", esc(&w));
     }
     if let Some(w) = overload_warning(rep) {
         let _ = writeln!(

@@ -274,6 +274,7 @@ pub fn build(r: &RunResult) -> Value {
             "planned_duration_s": r.plan_duration_s,
             "status": r.status.name(),
             "reason": r.reason,
+            "max_error_rate": r.max_error_rate,
             "segment": r.segment.to_string(),
             "seed": r.seed,
             "threads": r.threads,

@@ -388,6 +388,8 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         FinalStatus::Interrupted
     } else if !missing.is_empty() && !allow_partial {
         FinalStatus::Incomplete
+    } else if verdicts.is_empty() {
+        FinalStatus::Completed
     } else if verdicts.iter().all(|v| v.passed) {
         FinalStatus::Passed
     } else {
@@ -437,6 +439,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         total,
         series: series.into_values().collect(),
         verdicts,
+        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
         cpu_s: shards.iter().map(|s| s.state.cpu_s).sum(),
         planned_rate: first.state.planned_rate.clone(),
         plan_duration_s: first.state.plan_duration_s,

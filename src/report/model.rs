@@ -32,15 +32,22 @@ pub struct ScenarioRef {
     pub target: String,
 }
 
+fn default_max_error_rate() -> f64 {
+    crate::report::result::DEFAULT_MAX_ERROR_RATE
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub started_at: String,
     pub ended_at: String,
     pub duration_s: f64,
     pub planned_duration_s: f64,
-    /// passed | failed | aborted | interrupted
+    /// passed | completed (no thresholds: nothing checked) | failed | aborted | interrupted | incomplete
     pub status: String,
     pub reason: Option<String>,
+    /// The error rate above which the summary warns and `--strict` fails the run.
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
     pub segment: String,
     pub seed: u64,
     pub threads: usize,
@@ -284,4 +291,11 @@ impl Report {
             _ => 3,
         }
     }
+}
+
+/// A fraction as a percentage with at most one decimal: `5%`, `0.5%`, `12.3%`.
+pub fn percent_text(f: f64) -> String {
+    let p = f * 100.0;
+    let s = format!("{p:.1}");
+    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
 }

@@ -18,6 +18,8 @@ pub struct Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalStatus {
     Passed,
+    /// Ran to its end with no thresholds: nothing was checked, so nothing passed.
+    Completed,
     Failed,
     Aborted,
     Interrupted,
@@ -29,6 +31,7 @@ impl FinalStatus {
     pub fn name(self) -> &'static str {
         match self {
             FinalStatus::Passed => "passed",
+            FinalStatus::Completed => "completed",
             FinalStatus::Failed => "failed",
             FinalStatus::Aborted => "aborted",
             FinalStatus::Interrupted => "interrupted",
@@ -39,7 +42,7 @@ impl FinalStatus {
     /// The process exit code for this outcome.
     pub fn exit_code(self) -> u8 {
         match self {
-            FinalStatus::Passed => 0,
+            FinalStatus::Passed | FinalStatus::Completed => 0,
             FinalStatus::Failed => 1,
             FinalStatus::Aborted | FinalStatus::Interrupted | FinalStatus::Incomplete => 3,
         }
@@ -82,12 +85,45 @@ pub struct RunResult {
     pub monitor_names: Vec<String>,
     /// The monitor's interval, seconds.
     pub monitor_every_s: Option<f64>,
+    /// The error rate above which the summary warns (and `--strict` fails the run).
+    pub max_error_rate: f64,
 }
+
+/// The error rate above which a run is called out loudly, thresholds or not (`--max-errors`).
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.05;
 
 /// Lag p99 above this means the generator, not the target, set the pace.
 pub const OVERLOAD_LAG_MS: f64 = 10.0;
 
 impl RunResult {
+    /// The run's error rate over every request.
+    pub fn error_rate(&self) -> f64 {
+        let all = self.total.total_where(|_, _, _| true);
+        if all.count == 0 {
+            0.0
+        } else {
+            all.error_count() as f64 / all.count as f64
+        }
+    }
+
+    /// Sets the error rate that calls for a warning; under `strict` (`--strict`, or CI=true) a
+    /// run past it that would otherwise pass or complete fails, with the reason said.
+    pub fn apply_error_budget(&mut self, max: f64, strict: bool) {
+        self.max_error_rate = max;
+        let rate = self.error_rate();
+        if strict
+            && rate > max
+            && matches!(self.status, FinalStatus::Passed | FinalStatus::Completed)
+        {
+            self.status = FinalStatus::Failed;
+            self.reason = Some(format!(
+                "{:.1}% of requests failed, above the {:.1}% allowed (--max-errors; failed because of --strict or CI=true)",
+                rate * 100.0,
+                max * 100.0
+            ));
+        }
+    }
+
     pub fn new(
         outcome: RunOutcome,
         catalog: Catalog,
@@ -111,6 +147,7 @@ impl RunResult {
         let status = match outcome.status {
             Status::Aborted => FinalStatus::Aborted,
             Status::Interrupted => FinalStatus::Interrupted,
+            Status::Completed if verdicts.is_empty() => FinalStatus::Completed,
             Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
             Status::Completed => FinalStatus::Failed,
         };
@@ -148,6 +185,7 @@ impl RunResult {
             scrapes: outcome.scrapes,
             monitor_names: outcome.monitor_names,
             monitor_every_s: None,
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
         }
     }
 
