@@ -191,6 +191,10 @@ pub struct RunArgs {
     /// instant starts (and rendezvouses) together.
     #[arg(long = "start-at", value_name = "RFC3339", env = "FLASHCROWD_START_AT")]
     pub start_at: Option<String>,
+    /// Run a `load.calendar` by the wall clock: wait until its `from`, so that every moment comes
+    /// at its own instant (the real night). Ctrl-C while waiting cancels; nothing is sent.
+    #[arg(long = "on-calendar", conflicts_with = "start_at")]
+    pub on_calendar: bool,
     /// Worker threads (shards); default: available cores.
     #[arg(long)]
     pub threads: Option<usize>,

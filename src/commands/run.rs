@@ -29,6 +29,8 @@ pub struct RunRequest {
     pub thresholds: Vec<String>,
     pub segment: Segment,
     pub start_at: Option<DateTime<Utc>>,
+    /// `--on-calendar`: start at the calendar's `from` by the wall clock.
+    pub on_calendar: bool,
     pub threads: usize,
     pub quiet: bool,
     pub untagged_ok: bool,
@@ -87,6 +89,7 @@ pub fn run(a: RunArgs) -> Outcome {
         thresholds: a.thresholds,
         segment,
         start_at,
+        on_calendar: a.on_calendar,
         threads,
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
@@ -221,7 +224,9 @@ fn port_warning(
         if c.reset_on_close {
             continue;
         }
-        let share = c.during.get(phase).unwrap_or(&c.share).0;
+        let share = crate::scenario::validate::during_entry(&c.during, phase)
+            .unwrap_or(&c.share)
+            .0;
         per_second += peak
             * share
             * match c.connection {
@@ -291,6 +296,53 @@ fn probe(url: &str, tag_header: &str) -> Result<(), String> {
             }
         }
     })
+}
+
+/// `--on-calendar`: the calendar's `from`, which must still be ahead.
+fn calendar_start(
+    sc: &crate::scenario::Scenario,
+    file: &Path,
+    time_scale: f64,
+) -> Result<DateTime<Utc>, Failure> {
+    let file = file.display();
+    let Some(cal) = &sc.load.calendar else {
+        return Err(bad(format!(
+            "--on-calendar: {file} has no `load.calendar`: it waits for a calendar's `from`; use --start-at RFC3339 for other loads"
+        )));
+    };
+    let from = crate::plan::calendar::from_instant(cal)
+        .map_err(|e| bad(format!("--on-calendar: {file}: {e}")))?
+        .ok_or_else(|| {
+            bad(format!(
+                "--on-calendar: {file}: load.calendar has no `from`: add `from: <RFC 3339 instant>`, the wall-clock time the calendar starts"
+            ))
+        })?;
+    if time_scale != 1.0 {
+        return Err(bad(
+            "--on-calendar runs the calendar by the wall clock, so --time-scale would move its moments off their instants:              drop --time-scale, or use --start-at to rehearse a compressed calendar",
+        ));
+    }
+    let now = Utc::now();
+    if from.with_timezone(&Utc) <= now {
+        return Err(bad(format!(
+            "--on-calendar: load.calendar.from ({}) is {} ago: the calendar has begun. Set a later `from`,              or run without --on-calendar to start it now",
+            from.to_rfc3339(),
+            crate::scenario::units::format_duration(
+                now.signed_duration_since(from).to_std().unwrap_or_default()
+            )
+        )));
+    }
+    Ok(from.with_timezone(&Utc))
+}
+
+/// Says how long an `--on-calendar` run waits: the process looks idle until then.
+fn say_calendar_wait(from: DateTime<Utc>) {
+    let left = (from - Utc::now()).to_std().unwrap_or_default();
+    eprintln!(
+        "flashcrowd: --on-calendar: waiting {} until load.calendar.from ({}) before sending anything; Ctrl-C cancels",
+        crate::scenario::units::format_duration(Duration::from_secs(left.as_secs())),
+        from.to_rfc3339()
+    );
 }
 
 pub fn execute(req: RunRequest) -> Outcome {
@@ -363,7 +415,11 @@ pub fn execute(req: RunRequest) -> Outcome {
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let start = req.start_at.unwrap_or_else(Utc::now);
+    let start_at = match req.on_calendar {
+        true => Some(calendar_start(sc, &req.scenario, time_scale)?),
+        false => req.start_at,
+    };
+    let start = start_at.unwrap_or_else(Utc::now);
     let plan = Plan::compile(
         &sc.load,
         &PlanOptions {
@@ -484,13 +540,16 @@ pub fn execute(req: RunRequest) -> Outcome {
         }
     }
     let plan = Arc::new(plan);
+    if let (true, Some(from)) = (req.on_calendar, start_at) {
+        say_calendar_wait(from);
+    }
     let outcome = engine::run(
         Arc::new(prog),
         plan.clone(),
         RunOptions {
             threads: req.threads,
             segment: req.segment,
-            start_at: req.start_at,
+            start_at,
             quiet: req.quiet,
             grace: Duration::from_secs(5),
             abort,
@@ -779,6 +838,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         thresholds: vec![],
         segment: Segment::WHOLE,
         start_at: None,
+        on_calendar: false,
         threads,
         quiet: a.quiet,
         untagged_ok: false,

@@ -135,9 +135,18 @@ impl Session {
         }
     }
 
-    fn pick_journey(&mut self) -> usize {
+    /// Picks the journey of a session that starts in `phase`, among those its client may take
+    /// there (validation sees to it that there is one; failing that, any of the client's).
+    fn pick_journey(&mut self, phase: usize) -> usize {
         let x: f64 = self.rng.gen();
-        let js = &self.prog.clients[self.client].journeys;
+        let all = &self.prog.clients[self.client].journeys;
+        let js = match all.get(phase) {
+            Some(js) if !js.is_empty() => js,
+            _ => all
+                .iter()
+                .find(|js| !js.is_empty())
+                .expect("a client has journeys"),
+        };
         js.iter()
             .find(|(_, c)| x < *c)
             .or(js.last())
@@ -201,21 +210,19 @@ impl Session {
                         return None;
                     }
                 }
-                StepProg::WaitSaleStart => {
-                    if let Some(s) = self.ctx.plan.sale_start {
-                        let at = self.ctx.start + Duration::from_secs_f64(s);
-                        if Instant::now() < at {
-                            if !self.ctx.sleep_on_time(at).await {
-                                return None;
-                            }
-                            // Nobody can buy before the sale opens: the last stretch is waited
-                            // out (well under 2 ms, once per session).
-                            while Instant::now() < at {
-                                tokio::task::yield_now().await;
-                            }
-                            intended = at;
-                            released = Some(at);
+                StepProg::WaitUntil(s) => {
+                    let at = self.ctx.start + Duration::from_secs_f64(*s);
+                    if Instant::now() < at {
+                        if !self.ctx.sleep_on_time(at).await {
+                            return None;
                         }
+                        // Nobody can buy before the sale opens: the last stretch is waited
+                        // out (well under 2 ms, once per session).
+                        while Instant::now() < at {
+                            tokio::task::yield_now().await;
+                        }
+                        intended = at;
+                        released = Some(at);
                     }
                 }
                 StepProg::Rendezvous { id, users, timeout } => {
@@ -682,7 +689,7 @@ pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
         .plan
         .phase_index_at(due.saturating_duration_since(ctx.start).as_secs_f64());
     let mut s = Session::new(&ctx, index, phase);
-    let j = s.pick_journey();
+    let j = s.pick_journey(phase);
     if s.journey(j, due).await.is_some() {
         guard.done = true;
     }
@@ -705,7 +712,10 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
             guard.done = true;
             return;
         }
-        let j = s.pick_journey();
+        let phase = ctx
+            .plan
+            .phase_index_at(next.saturating_duration_since(ctx.start).as_secs_f64());
+        let j = s.pick_journey(phase);
         match s.journey(j, next).await {
             None => return,
             Some(true) => next = Instant::now(),
