@@ -25,7 +25,7 @@ pub enum Command {
     /// page on a loopback port (the URL is printed), and write a report.
     Demo(DemoArgs),
     /// Run a scenario against its target and write a report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Parse and check scenarios; sends no traffic.
     Validate(ValidateArgs),
     /// Print a scenario's load plan: phases, rates, expected sessions and requests, a chart.
