@@ -624,6 +624,7 @@ fn serve_options(
     if let Some(at) = plan.sale_start {
         moments.push(("sale start".to_string(), at));
     }
+    moments.extend(plan.moments().iter().map(|m| (m.name.clone(), m.at_s)));
     crate::ops::Serve {
         listen,
         token,
