@@ -284,7 +284,7 @@ impl Report {
     /// The exit code this report stands for (0 passed, 1 failed, 3 aborted or interrupted).
     pub fn exit_code(&self) -> u8 {
         match self.run.status.as_str() {
-            "passed" => 0,
+            "passed" | "completed" => 0,
             "failed" => 1,
             // A partial merge whose thresholds failed on what it has: the failure decides.
             "incomplete" if self.thresholds.iter().any(|t| !t.passed) => 1,
