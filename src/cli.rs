@@ -161,8 +161,9 @@ pub struct ScenarioOpts {
     /// Multiply every duration of the load shape and think times: `1/60` runs a 2-hour curve in 2 minutes.
     #[arg(long = "time-scale", value_name = "FACTOR")]
     pub time_scale: Option<String>,
-    /// Be strict: a run whose error rate is above --max-errors fails (exit 1) even when its
-    /// thresholds pass or it has none. CI=true in the environment does the same.
+    /// Be strict: a malformed record in a replayed file is an error (exit 2, nothing sent), not
+    /// a skipped line; and a run whose error rate is above --max-errors fails (exit 1) even when
+    /// its thresholds pass or it has none. CI=true in the environment does the latter too.
     #[arg(long)]
     pub strict: bool,
 }

@@ -426,9 +426,14 @@ pub fn execute(req: RunRequest) -> Outcome {
             scale,
             time_scale,
             start,
+            strict: req.opts.strict,
+            ..PlanOptions::for_scenario(&loaded)
         },
     )
     .map_err(|e| bad(format!("{}: load: {e}", req.scenario.display())))?;
+    for n in &plan.notes {
+        eprintln!("{n}");
+    }
     let target_url = req
         .target
         .clone()
