@@ -5,9 +5,13 @@
 #   flashcrowd-merge-run RUN_DIR SEGMENTS [flashcrowd merge flags...]
 #
 # Merges RUN_DIR/segment-0 … RUN_DIR/segment-(SEGMENTS-1) into RUN_DIR/merged. Every segment is
-# named, not globbed: a missing segment (a pod that never wrote its report) is an error here, not
-# a quietly smaller run. The exit code is flashcrowd merge's: 0 passed, 1 a threshold failed on
-# the whole run, 2 bad input (a missing or mismatched segment).
+# named, not globbed: a missing segment (a pod that never started its run) is an error here, not
+# a quietly smaller run. A segment whose pod was killed mid-run (evicted past its grace period,
+# OOM-killed, its node lost) has no report.json but its journal: it is rebuilt from it first
+# (`flashcrowd report`, status `incomplete`) and merged, and the merged report says which segment
+# is incomplete and how many of its seconds are missing. The exit code is flashcrowd merge's:
+# 0 passed, 1 a threshold failed on the whole run, 2 bad input (a missing or mismatched segment),
+# 3 a segment was aborted, interrupted or incomplete.
 set -u
 
 if [ $# -lt 2 ]; then
@@ -26,6 +30,16 @@ i=$((segments - 1))
 dirs=""
 while [ "$i" -ge 0 ]; do
     d="$run_dir/segment-$i"
+    if [ ! -f "$d/report.json" ] && [ -f "$d/journal.jsonl" ]; then
+        echo "flashcrowd-merge-run: $d has no report.json: segment $((i + 1))/$segments was killed mid-run;" \
+             "rebuilding it from its journal (status incomplete)" >&2
+        flashcrowd report "$d" --quiet >/dev/null
+        rc=$?
+        if [ "$rc" -ne 3 ]; then
+            echo "flashcrowd-merge-run: rebuilding $d failed (exit $rc)" >&2
+            exit 2
+        fi
+    fi
     if [ ! -f "$d/report.json" ]; then
         echo "flashcrowd-merge-run: $d/report.json is missing (segment $((i + 1))/$segments)" >&2
         missing=$((missing + 1))

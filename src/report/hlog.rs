@@ -225,6 +225,19 @@ pub fn read(dir: &Path) -> anyhow::Result<HlogData> {
 }
 
 pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
+    parse_before(bytes, u64::MAX)
+}
+
+/// Reads `dir/latency.hlog`, keeping only the intervals of seconds before `end` (a run rebuilt
+/// from its journal shows the seconds the journal holds, and the log may be a second ahead).
+pub fn read_before(dir: &Path, end: u64) -> anyhow::Result<HlogData> {
+    let path = dir.join(FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_before(&bytes, end)
+        .with_context(|| format!("{} is not a valid interval log", path.display()))
+}
+
+fn parse_before(bytes: &[u8], end: u64) -> anyhow::Result<HlogData> {
     let mut out = HlogData::default();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut de = Deserializer::new();
@@ -243,6 +256,10 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
             }
             continue;
         };
+        let sec = ih.start_timestamp().as_secs_f64().round() as u64;
+        if sec >= end {
+            continue;
+        }
         raw.clear();
         base64::engine::general_purpose::STANDARD
             .decode_vec(ih.encoded_histogram(), &mut raw)
@@ -265,7 +282,6 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
             }
         };
         let _ = out.tags[i].total.add(&h);
-        let sec = ih.start_timestamp().as_secs_f64().round() as u64;
         let _ = out
             .seconds
             .entry(sec)

@@ -325,5 +325,8 @@ pub fn build(r: &RunResult) -> Value {
     if let Some(m) = monitor {
         report["monitor"] = m;
     }
+    if let Some(inc) = &r.incomplete {
+        report["run"]["incomplete"] = json!(inc);
+    }
     report
 }

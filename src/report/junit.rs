@@ -55,7 +55,11 @@ pub fn render(r: &RunReport) -> String {
             );
         }
     }
-    if r.run.status == "aborted" || r.run.status == "interrupted" {
+    let stopped = matches!(
+        r.run.status.as_str(),
+        "aborted" | "interrupted" | "incomplete"
+    );
+    if stopped {
         failures += 1;
         let why = r.run.reason.clone().unwrap_or_else(|| r.run.status.clone());
         let _ = writeln!(
@@ -71,8 +75,7 @@ pub fn render(r: &RunReport) -> String {
             xml(&why)
         );
     }
-    let tests = r.thresholds.len()
-        + usize::from(r.run.status == "aborted" || r.run.status == "interrupted");
+    let tests = r.thresholds.len() + usize::from(stopped);
     let mut o = String::new();
     let _ = writeln!(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(

@@ -51,6 +51,24 @@ pub struct Run {
     /// `flashcrowd merge` only: the segments merged and each shard's own start, lag and burst.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<serde_json::Value>,
+    /// Status `incomplete` only: a run rebuilt from its journal after the generator died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// What a rebuilt run recorded and what it lacks (report.json `run.incomplete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// The last second journaled whole (null: the run died before its first second ended).
+    pub last_complete_second: Option<u64>,
+    /// Seconds recorded: last_complete_second + 1.
+    pub recorded_s: f64,
+    /// The plan's duration.
+    pub planned_s: f64,
+    /// planned_s − recorded_s: what the report cannot show.
+    pub missing_s: f64,
+    /// The journal's last line was cut short by the death and left out.
+    pub journal_truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

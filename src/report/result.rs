@@ -21,6 +21,8 @@ pub enum FinalStatus {
     Failed,
     Aborted,
     Interrupted,
+    /// The generator died without writing its report; rebuilt from the journal.
+    Incomplete,
 }
 
 impl FinalStatus {
@@ -30,6 +32,7 @@ impl FinalStatus {
             FinalStatus::Failed => "failed",
             FinalStatus::Aborted => "aborted",
             FinalStatus::Interrupted => "interrupted",
+            FinalStatus::Incomplete => "incomplete",
         }
     }
 
@@ -38,7 +41,7 @@ impl FinalStatus {
         match self {
             FinalStatus::Passed => 0,
             FinalStatus::Failed => 1,
-            FinalStatus::Aborted | FinalStatus::Interrupted => 3,
+            FinalStatus::Aborted | FinalStatus::Interrupted | FinalStatus::Incomplete => 3,
         }
     }
 }
@@ -79,6 +82,42 @@ pub struct RunResult {
     pub monitor_names: Vec<String>,
     /// The monitor's interval, seconds.
     pub monitor_every_s: Option<f64>,
+    /// A run rebuilt from its journal: what was recorded and what is missing.
+    pub incomplete: Option<super::model::Incomplete>,
+}
+
+/// Planned mean rate per phase (open model: arrivals/s; closed: users).
+pub fn planned_rates(plan: &Plan) -> Vec<f64> {
+    plan.phases
+        .iter()
+        .map(|p| {
+            let len = (p.end - p.start).max(1e-9);
+            match plan.model {
+                crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
+                crate::plan::Model::Closed => plan.value_at(p.start),
+            }
+        })
+        .collect()
+}
+
+/// Judges each threshold on `total`, which covers `duration_s` seconds.
+pub fn judge(
+    catalog: &Catalog,
+    total: &Recorder,
+    thresholds: &[Threshold],
+    duration_s: f64,
+) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .map(|t| {
+            let observed = catalog.observe(total, t, duration_s.max(1e-9));
+            Verdict {
+                threshold: t.clone(),
+                observed,
+                passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
+            }
+        })
+        .collect()
 }
 
 /// Lag p99 above this means the generator, not the target, set the pace.
@@ -93,35 +132,14 @@ impl RunResult {
         segment: Segment,
         thresholds: &[Threshold],
     ) -> RunResult {
-        let duration = outcome.duration_s.max(1e-9);
-        let verdicts: Vec<Verdict> = thresholds
-            .iter()
-            .map(|t| {
-                let observed = catalog.observe(&outcome.total, t, duration);
-                Verdict {
-                    threshold: t.clone(),
-                    observed,
-                    passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
-                }
-            })
-            .collect();
+        let verdicts = judge(&catalog, &outcome.total, thresholds, outcome.duration_s);
         let status = match outcome.status {
             Status::Aborted => FinalStatus::Aborted,
             Status::Interrupted => FinalStatus::Interrupted,
             Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
             Status::Completed => FinalStatus::Failed,
         };
-        let planned_rate = plan
-            .phases
-            .iter()
-            .map(|p| {
-                let len = (p.end - p.start).max(1e-9);
-                match plan.model {
-                    crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
-                    crate::plan::Model::Closed => plan.value_at(p.start),
-                }
-            })
-            .collect();
+        let planned_rate = planned_rates(plan);
         RunResult {
             scenario,
             status,
@@ -145,6 +163,7 @@ impl RunResult {
             scrapes: outcome.scrapes,
             monitor_names: outcome.monitor_names,
             monitor_every_s: None,
+            incomplete: None,
         }
     }
 
