@@ -373,3 +373,142 @@ fn a_missing_file_is_bad_input() {
         run.stderr
     );
 }
+
+// The YAML pitfalls a newcomer hits: each error carries a help line with the fix.
+
+#[test]
+fn flow_style_jsonpath_says_to_quote_it() {
+    let run = broken(
+        "capture: { cart_id: $.cart.id }",
+        "capture: { cart_id: $.items[0].id }",
+    );
+    assert_located(
+        &run,
+        14,
+        36,
+        &["help: inside `{ }` or `[ ]`, `[` in an unquoted value is read as YAML syntax; quote it: `\"$.items[0].id\"`"],
+    );
+}
+
+#[test]
+fn colon_space_inside_braces_says_to_quote_it() {
+    let run = broken("json: { sku: 1, qty: 1 }", "json: { sku: a: b, qty: 1 }");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("quote it: `\"a: b\"`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_leading_star_says_it_is_an_alias() {
+    let run = broken("json: { sku: 1, qty: 1 }", "json: { sku: *1, qty: 1 }");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("help: a value that starts with `*` is read as an alias; quote it: `\"*1\"`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_comment_inside_braces_says_to_quote_it() {
+    let run = broken("json: { sku: 1, qty: 1 }", "json: { sku: red #1, qty: 1 }");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("` #` starts a comment, which cuts the line and its closing bracket; quote the value: `\"red #1\"`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn tab_indentation_says_to_use_spaces() {
+    let run = broken("    hold: 5s", "\thold: 5s");
+    assert_located(
+        &run,
+        24,
+        1,
+        &["help: YAML indents with spaces only: replace the tab with spaces"],
+    );
+}
+
+#[test]
+fn missing_space_after_a_colon_in_flow_style() {
+    let run = broken(
+        "json: { sku: 1, qty: 1 }",
+        "json: { sku: 1, qty: 1 }\n        expect: {status:200}",
+    );
+    assert_located(
+        &run,
+        14,
+        18,
+        &[
+            "unknown key `status:200`",
+            "help: YAML needs a space after the colon: `status: 200`",
+        ],
+    );
+}
+
+#[test]
+fn missing_space_after_a_colon_in_block_style() {
+    let run = broken(
+        "json: { sku: 1, qty: 1 }",
+        "json: { sku: 1, qty: 1 }\n        expect:\n          status:200",
+    );
+    assert_located(
+        &run,
+        15,
+        11,
+        &[
+            "found the string `status:200`",
+            "help: YAML needs a space after the colon: `status: 200`",
+        ],
+    );
+}
+
+#[test]
+fn a_duplicate_key_names_both_lines_and_points_at_the_second() {
+    let run = broken("    rise: 5s", "    rise: 5s\n    rise: 6s");
+    assert_located(
+        &run,
+        24,
+        5,
+        &[
+            "duplicate entry with key \"rise\"",
+            "help: `rise` is given twice in one mapping (lines 23 and 24)",
+        ],
+    );
+}
+
+#[test]
+fn a_rate_in_rps_suggests_the_unit() {
+    let run = broken("    peak: 100/s", "    peak: 8000 rps");
+    assert_located(
+        &run,
+        22,
+        11,
+        &["`8000 rps` is not a rate flashcrowd reads: write it as `8000/s`"],
+    );
+}
+
+#[test]
+fn a_threshold_with_two_mistakes_reports_both_and_the_unit() {
+    let run = broken(
+        "  - create-order p99 < 300ms during peak",
+        "  - creat-order p99 < 300 during peek",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for w in [
+        "`300` has no unit",
+        "unknown request `creat-order`",
+        "did you mean `create-order`?",
+        "unknown phase `peek`",
+        "did you mean `peak`?",
+    ] {
+        assert!(run.stderr.contains(w), "expected `{w}` in:\n{}", run.stderr);
+    }
+}

@@ -99,6 +99,9 @@ pub struct AbortRule {
 pub struct ExprError {
     pub offset: usize,
     pub message: String,
+    /// When only the value was wrong: the rest of the expression as read (its value NaN), so
+    /// that unknown names in it are reported in the same pass.
+    pub partial: Option<Box<Threshold>>,
 }
 
 impl fmt::Display for ExprError {

@@ -88,6 +88,7 @@ fn err(at: usize, message: impl Into<String>) -> ExprError {
     ExprError {
         offset: at,
         message: message.into(),
+        partial: None,
     }
 }
 
@@ -136,7 +137,10 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
             ),
         ));
     };
-    let value = parse_value(metric, value_tok)?;
+    // A wrong value does not hide the rest: the expression is read on, and the error carries
+    // what was read so that its names are checked too.
+    let value_result = parse_value(metric, value_tok);
+    let value = *value_result.as_ref().unwrap_or(&f64::NAN);
 
     let mut phase = None;
     let mut for_ = Duration::ZERO;
@@ -209,6 +213,10 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
         value,
         phase,
     };
+    if let Err(mut e) = value_result {
+        e.partial = Some(Box::new(threshold));
+        return Err(e);
+    }
     Ok((threshold, for_))
 }
 

@@ -12,12 +12,96 @@
 //! A phase of zero length is left out. Offsets (`2m`) count from the run start and are multiplied
 //! by `--time-scale` like every other duration; RFC 3339 instants are wall-clock times resolved
 //! against `PlanOptions::start` and are not scaled (the sale starts when the clock says so).
+//! `wait: sale-start` holds a user until the sale starts.
 
 use super::curve::{Piece, Shape};
+use super::source::LoadSource;
 use super::{phase, secs, Model, PlanOptions, Shaped};
-use crate::scenario::model::{At, Countdown};
-use crate::scenario::units::format_duration;
+use crate::scenario::model::At;
+use crate::scenario::spans::KeyPath;
+use crate::scenario::units::{format_duration, Dur, Rate};
+use crate::scenario::Issue;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// The phases of a countdown, in time order.
+pub const PHASES: [&str; 5] = ["before", "rise", "peak", "decay", "after"];
+
+/// The Double-11 shape: before → rise → peak → decay → after.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Countdown {
+    pub sale_start: At,
+    pub before: Rate,
+    pub peak: Rate,
+    pub rise: Dur,
+    pub hold: Dur,
+    pub decay: Dur,
+    pub after: Rate,
+    pub end: At,
+}
+
+impl LoadSource for Countdown {
+    fn key(&self) -> &'static str {
+        "countdown"
+    }
+
+    fn check(&self, p: &KeyPath, issues: &mut Vec<Issue>) {
+        let c = self;
+        if c.rise.0.is_zero() {
+            issues.push(
+                Issue::at(
+                    p.key("rise"),
+                    "`rise` must be longer than 0s: it is the climb to the peak",
+                )
+                .help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"),
+            );
+        }
+        let need = c.rise.0 + c.hold.0 + c.decay.0;
+        let fmt = format_duration;
+        match (c.sale_start, c.end) {
+            (At::Offset(s), At::Offset(e)) => {
+                if s.0 + need > e.0 {
+                    issues.push(
+                        Issue::at(p.key("end"), format!(
+                            "`end` ({}) comes before the countdown is over: sale_start + rise + hold + decay = {}",
+                            fmt(e.0),
+                            fmt(s.0 + need)
+                        ))
+                        .help(format!("set end to at least {}", fmt(s.0 + need))),
+                    );
+                }
+            }
+            (At::Instant(s), At::Instant(e)) => {
+                let span = (e - s).to_std().unwrap_or_default();
+                if e < s || span < need {
+                    issues.push(
+                        Issue::at(p.key("end"), format!(
+                            "`end` comes before the countdown is over: it must be at least rise + hold + decay = {} after sale_start",
+                            fmt(need)
+                        )),
+                    );
+                }
+            }
+            _ => issues.push(
+                Issue::at(p.key("end"), "`sale_start` and `end` must both be offsets (like 2m) or both RFC 3339 instants")
+                    .help("mixing them makes the run length depend on when it starts"),
+            ),
+        }
+    }
+
+    fn phase_names(&self) -> Vec<String> {
+        PHASES.map(String::from).to_vec()
+    }
+
+    fn instants(&self) -> Vec<String> {
+        vec!["sale-start".into()]
+    }
+
+    fn compile(&self, opts: &PlanOptions) -> Result<Shaped, String> {
+        compile(self, opts)
+    }
+}
 
 /// The decay's time constant is its length divided by this.
 pub const DECAY_TIME_CONSTANTS: f64 = 5.0;
@@ -103,13 +187,12 @@ pub(crate) fn compile(c: &Countdown, opts: &PlanOptions) -> Result<Shaped, Strin
         t1: end,
         shape: Shape::Const { v: after },
     });
-    let phases = vec![
-        phase("before", 0.0, sale),
-        phase("rise", sale, rise_end),
-        phase("peak", rise_end, peak_end),
-        phase("decay", peak_end, decay_end),
-        phase("after", decay_end, end),
-    ];
+    let bounds = [0.0, sale, rise_end, peak_end, decay_end, end];
+    let phases = PHASES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| phase(*name, bounds[i], bounds[i + 1]))
+        .collect();
     Ok(Shaped {
         model: Model::Open,
         pieces,
@@ -121,8 +204,9 @@ pub(crate) fn compile(c: &Countdown, opts: &PlanOptions) -> Result<Shaped, Strin
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::plan::Countdown;
     use crate::plan::{Plan, PlanOptions, Segment};
-    use crate::scenario::model::{Arrivals, At, Countdown, Load};
+    use crate::scenario::model::{Arrivals, At, Load};
     use crate::scenario::units::{Dur, Rate};
     use chrono::{TimeZone, Utc};
     use std::time::Duration;

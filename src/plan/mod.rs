@@ -2,8 +2,9 @@
 //! (closed model) as a function of time, the phases, and the arrival instants of a segment.
 //!
 //! Pure arithmetic, no I/O and no clocks: the engine asks the plan "when is the next arrival of
-//! my segment" and "how many users should my segment have now". One load shape per file
-//! (`stages.rs`, `users.rs`, `countdown.rs`, `steps.rs`), all compiling into the same `Curve`.
+//! my segment" and "how many users should my segment have now". One load source per file
+//! (`stages.rs`, `users.rs`, `countdown.rs`, `steps.rs`): its YAML block, rules, phase names and
+//! compilation into the same `Curve`, behind the `source::LoadSource` seam.
 //!
 //! API CONTRACT (the engine codes against these signatures; keep them):
 //! - `Plan::compile(&Load, &PlanOptions) -> Result<Plan, String>`
@@ -13,13 +14,18 @@
 mod countdown;
 pub mod curve;
 pub mod segment;
+pub mod source;
 mod staged;
 mod stages;
 mod steps;
 mod users;
 
+pub use countdown::Countdown;
 pub use curve::Curve;
 pub use segment::Segment;
+pub use stages::Stage;
+pub use steps::StepDrill;
+pub use users::UserStage;
 
 use crate::scenario::model::{Arrivals, Load};
 use chrono::{DateTime, Utc};
@@ -28,13 +34,16 @@ use rand::{Rng, SeedableRng};
 use rand_distr::Exp1;
 use std::sync::Arc;
 
-/// What one load shape compiles into, before the options common to all shapes are applied.
-pub(crate) struct Shaped {
-    model: Model,
-    pieces: Vec<curve::Piece>,
-    phases: Vec<Phase>,
-    sale_start: Option<f64>,
-    drill: Option<Vec<DrillStep>>,
+/// What one load source compiles into, before the options common to all sources are applied.
+pub struct Shaped {
+    pub model: Model,
+    /// The planned value over time, laid end to end from 0.
+    pub pieces: Vec<curve::Piece>,
+    /// Phases in time order; those of zero length are dropped when the plan is made.
+    pub phases: Vec<Phase>,
+    /// The countdown's sale-start instant (seconds from run start), for `wait: sale-start`.
+    pub sale_start: Option<f64>,
+    pub drill: Option<Vec<DrillStep>>,
 }
 
 /// Knobs applied while compiling: `--scale` multiplies rates and user counts, `--time-scale`
@@ -144,34 +153,19 @@ impl Plan {
     pub fn compile(load: &Load, opts: &PlanOptions) -> Result<Plan, String> {
         check_factor("--scale", opts.scale)?;
         check_factor("--time-scale", opts.time_scale)?;
-        let given = [
-            load.stages.is_some(),
-            load.users.is_some(),
-            load.countdown.is_some(),
-            load.steps.is_some(),
-        ];
-        let shaped = match given.iter().filter(|g| **g).count() {
-            0 => {
-                return Err(
-                    "load: no load shape: expected one of `stages`, `users`, `countdown` or `steps`"
-                        .into(),
-                )
+        let shaped = match source::given(load).as_slice() {
+            [] => {
+                return Err(format!(
+                    "load: no load shape: expected one of {}",
+                    source::keys_quoted()
+                ))
             }
-            1 => {
-                if let Some(s) = &load.stages {
-                    stages::compile(s, opts)?
-                } else if let Some(u) = &load.users {
-                    users::compile(u, opts)?
-                } else if let Some(c) = &load.countdown {
-                    countdown::compile(c, opts)?
-                } else if let Some(d) = &load.steps {
-                    steps::compile(d, opts)?
-                } else {
-                    unreachable!("one shape is set")
-                }
-            }
+            [one] => one.compile(opts)?,
             _ => {
-                return Err("load: more than one load shape: keep exactly one of `stages`, `users`, `countdown` or `steps`".into())
+                return Err(format!(
+                    "load: more than one load shape: keep exactly one of {}",
+                    source::keys_quoted()
+                ))
             }
         };
         let curve = Curve::new(shaped.pieces);

@@ -2,13 +2,53 @@
 //! and keeps it, `{to, over}` ramps linearly from the previous rate (0 before the first stage),
 //! `{hold}` keeps the previous rate. Each stage is one phase, named by its `name` or `stage-N`.
 //!
-//! Only the arithmetic of the shape lives here; whether a stage is well-formed for the user's eyes
-//! (with file positions) is `scenario::validate`'s job, but a malformed stage is still an error
-//! here, never a panic.
+//! The block, its rules (with key paths, for `scenario::validate`), its phase names and its
+//! arithmetic all live here; a malformed stage that slipped past validation is still an error
+//! when compiling, never a panic.
 
-use super::staged::{staged, Form};
+use super::staged::{staged, Form, StageForm, StageKind};
 use super::{secs, Model, PlanOptions, Shaped};
-use crate::scenario::model::Stage;
+use crate::scenario::units::{Dur, Rate};
+use serde::{Deserialize, Serialize};
+
+/// One stage of an open-model `stages` load: `{rate, for}`, `{to, over}` or `{hold}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Dur>,
+    #[serde(default)]
+    pub to: Option<Rate>,
+    #[serde(default)]
+    pub over: Option<Dur>,
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl StageKind for Stage {
+    const KEY: &'static str = "stages";
+    const LEVEL: &'static str = "rate";
+    const EXAMPLE: &'static str = "{ rate: 50/s, for: 30s }";
+
+    fn form(&self) -> StageForm {
+        StageForm {
+            level: self.rate.is_some(),
+            for_: self.for_.map(|d| d.0),
+            to: self.to.is_some(),
+            over: self.over.map(|d| d.0),
+            hold: self.hold.map(|d| d.0),
+            name: self.name.clone(),
+        }
+    }
+
+    fn compile(stages: &[Self], opts: &PlanOptions) -> Result<Shaped, String> {
+        compile(stages, opts)
+    }
+}
 
 pub(crate) fn compile(stages: &[Stage], opts: &PlanOptions) -> Result<Shaped, String> {
     if stages.is_empty() {
@@ -37,8 +77,9 @@ pub(crate) fn compile(stages: &[Stage], opts: &PlanOptions) -> Result<Shaped, St
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::Stage;
     use crate::plan::{Plan, PlanOptions, Segment};
-    use crate::scenario::model::{Arrivals, Load, Stage};
+    use crate::scenario::model::{Arrivals, Load};
     use crate::scenario::units::{Dur, Rate};
     use std::time::Duration;
 

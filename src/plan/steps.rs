@@ -2,15 +2,101 @@
 //!
 //! Step k (1-based) offers `start + (k−1)·step` for `every`, for k = 1…K where K is the number of
 //! steps from `start` to `max` inclusive. Phases are `step-1` … `step-K`, and `Plan::drill` lists
-//! the steps. Stopping early on `stop_when` rules is the engine's decision, not the plan's.
+//! the steps. Stopping early on `stop_when` rules is the engine's decision, not the plan's (the
+//! rules' grammar and names are checked with the other expressions in `scenario::validate`).
 
 use super::curve::{Piece, Shape};
+use super::source::LoadSource;
 use super::{phase, secs, DrillStep, Model, PlanOptions, Shaped};
-use crate::scenario::model::StepDrill;
-use crate::scenario::units::format_rate;
+use crate::scenario::spans::KeyPath;
+use crate::scenario::units::{format_rate, Dur, Rate};
+use crate::scenario::Issue;
+use serde::{Deserialize, Serialize};
 
 /// More steps than this is surely a typo (a step of 1/s up to 20000/s).
 pub const MAX_STEPS: u64 = 10_000;
+
+/// Capacity drill: the offered rate climbs by `step` every `every` until `max` or a `stop_when` rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDrill {
+    pub start: Rate,
+    pub step: Rate,
+    pub every: Dur,
+    pub max: Rate,
+    #[serde(default)]
+    pub stop_when: Vec<String>,
+}
+
+/// Steps of a drill from `start` to `max` inclusive (1 when the numbers make no drill; at most
+/// `MAX_STEPS`).
+fn drill_steps(start: f64, step: f64, max: f64) -> u64 {
+    if !(step > 0.0 && max >= start) {
+        return 1;
+    }
+    let k = ((max - start) / step + 1e-9).floor() + 1.0;
+    if k.is_finite() {
+        (k as u64).clamp(1, MAX_STEPS)
+    } else {
+        MAX_STEPS
+    }
+}
+
+impl LoadSource for StepDrill {
+    fn key(&self) -> &'static str {
+        "steps"
+    }
+
+    fn check(&self, dp: &KeyPath, issues: &mut Vec<Issue>) {
+        let d = self;
+        if d.start.0 <= 0.0 {
+            issues.push(Issue::at(
+                dp.key("start"),
+                "the drill's start rate must be above 0/s",
+            ));
+        }
+        if d.step.0 <= 0.0 {
+            issues.push(Issue::at(
+                dp.key("step"),
+                "the drill's step must be above 0/s",
+            ));
+        }
+        if d.every.0.is_zero() {
+            issues.push(Issue::at(
+                dp.key("every"),
+                "each drill step must last longer than 0s",
+            ));
+        }
+        if d.max.0 < d.start.0 {
+            issues.push(Issue::at(
+                dp.key("max"),
+                format!(
+                    "max ({}) is below start ({})",
+                    format_rate(d.max.0),
+                    format_rate(d.start.0)
+                ),
+            ));
+        } else if d.step.0 > 0.0 && (d.max.0 - d.start.0) / d.step.0 + 1.0 > MAX_STEPS as f64 {
+            issues.push(
+                Issue::at(
+                    dp.key("step"),
+                    format!("the drill would have more than {MAX_STEPS} steps"),
+                )
+                .help("use a larger step"),
+            );
+        }
+    }
+
+    fn phase_names(&self) -> Vec<String> {
+        (1..=drill_steps(self.start.0, self.step.0, self.max.0))
+            .map(|k| format!("step-{k}"))
+            .collect()
+    }
+
+    fn compile(&self, opts: &PlanOptions) -> Result<Shaped, String> {
+        compile(self, opts)
+    }
+}
 
 pub(crate) fn compile(d: &StepDrill, opts: &PlanOptions) -> Result<Shaped, String> {
     let (start, step, max) = (d.start.0, d.step.0, d.max.0);
@@ -68,8 +154,9 @@ pub(crate) fn compile(d: &StepDrill, opts: &PlanOptions) -> Result<Shaped, Strin
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::StepDrill;
     use crate::plan::{DrillStep, Plan, PlanOptions, Segment};
-    use crate::scenario::model::{Arrivals, Load, StepDrill};
+    use crate::scenario::model::{Arrivals, Load};
     use crate::scenario::units::{Dur, Rate};
     use std::time::Duration;
 

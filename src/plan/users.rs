@@ -6,9 +6,49 @@
 //! engine's job. `--scale` multiplies each count and rounds it to a whole user (never to 0 for a
 //! count that was not 0), so `--scale 1/100` of 50 users rehearses with 1 user, not none.
 
-use super::staged::{staged, Form};
+use super::staged::{staged, Form, StageForm, StageKind};
 use super::{secs, Model, PlanOptions, Shaped};
-use crate::scenario::model::UserStage;
+use crate::scenario::units::Dur;
+use serde::{Deserialize, Serialize};
+
+/// One stage of a closed-model `users` load: `{users, for}`, `{to, over}` or `{hold}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserStage {
+    #[serde(default)]
+    pub users: Option<u64>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Dur>,
+    #[serde(default)]
+    pub to: Option<u64>,
+    #[serde(default)]
+    pub over: Option<Dur>,
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl StageKind for UserStage {
+    const KEY: &'static str = "users";
+    const LEVEL: &'static str = "users";
+    const EXAMPLE: &'static str = "{ users: 50, for: 30s }";
+
+    fn form(&self) -> StageForm {
+        StageForm {
+            level: self.users.is_some(),
+            for_: self.for_.map(|d| d.0),
+            to: self.to.is_some(),
+            over: self.over.map(|d| d.0),
+            hold: self.hold.map(|d| d.0),
+            name: self.name.clone(),
+        }
+    }
+
+    fn compile(stages: &[Self], opts: &PlanOptions) -> Result<Shaped, String> {
+        compile(stages, opts)
+    }
+}
 
 fn scaled(users: u64, opts: &PlanOptions) -> f64 {
     let v = (users as f64 * opts.scale).round();
@@ -46,8 +86,9 @@ pub(crate) fn compile(stages: &[UserStage], opts: &PlanOptions) -> Result<Shaped
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::UserStage;
     use crate::plan::{Model, Plan, PlanOptions, Segment};
-    use crate::scenario::model::{Load, UserStage};
+    use crate::scenario::model::Load;
     use crate::scenario::units::Dur;
     use std::time::Duration;
 

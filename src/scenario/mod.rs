@@ -14,6 +14,7 @@
 pub mod de;
 pub mod model;
 pub mod overrides;
+mod pitfalls;
 pub mod spans;
 pub mod units;
 pub mod validate;
@@ -341,16 +342,18 @@ fn de_issue(e: de::DeError) -> Issue {
     };
     match &e.unknown {
         Some((word, expected)) if e.on_key => {
-            let help = did_you_mean(word, expected.iter().copied()).unwrap_or_else(|| {
-                format!(
-                    "the keys allowed here are {}",
-                    expected
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            });
+            let help = pitfalls::missing_space_help(word, expected)
+                .or_else(|| did_you_mean(word, expected.iter().copied()))
+                .unwrap_or_else(|| {
+                    format!(
+                        "the keys allowed here are {}",
+                        expected
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
             Issue::at(path, format!("{} {where_}", e.message))
                 .on_key()
                 .help(help)
@@ -359,9 +362,23 @@ fn de_issue(e: de::DeError) -> Issue {
             .help_opt(did_you_mean(word, expected.iter().copied())),
         None => Issue {
             on_key: e.on_key,
+            help: pitfalls::string_for_mapping_help(&e.message),
             ..Issue::at(path, e.message.clone())
         },
     }
+}
+
+/// A help line for a YAML syntax error at `line`:`column` (1-based): a value to quote on that
+/// line, or a comment inside a flow collection on the line before that cut it short.
+fn syntax_help(lines: &[&str], line: usize, column: usize) -> Option<String> {
+    let here = lines.get(line.wrapping_sub(1));
+    here.and_then(|l| pitfalls::syntax_help(l, column))
+        .or_else(|| here.and_then(|l| pitfalls::comment_in_flow_help(l)))
+        .or_else(|| {
+            lines
+                .get(line.wrapping_sub(2))
+                .and_then(|l| pitfalls::comment_in_flow_help(l))
+        })
 }
 
 /// Removes the deepest mapping key on `path` so that reading can go on past a type error.
@@ -427,7 +444,10 @@ fn load_text(
             if let Some(d) = tab_error(e.pos.line + 1) {
                 return Err(d);
             }
-            return Err(single(e.pos.line, e.pos.column, e.message, e.help));
+            let help = e
+                .help
+                .or_else(|| syntax_help(&lines, e.pos.line, e.pos.column));
+            return Err(single(e.pos.line, e.pos.column, e.message, help));
         }
     };
     let mut tree: serde_yaml::Value = match serde_yaml::from_str(text) {
@@ -440,11 +460,26 @@ fn load_text(
             if let Some(d) = tab_error(line + 1) {
                 return Err(d);
             }
+            let message = e.to_string();
+            let mut line = line;
+            let mut column = column;
+            let help = if message.contains("duplicate entry with key") {
+                pitfalls::duplicate_key_help(&lines, line, &message).map(|(help, second)| {
+                    if let Some(l) = second {
+                        // Point at the second appearance: that is the line to fix.
+                        line = l;
+                        column = lines[l - 1].len() - lines[l - 1].trim_start().len() + 1;
+                    }
+                    help
+                })
+            } else {
+                syntax_help(&lines, line, column)
+            };
             return Err(single(
                 line,
                 column,
-                format!("this is not valid YAML: {e}"),
-                None,
+                format!("this is not valid YAML: {message}"),
+                help,
             ));
         }
     };

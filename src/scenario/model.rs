@@ -7,7 +7,7 @@
 //! offending keys. The enums that are not plain words (`Think`, `StatusSpec`, `At`) are read by
 //! hand, so they work with serde_yaml and give errors that say what to write.
 
-use super::units::{Dur, Rate, Share};
+use super::units::{Dur, Share};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -465,41 +465,7 @@ pub struct Load {
     pub seed: Option<u64>,
 }
 
-/// One stage of an open-model `stages` load: `{rate, for}`, `{to, over}` or `{hold}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Stage {
-    #[serde(default)]
-    pub rate: Option<Rate>,
-    #[serde(default, rename = "for")]
-    pub for_: Option<Dur>,
-    #[serde(default)]
-    pub to: Option<Rate>,
-    #[serde(default)]
-    pub over: Option<Dur>,
-    #[serde(default)]
-    pub hold: Option<Dur>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// One stage of a closed-model `users` load: `{users, for}`, `{to, over}` or `{hold}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserStage {
-    #[serde(default)]
-    pub users: Option<u64>,
-    #[serde(default, rename = "for")]
-    pub for_: Option<Dur>,
-    #[serde(default)]
-    pub to: Option<u64>,
-    #[serde(default)]
-    pub over: Option<Dur>,
-    #[serde(default)]
-    pub hold: Option<Dur>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
+pub use crate::plan::{Countdown, Stage, StepDrill, UserStage};
 
 /// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -537,32 +503,6 @@ impl<'de> Deserialize<'de> for At {
                 ))
             })
     }
-}
-
-/// The Double-11 shape: before → rise → peak → decay → after.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Countdown {
-    pub sale_start: At,
-    pub before: Rate,
-    pub peak: Rate,
-    pub rise: Dur,
-    pub hold: Dur,
-    pub decay: Dur,
-    pub after: Rate,
-    pub end: At,
-}
-
-/// Capacity drill: the offered rate climbs by `step` every `every` until `max` or a `stop_when` rule.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepDrill {
-    pub start: Rate,
-    pub step: Rate,
-    pub every: Dur,
-    pub max: Rate,
-    #[serde(default)]
-    pub stop_when: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

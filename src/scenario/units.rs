@@ -90,7 +90,15 @@ pub fn parse_rate(src: &str) -> Result<f64, String> {
     let s = src.trim();
     let hint = "a rate with a unit, like 300/s or 18000/min";
     let Some((num, unit)) = s.split_once('/') else {
-        return Err(format!("`{src}` has no unit: expected {hint}"));
+        return Err(match rate_suggestion(s) {
+            Some(fix) if s.parse::<f64>().is_ok() => {
+                format!("`{src}` has no unit: expected {hint}; write it as `{fix}`")
+            }
+            Some(fix) => {
+                format!("`{src}` is not a rate flashcrowd reads: write it as `{fix}` ({hint})")
+            }
+            None => format!("`{src}` has no unit: expected {hint}"),
+        });
     };
     let n: f64 = num
         .trim()
@@ -196,6 +204,26 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// `8000 rps`, `8000 qps`, `50 per minute`, `8000`: the rate written the way flashcrowd reads
+/// it (`8000/s`, `50/min`), when the number is clear and the unit a common spelling.
+fn rate_suggestion(s: &str) -> Option<String> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(s.len());
+    let (num, word) = s.split_at(split);
+    let num = num.replace('_', "");
+    num.parse::<f64>().ok()?;
+    let word = word.trim().to_ascii_lowercase();
+    let per = match word.as_str() {
+        "" | "rps" | "qps" | "tps" | "ops" | "req/s" | "r/s" | "per second" | "per sec" | "ps"
+        | "per s" | "hz" | "/sec" => "s",
+        "rpm" | "per minute" | "per min" => "min",
+        "rph" | "per hour" => "h",
+        _ => return None,
+    };
+    Some(format!("{num}/{per}"))
+}
+
 /// Formats a rate per second compactly (`300/s`, `0.5/s`).
 pub fn format_rate(r: f64) -> String {
     if (r - r.round()).abs() < 1e-9 {
@@ -211,6 +239,11 @@ fn de_str<'de, D: Deserializer<'de>>(d: D, what: &str, example: &str) -> Result<
     let v = serde_yaml::Value::deserialize(d)?;
     match v {
         serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) if what.starts_with("a rate") => {
+            Err(serde::de::Error::custom(format!(
+                "`{n}` has no unit: expected {what}, like {example}; write it as `{n}/s` (or `{n}/min`)"
+            )))
+        }
         serde_yaml::Value::Number(n) => Err(serde::de::Error::custom(format!(
             "`{n}` has no unit: expected {what}, like {example}"
         ))),
@@ -310,6 +343,16 @@ mod tests {
         assert_eq!(parse_rate("18000/min").unwrap(), 300.0);
         assert_eq!(parse_rate("3600/h").unwrap(), 1.0);
         assert!(parse_rate("6000").unwrap_err().contains("no unit"));
+        assert!(parse_rate("6000")
+            .unwrap_err()
+            .ends_with("write it as `6000/s`"));
+        assert!(parse_rate("8000 rps")
+            .unwrap_err()
+            .contains("write it as `8000/s`"));
+        assert!(parse_rate("50 per minute")
+            .unwrap_err()
+            .contains("write it as `50/min`"));
+        assert!(parse_rate("many rps").unwrap_err().contains("no unit"));
         assert!(parse_rate("6000/fortnight")
             .unwrap_err()
             .contains("unknown unit"));

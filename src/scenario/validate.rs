@@ -26,8 +26,6 @@ const FUNCTIONS: &[&str] = &[
     "client()",
     "env(NAME)",
 ];
-/// Largest number of drill steps `phase_names` lists (a drill with more is refused elsewhere).
-const MAX_DRILL_STEPS: usize = 10_000;
 
 /// The metric name of a request step: its `name`, else `METHOD /path` with the query string of
 /// the URL template removed (`GET /api/items` for `get: /api/items?page={{ random(1, 50) }}`).
@@ -41,61 +39,35 @@ pub fn request_name(step: &Step) -> Option<String> {
     Some(format!("{method} {path}"))
 }
 
-/// The phases of a load shape, in time order:
-/// countdown → `before`, `rise`, `peak`, `decay`, `after`;
-/// stages and users → each stage's `name` if given, else `stage-N` (N counts stages from 1);
-/// steps drill → `step-1` … `step-K`, K the number of steps from `start` to `max` inclusive.
-/// With no shape (or a broken one), the phases of the first shape present, or none.
+/// The phases of the load, in time order, as its load source names them (see
+/// `crate::plan::source`); with no source, none.
 pub fn phase_names(load: &Load) -> Vec<String> {
-    fn staged(names: impl Iterator<Item = Option<String>>) -> Vec<String> {
-        names
-            .enumerate()
-            .map(|(i, n)| n.unwrap_or_else(|| format!("stage-{}", i + 1)))
-            .collect()
-    }
-    if let Some(stages) = &load.stages {
-        return staged(stages.iter().map(|s| s.name.clone()));
-    }
-    if let Some(users) = &load.users {
-        return staged(users.iter().map(|s| s.name.clone()));
-    }
-    if load.countdown.is_some() {
-        return ["before", "rise", "peak", "decay", "after"]
-            .map(String::from)
-            .to_vec();
-    }
-    if let Some(d) = &load.steps {
-        return (1..=drill_steps(d.start.0, d.step.0, d.max.0))
-            .map(|k| format!("step-{k}"))
-            .collect();
-    }
-    Vec::new()
-}
-
-/// Steps of a drill from `start` to `max` inclusive (1 when the numbers make no drill).
-fn drill_steps(start: f64, step: f64, max: f64) -> usize {
-    if !(step > 0.0 && max >= start) {
-        return 1;
-    }
-    let k = ((max - start) / step + 1e-9).floor() + 1.0;
-    if k.is_finite() {
-        (k as usize).clamp(1, MAX_DRILL_STEPS)
-    } else {
-        MAX_DRILL_STEPS
-    }
+    crate::plan::source::phase_names(load)
 }
 
 /// Parses a threshold (as `run --threshold EXPR` gives it) and checks that the names it uses
 /// exist in the scenario: requests, journeys, clients and phases.
 pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String> {
     let names = Names::of(&loaded.scenario);
-    let t = gate::parse_threshold(expr)
-        .map_err(|e| format!("`{expr}`: {} (at character {})", e.message, e.offset + 1))?;
-    names.check_expr(&t).map_err(|(m, h)| match h {
-        Some(h) => format!("`{expr}`: {m}; {h}"),
-        None => format!("`{expr}`: {m}"),
-    })?;
-    Ok(t)
+    let (t, mut said) = match gate::parse_threshold(expr) {
+        Ok(t) => (Some(t), Vec::new()),
+        Err(e) => (
+            e.partial.map(|b| *b),
+            vec![format!("{} (at character {})", e.message, e.offset + 1)],
+        ),
+    };
+    if let Some(t) = &t {
+        for (m, h, _) in names.problems_in(t) {
+            said.push(match h {
+                Some(h) => format!("{m}; {h}"),
+                None => m,
+            });
+        }
+    }
+    match (t, said.is_empty()) {
+        (Some(t), true) => Ok(t),
+        _ => Err(format!("`{expr}`: {}", said.join("; and "))),
+    }
 }
 
 /// The names a scenario defines, for expressions.
@@ -130,7 +102,9 @@ impl Names {
     }
 
     /// Checks the names in an expression; on failure the message and a hint.
-    fn check_expr(&self, t: &Threshold) -> Result<(), (String, Option<String>)> {
+    /// Every unknown name an expression uses (its selector and its phase), each with a help
+    /// line and the name itself (to point at it): a person fixes them all in one go.
+    fn problems_in(&self, t: &Threshold) -> Vec<(String, Option<String>, String)> {
         let unknown = |what: &str, name: &str, known: &[String]| {
             let help = did_you_mean(name, known.iter().map(String::as_str)).or_else(|| {
                 if known.is_empty() {
@@ -139,37 +113,55 @@ impl Names {
                     Some(format!("the {what}s are: {}", quoted(known)))
                 }
             });
-            Err((format!("unknown {what} `{name}`"), help))
+            (format!("unknown {what} `{name}`"), help, name.to_string())
         };
+        let mut out = Vec::new();
         match &t.selector {
             Selector::All => {}
             Selector::Request(n) if !self.requests.contains(n) => {
-                return unknown("request", n, &self.requests)
+                out.push(unknown("request", n, &self.requests))
             }
             Selector::Journey(n) if !self.journeys.contains(n) => {
-                return unknown("journey", n, &self.journeys)
+                out.push(unknown("journey", n, &self.journeys))
             }
             Selector::Client(n) if !self.clients.contains(n) => {
-                return unknown("client", n, &self.clients)
+                out.push(unknown("client", n, &self.clients))
             }
             Selector::Monitor(n) if !self.monitor.contains(n) => {
                 if self.monitor.is_empty() {
-                    return Err((
+                    out.push((
                         format!("unknown monitor series `{n}`: the scenario has no `monitor:` block"),
                         Some("declare it under monitor.series, like `cpu: busy(node_cpu_seconds_total)`".into()),
+                        n.clone(),
                     ));
+                } else {
+                    out.push(unknown("monitor series", n, &self.monitor));
                 }
-                return unknown("monitor series", n, &self.monitor);
             }
             _ => {}
         }
         if let Some(p) = &t.phase {
             if !self.phases.contains(p) {
-                return unknown("phase", p, &self.phases);
+                out.push(unknown("phase", p, &self.phases));
             }
         }
-        Ok(())
+        out
     }
+}
+
+/// Where `word` stands in `src` as a whole word (not inside another name), else its first place.
+fn find_word(src: &str, word: &str) -> Option<usize> {
+    if word.is_empty() {
+        return None;
+    }
+    let is_name = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    src.match_indices(word)
+        .map(|(i, _)| i)
+        .find(|&i| {
+            !src[..i].chars().next_back().is_some_and(is_name)
+                && !src[i + word.len()..].chars().next().is_some_and(is_name)
+        })
+        .or_else(|| src.find(word))
 }
 
 /// The monitor series names rules may use: each declared series, and `NAME@TARGET` per target
@@ -668,7 +660,10 @@ impl Validator<'_> {
                         Issue::at(wp, format!("unknown instant `{w}`: `wait` knows only `sale-start`"))
                             .help_opt(did_you_mean(w, ["sale-start"]).or(Some("for a gathering of users, use `rendezvous: { name, users, timeout }`".into()))),
                     );
-                } else if self.s.load.countdown.is_none() {
+                } else if !crate::plan::source::instants(&self.s.load)
+                    .iter()
+                    .any(|i| i == w)
+                {
                     self.push(
                         Issue::at(
                             wp,
@@ -983,24 +978,20 @@ impl Validator<'_> {
     }
 
     fn load(&mut self) {
+        use crate::plan::source;
         let l = &self.s.load;
         let lp = root().key("load");
-        let shapes: Vec<&str> = [
-            ("stages", l.stages.is_some()),
-            ("users", l.users.is_some()),
-            ("countdown", l.countdown.is_some()),
-            ("steps", l.steps.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(k, _)| k)
-        .collect();
-        match shapes.as_slice() {
+        let given = source::given(l);
+        let keys: Vec<&str> = given.iter().map(|s| s.key()).collect();
+        match keys.as_slice() {
             [] => {
                 self.push(
                     Issue::at(
                         lp.clone(),
-                        "the load has no shape: it needs one of stages, users, countdown or steps",
+                        format!(
+                            "the load has no shape: it needs one of {}",
+                            source::keys_sentence()
+                        ),
                     )
                     .on_key()
                     .help("for example `load: { stages: [ { rate: 50/s, for: 30s } ] }`"),
@@ -1014,86 +1005,12 @@ impl Validator<'_> {
                         format!("the load has more than one shape: `{a}` and `{b}`"),
                     )
                     .on_key()
-                    .help("keep exactly one of stages, users, countdown or steps"),
+                    .help(format!("keep exactly one of {}", source::keys_sentence())),
                 );
             }
         }
-        if let Some(stages) = &l.stages {
-            let forms: Vec<StageForm> = stages
-                .iter()
-                .map(|s| StageForm {
-                    level: s.rate.is_some(),
-                    for_: s.for_.map(|d| d.0),
-                    to: s.to.is_some(),
-                    over: s.over.map(|d| d.0),
-                    hold: s.hold.map(|d| d.0),
-                    name: s.name.clone(),
-                })
-                .collect();
-            self.stage_forms(
-                &lp.key("stages"),
-                "rate",
-                "{ rate: 50/s, for: 30s }",
-                &forms,
-            );
-        }
-        if let Some(stages) = &l.users {
-            let forms: Vec<StageForm> = stages
-                .iter()
-                .map(|s| StageForm {
-                    level: s.users.is_some(),
-                    for_: s.for_.map(|d| d.0),
-                    to: s.to.is_some(),
-                    over: s.over.map(|d| d.0),
-                    hold: s.hold.map(|d| d.0),
-                    name: s.name.clone(),
-                })
-                .collect();
-            self.stage_forms(&lp.key("users"), "users", "{ users: 50, for: 30s }", &forms);
-        }
-        if let Some(c) = &l.countdown {
-            self.countdown(&lp.key("countdown"), c);
-        }
-        if let Some(d) = &l.steps {
-            let dp = lp.key("steps");
-            if d.start.0 <= 0.0 {
-                self.push(Issue::at(
-                    dp.key("start"),
-                    "the drill's start rate must be above 0/s",
-                ));
-            }
-            if d.step.0 <= 0.0 {
-                self.push(Issue::at(
-                    dp.key("step"),
-                    "the drill's step must be above 0/s",
-                ));
-            }
-            if d.every.0.is_zero() {
-                self.push(Issue::at(
-                    dp.key("every"),
-                    "each drill step must last longer than 0s",
-                ));
-            }
-            if d.max.0 < d.start.0 {
-                self.push(Issue::at(
-                    dp.key("max"),
-                    format!(
-                        "max ({}) is below start ({})",
-                        super::units::format_rate(d.max.0),
-                        super::units::format_rate(d.start.0)
-                    ),
-                ));
-            } else if d.step.0 > 0.0
-                && (d.max.0 - d.start.0) / d.step.0 + 1.0 > MAX_DRILL_STEPS as f64
-            {
-                self.push(
-                    Issue::at(
-                        dp.key("step"),
-                        format!("the drill would have more than {MAX_DRILL_STEPS} steps"),
-                    )
-                    .help("use a larger step"),
-                );
-            }
+        for s in &given {
+            s.check(&lp.key(s.key()), &mut self.issues);
         }
         if l.max_users == Some(0) {
             self.push(
@@ -1103,161 +1020,22 @@ impl Validator<'_> {
         }
     }
 
-    fn stage_forms(&mut self, p: &KeyPath, level_key: &str, example: &str, forms: &[StageForm]) {
-        if forms.is_empty() {
-            self.push(
-                Issue::at(p.clone(), "the list of stages is empty")
-                    .help(format!("add a stage like {example}")),
-            );
-            return;
-        }
-        let mut names: HashMap<&str, usize> = HashMap::new();
-        for (i, f) in forms.iter().enumerate() {
-            let sp = p.index(i);
-            let groups: Vec<&str> = [
-                ("level", f.level || f.for_.is_some()),
-                ("ramp", f.to || f.over.is_some()),
-                ("hold", f.hold.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(k, _)| k)
-            .collect();
-            let forms_help = format!(
-                "a stage is one of {example}, {{ to, over }} (a linear ramp) or {{ hold }}"
-            );
-            match groups.as_slice() {
-                [] => {
-                    self.push(Issue::at(sp.clone(), "this stage is empty").help(forms_help));
-                    continue;
-                }
-                [_] => {}
-                _ => {
-                    self.push(
-                        Issue::at(sp.clone(), "this stage mixes stage forms").help(forms_help),
-                    );
-                    continue;
-                }
-            }
-            let zero = |d: Option<std::time::Duration>| d.is_some_and(|d| d.is_zero());
-            match groups[0] {
-                "level" if !f.level => self.push(
-                    Issue::at(sp.key("for"), format!("`for` needs `{level_key}`"))
-                        .on_key()
-                        .help(forms_help),
-                ),
-                "level" if f.for_.is_none() => self.push(
-                    Issue::at(
-                        sp.key(level_key),
-                        format!("`{level_key}` needs `for`: how long to keep it"),
-                    )
-                    .on_key()
-                    .help(forms_help),
-                ),
-                "ramp" if !f.to => self.push(
-                    Issue::at(sp.key("over"), "`over` needs `to`: the value to ramp to")
-                        .on_key()
-                        .help(forms_help),
-                ),
-                "ramp" if f.over.is_none() => self.push(
-                    Issue::at(sp.key("to"), "`to` needs `over`: how long the ramp takes")
-                        .on_key()
-                        .help(forms_help),
-                ),
-                "hold" if i == 0 => self.push(
-                    Issue::at(
-                        sp.key("hold"),
-                        "the first stage cannot be { hold }: there is nothing to hold yet",
-                    )
-                    .on_key()
-                    .help(format!(
-                        "start with {example} or a ramp from 0 like {{ to: …, over: 10s }}"
-                    )),
-                ),
-                _ => {}
-            }
-            for (key, d) in [("for", f.for_), ("over", f.over), ("hold", f.hold)] {
-                if zero(d) {
-                    self.push(Issue::at(
-                        sp.key(key),
-                        format!("`{key}` must be longer than 0s"),
-                    ));
-                }
-            }
-            if let Some(n) = &f.name {
-                if let Some(first) = names.get(n.as_str()) {
-                    self.push(
-                        Issue::at(
-                            sp.key("name"),
-                            format!(
-                                "the stage name `{n}` is already used by stage {}",
-                                first + 1
-                            ),
-                        )
-                        .help("phase names must be unique: thresholds and `during` refer to them"),
-                    );
-                } else {
-                    names.insert(n, i);
-                }
-            }
-        }
-    }
-
-    fn countdown(&mut self, p: &KeyPath, c: &super::model::Countdown) {
-        use super::model::At;
-        if c.rise.0.is_zero() {
-            self.push(
-                Issue::at(
-                    p.key("rise"),
-                    "`rise` must be longer than 0s: it is the climb to the peak",
-                )
-                .help("the 2020 Tmall peak came 26s after 00:00: rise: 26s"),
-            );
-        }
-        let need = c.rise.0 + c.hold.0 + c.decay.0;
-        let fmt = super::units::format_duration;
-        match (c.sale_start, c.end) {
-            (At::Offset(s), At::Offset(e)) => {
-                if s.0 + need > e.0 {
-                    self.push(
-                        Issue::at(p.key("end"), format!(
-                            "`end` ({}) comes before the countdown is over: sale_start + rise + hold + decay = {}",
-                            fmt(e.0),
-                            fmt(s.0 + need)
-                        ))
-                        .help(format!("set end to at least {}", fmt(s.0 + need))),
-                    );
-                }
-            }
-            (At::Instant(s), At::Instant(e)) => {
-                let span = (e - s).to_std().unwrap_or_default();
-                if e < s || span < need {
-                    self.push(
-                        Issue::at(p.key("end"), format!(
-                            "`end` comes before the countdown is over: it must be at least rise + hold + decay = {} after sale_start",
-                            fmt(need)
-                        )),
-                    );
-                }
-            }
-            _ => self.push(
-                Issue::at(p.key("end"), "`sale_start` and `end` must both be offsets (like 2m) or both RFC 3339 instants")
-                    .help("mixing them makes the run length depend on when it starts"),
-            ),
-        }
-    }
-
     fn expressions(&mut self) {
         let s = self.s;
         for (i, e) in s.thresholds.iter().enumerate() {
             let p = root().key("thresholds").index(i);
             match gate::parse_threshold(e) {
                 Ok(t) => self.names_in(&p, e, &t),
-                Err(err) => self.push(
-                    Issue::at(p, format!("bad threshold: {}", err.message))
-                        .within(e, err.offset.min(e.len()))
-                        .help("a threshold is [SELECTOR] METRIC OP VALUE [during PHASE], like `create-order p99 < 300ms during peak`"),
-                ),
+                Err(err) => {
+                    self.push(
+                        Issue::at(p.clone(), format!("bad threshold: {}", err.message))
+                            .within(e, err.offset.min(e.len()))
+                            .help("a threshold is [SELECTOR] METRIC OP VALUE [during PHASE], like `create-order p99 < 300ms during peak`"),
+                    );
+                    if let Some(t) = &err.partial {
+                        self.names_in(&p, e, t);
+                    }
+                }
             }
         }
         for (i, e) in s.abort.iter().enumerate() {
@@ -1351,37 +1129,11 @@ impl Validator<'_> {
     }
 
     fn names_in(&mut self, p: &KeyPath, src: &str, t: &Threshold) {
-        if let Err((m, h)) = self.names.check_expr(t) {
-            let needle = match (&t.selector, &t.phase) {
-                (
-                    Selector::Request(n)
-                    | Selector::Journey(n)
-                    | Selector::Client(n)
-                    | Selector::Monitor(n),
-                    _,
-                ) if m.contains(&format!("`{n}`")) => n.clone(),
-                (_, Some(ph)) => ph.clone(),
-                _ => String::new(),
-            };
-            let at = if needle.is_empty() {
-                0
-            } else {
-                src.find(&needle).unwrap_or(0)
-            };
+        for (m, h, needle) in self.names.problems_in(t) {
+            let at = find_word(src, &needle).unwrap_or(0);
             self.push(Issue::at(p.clone(), m).within(src, at).help_opt(h));
         }
     }
-}
-
-/// The shape of one stage, whatever its model (rates or users).
-struct StageForm {
-    /// `rate` (stages) or `users` (users) is set.
-    level: bool,
-    for_: Option<std::time::Duration>,
-    to: bool,
-    over: Option<std::time::Duration>,
-    hold: Option<std::time::Duration>,
-    name: Option<String>,
 }
 
 /// Every request name of a scenario with the journeys that use it (for reports and checks).
