@@ -303,13 +303,16 @@ fn merge_takes_a_killed_segment_and_says_so() {
         std::env::var("PATH").unwrap_or_default()
     );
     let run_dir = base.path().join("run");
-    let status = std::process::Command::new("sh")
-        .arg(&script)
-        .arg(&run_dir)
-        .arg("2")
-        .env("PATH", &path)
-        .output()
-        .expect("run merge.sh");
+    let merge_run = || {
+        std::process::Command::new("sh")
+            .arg(&script)
+            .arg(&run_dir)
+            .arg("2")
+            .env("PATH", &path)
+            .output()
+            .expect("run merge.sh")
+    };
+    let status = merge_run();
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert_eq!(status.status.code(), Some(3), "{stderr}");
     assert!(
@@ -332,13 +335,7 @@ fn merge_takes_a_killed_segment_and_says_so() {
     );
     // A segment that left nothing is still refused.
     std::fs::remove_dir_all(seg(1)).unwrap();
-    let refused = std::process::Command::new("sh")
-        .arg(&script)
-        .arg(&run_dir)
-        .arg("2")
-        .env("PATH", &path)
-        .output()
-        .expect("run merge.sh");
+    let refused = merge_run();
     assert_eq!(
         refused.status.code(),
         Some(2),

@@ -23,7 +23,7 @@
 use super::model::Incomplete;
 use super::result::{judge, FinalStatus, RunResult, ScenarioInfo};
 use super::rundir::Redactor;
-use super::state::{RecorderState, ScenarioState};
+use super::state::{encode_histogram_plain, RecorderState, ScenarioState};
 use crate::metrics::{Catalog, Point, Recorder};
 use crate::ops::TimelineEvent;
 use crate::plan::Segment;
@@ -194,7 +194,10 @@ impl JournalWriter {
         let fail = failed.clone();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || append(file, path, rx, fail))
+            .spawn(move || {
+                yield_to_the_run();
+                append(file, path, rx, fail)
+            })
             .context("cannot start the journal thread")?;
         Ok(JournalWriter {
             tx: Some(tx),
@@ -256,6 +259,18 @@ impl Drop for JournalWriter {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10; Linux threads have their own): the
+/// journal's work falls on second boundaries, which is when a countdown's burst fires, and it
+/// must not take a core from the shards then.
+fn yield_to_the_run() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority on the calling thread; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 /// The journal thread: writes and flushes each batch of queued lines, and hands the syncing to
 /// a thread of its own, so that a slow fdatasync (a disk busy with other writes) never holds
 /// back the next second's line.
@@ -276,6 +291,7 @@ fn append(
         std::thread::Builder::new()
             .name("journal-sync".into())
             .spawn(move || {
+                yield_to_the_run();
                 while sync_rx.recv().is_ok() {
                     sync_rx.try_iter().for_each(drop);
                     if f.sync_data().is_err() {
@@ -305,7 +321,7 @@ fn append(
                     t,
                     cpu_s,
                     point,
-                    rec: Box::new(RecorderState::from_recorder(&rec)),
+                    rec: Box::new(RecorderState::encode(&rec, encode_histogram_plain)),
                 },
             };
             written = written.and_then(|_| out.write_all(&encode(&line)));
