@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the embedded shop, run the countdown demo against it (about a minute) and write a report.
+    /// Start the embedded shop, run the countdown demo against it (about a minute) with the live
+    /// page on a loopback port (the URL is printed), and write a report.
     Demo(DemoArgs),
     /// Run a scenario against its target and write a report.
     Run(RunArgs),
@@ -40,6 +41,43 @@ pub enum Command {
     /// Merge the run directories of `--segment i/n` runs into one run directory: exact histograms,
     /// thresholds judged on the whole.
     Merge(MergeArgs),
+    /// Write a commented, runnable scenario to start from (`flashcrowd new my-sale --template countdown`).
+    New(NewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The scenario's name; the file is NAME.yaml unless --out says otherwise.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// What to start from: smoke (a short steady load with thresholds, for CI), countdown (the
+    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity).
+    #[arg(long, short, value_enum, default_value_t = Template::Smoke)]
+    pub template: Template,
+    /// Where to write it (default: NAME.yaml in the current directory).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The scenarios `flashcrowd new` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    Smoke,
+    Countdown,
+    Drill,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Smoke => "smoke",
+            Template::Countdown => "countdown",
+            Template::Drill => "drill",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +127,10 @@ pub struct MergeArgs {
     /// Where the merged run directory goes.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Judge a merge that lacks segments on its thresholds alone (exit 0/1) instead of status
+    /// `incomplete` (exit 3).
+    #[arg(long)]
+    pub allow_partial: bool,
     /// Do not say which files were written.
     #[arg(long, short)]
     pub quiet: bool,
@@ -141,6 +183,10 @@ pub struct RunArgs {
     /// instant starts (and rendezvouses) together.
     #[arg(long = "start-at", value_name = "RFC3339", env = "FLASHCROWD_START_AT")]
     pub start_at: Option<String>,
+    /// Run a `load.calendar` by the wall clock: wait until its `from`, so that every moment comes
+    /// at its own instant (the real night). Ctrl-C while waiting cancels; nothing is sent.
+    #[arg(long = "on-calendar", conflicts_with = "start_at")]
+    pub on_calendar: bool,
     /// Worker threads (shards); default: available cores.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -154,16 +200,27 @@ pub struct RunArgs {
     /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
     #[arg(long = "source-ips", value_name = "SPEC")]
     pub source_ips: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics during the run, and live control
-    /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop). Anyone who
-    /// can reach ADDR can read the run and steer or stop it: keep it on 127.0.0.1 unless the
-    /// network is yours. Example: 127.0.0.1:9464 (port 0 picks a free one).
+    /// Serve the live page at http://ADDR/, Prometheus metrics at /metrics, and live control
+    /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop; only with
+    /// the control token). A bare PORT listens on 127.0.0.1; name another address (0.0.0.0:9464)
+    /// only when the network is yours: anyone who reaches it can read the run. Example: 9464
+    /// (0 picks a free port).
     #[arg(
         long = "metrics-listen",
         value_name = "ADDR",
-        env = "FLASHCROWD_METRICS_LISTEN"
+        env = "FLASHCROWD_METRICS_LISTEN",
+        value_parser = crate::ops::server::parse_listen
     )]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The token live control over HTTP needs (`Authorization: Bearer TOKEN`); without it one is
+    /// generated and printed at the start. Reading the page and /metrics needs none.
+    #[arg(
+        long = "control-token",
+        value_name = "TOKEN",
+        env = "FLASHCROWD_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
+    pub control_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +237,9 @@ pub struct DemoArgs {
     /// No live view; print one line every few seconds instead.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where the live page listens (a bare PORT: on 127.0.0.1; 0 picks a free one).
+    #[arg(long = "metrics-listen", value_name = "ADDR", default_value = "0", value_parser = crate::ops::server::parse_listen)]
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +249,10 @@ pub struct ValidateArgs {
     pub scenarios: Vec<PathBuf>,
     #[command(flatten)]
     pub opts: ScenarioOpts,
+    /// Also check a threshold you will pass to `run --threshold` (repeatable): its grammar and
+    /// that the requests, journeys, clients and phases it names exist in each scenario.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Debug, Args)]

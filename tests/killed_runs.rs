@@ -228,7 +228,7 @@ fn a_finished_run_rebuilt_from_its_journal_matches_its_own_report() {
 /// Two segments of one plan: the first finishes, the second is killed. `flashcrowd merge` reads
 /// the killed one through its journal (no `flashcrowd report` first); the merged run is
 /// `incomplete` and says which segment. The Kubernetes example's merge step does the same for a
-/// pod killed mid-run, and still refuses a segment that left nothing.
+/// pod killed mid-run, and names a segment that left nothing as missing.
 #[test]
 fn merge_takes_a_killed_segment_and_says_so() {
     let server = TestServer::start();
@@ -333,13 +333,19 @@ fn merge_takes_a_killed_segment_and_says_so() {
         first_requests + count(&second, "/totals/requests"),
         "the merge adds the finished segment and what the killed one recorded"
     );
-    // A segment that left nothing is still refused.
+    // A segment that left nothing (no report, no journal) is named as missing, not rebuilt.
     std::fs::remove_dir_all(seg(1)).unwrap();
-    let refused = merge_run();
+    let partial = merge_run();
+    let stderr = String::from_utf8_lossy(&partial.stderr);
+    assert_eq!(partial.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("report.json is missing (segment 2/2)"),
+        "{stderr}"
+    );
+    let v = read_report(&merged_dir, &done);
+    assert_eq!(v["run"]["status"], "incomplete");
     assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
+        v["run"]["merged_from"]["missing"],
+        serde_json::json!(["2/2"])
     );
 }

@@ -6,35 +6,42 @@ mod support;
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::endpoint::{free_addr, request};
 use support::server::TestServer;
 use support::{python::python, Scenario};
 
-/// A free loopback port (bound, then released for flashcrowd to take).
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// The control token the runs of this file are given (`--control-token`).
+const TOKEN: &str = "liveops-test-token";
+
+/// One HTTP/1.1 request (with the control token); (status, body), or None when nothing listens
+/// (yet).
+fn http(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
+    request(
+        addr,
+        method,
+        path,
+        &format!("Authorization: Bearer {TOKEN}\r\n"),
+    )
 }
 
-/// One HTTP/1.1 request; (status, body), or None when nothing listens (yet).
-fn http(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+/// A run of `sc` with its endpoint on `addr` and the control token.
+fn spawn_live(sc: &Scenario, target: &TestServer, addr: SocketAddr) -> support::Spawned {
+    let a = addr.to_string();
+    sc.spawn(
+        &target.url(),
+        &[
+            "--threads",
+            "1",
+            "--metrics-listen",
+            &a,
+            "--control-token",
+            TOKEN,
+        ],
     )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    // axum answers small bodies with Content-Length; nothing chunked to undo.
-    Some((status, body.to_string()))
 }
 
 /// Scrapes /metrics until `flashcrowd_elapsed_seconds` reaches `secs`; the exposition text.
@@ -136,8 +143,7 @@ fn metrics_endpoint_parses_and_its_counters_grow_then_stop_ends_the_run() {
     let target = TestServer::start();
     let sc = Scenario::new(&scenario(100, 30, ""));
     let addr = free_addr();
-    let a = addr.to_string();
-    let run = sc.spawn(&target.url(), &["--threads", "1", "--metrics-listen", &a]);
+    let run = spawn_live(&sc, &target, addr);
     let first = scrape_after(addr, 2, Duration::from_secs(20));
     let second = scrape_after(addr, 4, Duration::from_secs(20));
     post(addr, "/control/stop");
@@ -236,8 +242,7 @@ fn a_rate_change_halves_the_sessions_started_and_lands_in_the_timeline() {
     let target = TestServer::start();
     let sc = Scenario::new(&scenario(100, 8, ""));
     let addr = free_addr();
-    let a = addr.to_string();
-    let run = sc.spawn(&target.url(), &["--threads", "1", "--metrics-listen", &a]);
+    let run = spawn_live(&sc, &target, addr);
     scrape_after(addr, 2, Duration::from_secs(20));
     post(addr, "/control/rate?factor=0.5");
     scrape_after(addr, 5, Duration::from_secs(20));

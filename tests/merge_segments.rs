@@ -84,9 +84,14 @@ fn flashcrowd(args: &[&str]) -> support::Finished {
 }
 
 fn merge(dirs: &[&Path], out: &Path) -> support::Finished {
+    merge_with(dirs, out, &[])
+}
+
+fn merge_with(dirs: &[&Path], out: &Path, extra: &[&str]) -> support::Finished {
     let mut args = vec!["merge".to_string()];
     args.extend(dirs.iter().map(|d| d.display().to_string()));
     args.extend(["--out".into(), out.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     flashcrowd(&args)
 }
@@ -288,6 +293,12 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
         .map(|p| p["sessions_started"].as_u64().unwrap())
         .sum();
     assert_eq!(series_sessions, 300);
+    // The plan's live factor is carried through: no steering, so 1.0 every second (a zero
+    // would draw the plan at nothing in the merged rate chart).
+    for p in merged["series"].as_array().unwrap() {
+        assert_eq!(p["rate_factor"].as_f64(), Some(1.0), "{p}");
+        assert_eq!(p["paused"].as_u64(), Some(0), "{p}");
+    }
     assert_eq!(
         server.count("/m/"),
         requests as usize,
@@ -315,7 +326,24 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
     let p = read_report(&partial, &done);
     assert_eq!(p["run"]["merged_from"]["missing"][0], "2/3");
     assert_eq!(p["run"]["segment"], "1/3+3/3");
+    assert_eq!(p["run"]["status"], "incomplete", "{}", done.output());
+    assert!(
+        done.stdout.contains("INCOMPLETE") && done.stdout.contains("--allow-partial"),
+        "{}",
+        done.output()
+    );
     assert_eq!(done.code, Some(1), "count > 400 cannot hold on two thirds");
+    // Accepted as partial, it is judged on its thresholds alone: still failed.
+    let done = merge_with(
+        &[&seg_dir(1), &seg_dir(3)],
+        &root.join("partial-ok"),
+        &["--allow-partial"],
+    );
+    assert_eq!(done.code, Some(1), "{}", done.output());
+    assert_eq!(
+        read_report(&root.join("partial-ok"), &done)["run"]["status"],
+        "failed"
+    );
 
     // Overlapping segments: the same segment twice is refused.
     let copy = root.join("segment-1-copy");
@@ -344,6 +372,26 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
         Duration::from_secs(30),
     );
     assert_eq!(done.code, Some(0), "{}", done.output());
+    // One of three segments, no thresholds to fail: incomplete, exit 3; accepted, passed.
+    let done = merge(&[&other.out], &root.join("one-of-three"));
+    assert_eq!(done.code, Some(3), "{}", done.output());
+    let one = read_report(&root.join("one-of-three"), &done);
+    assert_eq!(one["run"]["status"], "incomplete");
+    assert_eq!(
+        one["run"]["merged_from"]["missing"],
+        serde_json::json!(["1/3", "3/3"])
+    );
+    let done = merge_with(
+        &[&other.out],
+        &root.join("one-accepted"),
+        &["--allow-partial"],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    assert_eq!(
+        read_report(&root.join("one-accepted"), &done)["run"]["status"],
+        "passed"
+    );
+
     let done = merge(&[&seg_dir(1), &other.out], &root.join("bad2"));
     eprintln!("different scenarios:\n{}", done.stderr);
     assert_eq!(done.code, Some(2), "{}", done.output());

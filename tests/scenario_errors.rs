@@ -512,3 +512,30 @@ fn a_threshold_with_two_mistakes_reports_both_and_the_unit() {
         assert!(run.stderr.contains(w), "expected `{w}` in:\n{}", run.stderr);
     }
 }
+
+#[test]
+fn validate_checks_command_line_thresholds_before_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), BASE).unwrap();
+    let good = validate(
+        dir.path(),
+        "bad.yaml",
+        &["--threshold", "create-order p99 < 300ms during peak"],
+    );
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let bad = validate(
+        dir.path(),
+        "bad.yaml",
+        &["--threshold", "creat-order p99 < 300 during peek"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(!bad.stdout.contains("ok:"), "{}", bad.stdout);
+    for w in [
+        "--threshold `creat-order p99 < 300 during peek`",
+        "`300` has no unit",
+        "did you mean `create-order`?",
+        "did you mean `peak`?",
+    ] {
+        assert!(bad.stderr.contains(w), "expected `{w}` in:\n{}", bad.stderr);
+    }
+}

@@ -16,7 +16,11 @@
 set -u
 
 : "${FLASHCROWD_START_AT:?set FLASHCROWD_START_AT to the common start instant (RFC 3339)}"
-segment="${JOB_COMPLETION_INDEX:-?}/${FLASHCROWD_SEGMENTS:-?}"
+# Logged 1-based, as the report names it (`i/n`): Kubernetes' JOB_COMPLETION_INDEX counts from 0.
+case "${JOB_COMPLETION_INDEX:-}" in
+    '' | *[!0-9]*) segment="?/${FLASHCROWD_SEGMENTS:-?}" ;;
+    *) segment="$((JOB_COMPLETION_INDEX + 1))/${FLASHCROWD_SEGMENTS:-?}" ;;
+esac
 margin=5   # seconds the run needs before the instant: load the scenario, resolve, probe the target
 
 if ! at=$(date -u -d "$FLASHCROWD_START_AT" +%s 2>/dev/null); then

@@ -1,7 +1,8 @@
 //! `flashcrowd merge DIR... --out DIR`: merges the run directories of `--segment i/n` runs into
 //! one run directory identical in form to a single run's, prints its summary, and exits like a
 //! run: 0 passed, 1 a threshold failed on the whole, 2 shards that cannot be merged, 3 a shard
-//! was aborted or interrupted.
+//! was aborted or interrupted, or segments are missing (status `incomplete`; 1 if a threshold
+//! failed on what is there). `--allow-partial` judges a partial merge on its thresholds alone.
 
 use super::{Failure, Outcome};
 use crate::cli::MergeArgs;
@@ -24,7 +25,7 @@ pub fn merge(a: MergeArgs) -> Outcome {
         .map(|d| Shard::read(d))
         .collect::<anyhow::Result<Vec<_>>>()
         .map_err(bad)?;
-    let merged = merge::merge(&mut shards).map_err(bad)?;
+    let merged = merge::merge(&mut shards, a.allow_partial).map_err(bad)?;
     for w in &merged.warnings {
         eprintln!("merge: warning: {w}");
     }

@@ -3,6 +3,7 @@
 mod capacity;
 mod compare;
 mod merge;
+mod new;
 mod plan;
 mod report;
 mod run;
@@ -51,5 +52,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Compare(a) => compare::compare(a),
         Command::Capacity(a) => capacity::capacity(a),
         Command::Merge(a) => merge::merge(a),
+        Command::New(a) => new::new(a),
     }
 }

@@ -6,7 +6,7 @@
 
 use super::{Failure, Outcome};
 use crate::cli::PlanArgs;
-use crate::plan::{Model, Plan, PlanOptions};
+use crate::plan::{Model, Phase, Plan, PlanOptions};
 use crate::report::chart::{self, fmt_time, fmt_value, Series};
 use crate::scenario::model::Scenario;
 use crate::scenario::units::parse_fraction;
@@ -46,23 +46,71 @@ pub fn plan(a: PlanArgs) -> Outcome {
             points: plan.curve().outline(120),
         }];
         let title = format!("{}: planned load", loaded.scenario.name);
-        chart::rate_chart(png, &title, &series, &plan.phases, y_label)
+        chart::rate_chart(png, &title, &series, &chart_phases(&plan), y_label)
             .map_err(|e| Failure::BadInput(format!("--png: {e:#}")))?;
         println!("\nchart written to {}", png.display());
     }
     Ok(0)
 }
 
+/// The phases to mark on a chart: a calendar's moments (each of its stretches as one band named
+/// by the moment, `base` between them), else the plan's phases.
+fn chart_phases(plan: &Plan) -> Vec<Phase> {
+    if plan.moments().is_empty() {
+        return plan.phases.clone();
+    }
+    let mut out: Vec<Phase> = Vec::new();
+    for p in &plan.phases {
+        let name = crate::scenario::validate::moment_of(&p.name).unwrap_or(&p.name);
+        match out.last_mut() {
+            Some(last) if last.name == name => last.end = p.end,
+            _ => out.push(Phase {
+                name: name.to_string(),
+                start: p.start,
+                end: p.end,
+            }),
+        }
+    }
+    out
+}
+
+/// A calendar's moments: when each comes (run time and the calendar's wall clock), its peak and
+/// when its spike is over.
+fn moments_table(plan: &Plan) -> String {
+    let mut rows = vec![["moment", "at", "instant", "peak", "peak at", "over at"]
+        .map(String::from)
+        .to_vec()];
+    for m in plan.moments() {
+        rows.push(vec![
+            m.name.clone(),
+            fmt_time(m.at_s),
+            m.instant
+                .map(|i| i.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+                .unwrap_or_else(|| "-".into()),
+            format!("{}/s", fmt_value(m.peak_rate)),
+            fmt_time(m.peak_s),
+            fmt_time(m.end_s),
+        ]);
+    }
+    table(&rows)
+}
+
 /// Mean number of request steps per session in `phase`: client shares (their `during` share in
 /// that phase, else their base share, renormalized) times the mean request count of the journeys
-/// each client may take (journey shares renormalized among those journeys).
+/// each client may take there (journey shares renormalized among those journeys).
 pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
+    use crate::scenario::validate::{during_entry, journey_during};
     let clients: Vec<(&str, f64)> = if s.clients.is_empty() {
         vec![("default", 1.0)]
     } else {
         s.clients
             .iter()
-            .map(|(name, c)| (name.as_str(), c.during.get(phase).unwrap_or(&c.share).0))
+            .map(|(name, c)| {
+                (
+                    name.as_str(),
+                    during_entry(&c.during, phase).unwrap_or(&c.share).0,
+                )
+            })
             .collect()
     };
     let client_total: f64 = clients.iter().map(|c| c.1).sum();
@@ -76,7 +124,7 @@ pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
             let allowed = match &j.clients {
                 None => true,
                 Some(list) => s.clients.is_empty() || list.iter().any(|c| c == client),
-            };
+            } && journey_during(j.during.as_deref(), phase);
             if allowed {
                 let n = j.steps.iter().filter(|st| st.request().is_some()).count();
                 weight += j.share.0;
@@ -219,6 +267,10 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
     rows.push(total);
     out += &table(&rows);
     out.push('\n');
+    if !plan.moments().is_empty() {
+        out += &moments_table(plan);
+        out.push('\n');
+    }
 
     let (peak, at) = plan.peak();
     let peak_unit = if open { "/s" } else { " users" };
@@ -234,6 +286,14 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
             " ({} after the sale starts at {})",
             fmt_time(at - sale),
             fmt_time(sale)
+        );
+    }
+    if let Some(m) = plan.moments().iter().find(|m| m.peak_s == at) {
+        let _ = write!(
+            out,
+            " (the top of `{}`, {} after its instant)",
+            m.name,
+            fmt_time(at - m.at_s)
         );
     }
     out.push('\n');
@@ -269,7 +329,7 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
     out += &chart::text_chart(
         &columns,
         plan.duration,
-        &plan.phases,
+        &chart_phases(plan),
         CHART_HEIGHT,
         peak,
         unit,

@@ -30,11 +30,15 @@ pub struct RunRequest {
     pub thresholds: Vec<String>,
     pub segment: Segment,
     pub start_at: Option<DateTime<Utc>>,
+    /// `--on-calendar`: start at the calendar's `from` by the wall clock.
+    pub on_calendar: bool,
     pub threads: usize,
     pub quiet: bool,
     pub untagged_ok: bool,
     pub source_ips: Vec<std::net::IpAddr>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The HTTP control token; generated (and printed) when None.
+    pub control_token: Option<String>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -81,10 +85,12 @@ pub fn run(a: RunArgs) -> Outcome {
         thresholds: a.thresholds,
         segment,
         start_at,
+        on_calendar: a.on_calendar,
         threads,
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
         metrics_listen: a.metrics_listen,
+        control_token: a.control_token,
     })
 }
 
@@ -214,7 +220,9 @@ fn port_warning(
         if c.reset_on_close {
             continue;
         }
-        let share = c.during.get(phase).unwrap_or(&c.share).0;
+        let share = crate::scenario::validate::during_entry(&c.during, phase)
+            .unwrap_or(&c.share)
+            .0;
         per_second += peak
             * share
             * match c.connection {
@@ -286,6 +294,53 @@ fn probe(url: &str, tag_header: &str) -> Result<(), String> {
     })
 }
 
+/// `--on-calendar`: the calendar's `from`, which must still be ahead.
+fn calendar_start(
+    sc: &crate::scenario::Scenario,
+    file: &Path,
+    time_scale: f64,
+) -> Result<DateTime<Utc>, Failure> {
+    let file = file.display();
+    let Some(cal) = &sc.load.calendar else {
+        return Err(bad(format!(
+            "--on-calendar: {file} has no `load.calendar`: it waits for a calendar's `from`; use --start-at RFC3339 for other loads"
+        )));
+    };
+    let from = crate::plan::calendar::from_instant(cal)
+        .map_err(|e| bad(format!("--on-calendar: {file}: {e}")))?
+        .ok_or_else(|| {
+            bad(format!(
+                "--on-calendar: {file}: load.calendar has no `from`: add `from: <RFC 3339 instant>`, the wall-clock time the calendar starts"
+            ))
+        })?;
+    if time_scale != 1.0 {
+        return Err(bad(
+            "--on-calendar runs the calendar by the wall clock, so --time-scale would move its moments off their instants:              drop --time-scale, or use --start-at to rehearse a compressed calendar",
+        ));
+    }
+    let now = Utc::now();
+    if from.with_timezone(&Utc) <= now {
+        return Err(bad(format!(
+            "--on-calendar: load.calendar.from ({}) is {} ago: the calendar has begun. Set a later `from`,              or run without --on-calendar to start it now",
+            from.to_rfc3339(),
+            crate::scenario::units::format_duration(
+                now.signed_duration_since(from).to_std().unwrap_or_default()
+            )
+        )));
+    }
+    Ok(from.with_timezone(&Utc))
+}
+
+/// Says how long an `--on-calendar` run waits: the process looks idle until then.
+fn say_calendar_wait(from: DateTime<Utc>) {
+    let left = (from - Utc::now()).to_std().unwrap_or_default();
+    eprintln!(
+        "flashcrowd: --on-calendar: waiting {} until load.calendar.from ({}) before sending anything; Ctrl-C cancels",
+        crate::scenario::units::format_duration(Duration::from_secs(left.as_secs())),
+        from.to_rfc3339()
+    );
+}
+
 pub fn execute(req: RunRequest) -> Outcome {
     let loaded =
         crate::scenario::load(&req.scenario, &req.opts.sets).map_err(|d| bad(d.to_string()))?;
@@ -351,7 +406,11 @@ pub fn execute(req: RunRequest) -> Outcome {
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let start = req.start_at.unwrap_or_else(Utc::now);
+    let start_at = match req.on_calendar {
+        true => Some(calendar_start(sc, &req.scenario, time_scale)?),
+        false => req.start_at,
+    };
+    let start = start_at.unwrap_or_else(Utc::now);
     let plan = Plan::compile(
         &sc.load,
         &PlanOptions {
@@ -449,29 +508,57 @@ pub fn execute(req: RunRequest) -> Outcome {
         ),
         None => None,
     };
-    let live_ops = if req.metrics_listen.is_some() || monitor.is_some() || !req.quiet {
-        let ops = crate::ops::LiveOps::start(
-            req.metrics_listen,
-            monitor,
-            plan.model == crate::plan::Model::Closed,
-            !req.quiet,
+    let serve = req.metrics_listen.map(|listen| {
+        serve_options(
+            listen,
+            &req,
+            sc,
+            &shown_target,
+            &plan,
+            &thresholds,
+            &redactor,
         )
-        .map_err(bad)?;
-        if let Some(addr) = ops.local_addr() {
-            eprintln!("metrics: http://{addr}/metrics · control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}}");
-        }
-        Some(ops)
+    });
+    let mut live_ops = if serve.is_some() || monitor.is_some() || !req.quiet {
+        Some(
+            crate::ops::LiveOps::start(
+                serve,
+                monitor,
+                plan.model == crate::plan::Model::Closed,
+                !req.quiet,
+            )
+            .map_err(bad)?,
+        )
     } else {
         None
     };
+    // The page's server outlives the load, to show the verdict; stopped below.
+    let (board, page_server) = match live_ops.as_mut() {
+        Some(ops) => (ops.board(), ops.take_server()),
+        None => (None, None),
+    };
+    if let Some(srv) = &page_server {
+        let addr = srv.addr;
+        eprintln!("live page: http://{addr}/ · metrics: http://{addr}/metrics");
+        match &req.control_token {
+            Some(_) => eprintln!("control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}} with the token of --control-token"),
+            None => eprintln!(
+                "control: POST http://{addr}/control/{{pause,resume,stop,rate?factor=F}} with `Authorization: Bearer {}` (this run's control token)",
+                live_token(&req)
+            ),
+        }
+    }
     let plan = Arc::new(plan);
+    if let (true, Some(from)) = (req.on_calendar, start_at) {
+        say_calendar_wait(from);
+    }
     let outcome = engine::run(
         Arc::new(prog),
         plan.clone(),
         RunOptions {
             threads: req.threads,
             segment: req.segment,
-            start_at: req.start_at,
+            start_at,
             quiet: req.quiet,
             grace: Duration::from_secs(5),
             abort,
@@ -497,7 +584,72 @@ pub fn execute(req: RunRequest) -> Outcome {
         .monitor
         .as_ref()
         .map(|m| m.every.map(|d| d.0.as_secs_f64()).unwrap_or(5.0));
-    finish_run_dir(&dir, &result, &loaded)
+    let verdict = crate::ops::board::Verdict {
+        status: result.status.name().to_string(),
+        reason: result.reason.as_ref().map(|r| redactor.apply(r)),
+        exit_code: result.status.exit_code() as i32,
+        dir: Some(dir.display().to_string()),
+    };
+    let outcome = finish_run_dir(&dir, &result, &loaded);
+    if let (Some(b), Some(srv)) = (board, page_server) {
+        b.finish(verdict);
+        b.linger(Duration::from_secs(3));
+        srv.stop();
+    }
+    outcome
+}
+
+/// The token generated for this run when --control-token gave none (made once, kept for the
+/// message that prints it).
+fn live_token(req: &RunRequest) -> String {
+    req.control_token
+        .clone()
+        .unwrap_or_else(|| GENERATED.get_or_init(crate::ops::new_token).clone())
+}
+
+static GENERATED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// What the endpoint on --metrics-listen serves: the live page's facts, the thresholds to judge
+/// live, the token, and the redactor (with the token added to the secrets it removes).
+fn serve_options(
+    listen: std::net::SocketAddr,
+    req: &RunRequest,
+    sc: &crate::scenario::Scenario,
+    shown_target: &str,
+    plan: &Plan,
+    thresholds: &[crate::gate::Threshold],
+    redactor: &rundir::Redactor,
+) -> crate::ops::Serve {
+    let token = live_token(req);
+    let secrets = redactor.clone();
+    let t = token.clone();
+    let mut moments = Vec::new();
+    if let Some(at) = plan.sale_start {
+        moments.push(("sale start".to_string(), at));
+    }
+    crate::ops::Serve {
+        listen,
+        token,
+        info: crate::ops::board::BoardInfo {
+            scenario: sc.name.clone(),
+            target: shown_target.to_string(),
+            segment: req.segment.to_string(),
+            closed: plan.model == crate::plan::Model::Closed,
+            duration_s: plan.duration,
+            phases: plan
+                .phases
+                .iter()
+                .map(|p| crate::metrics::catalog::PhaseSpan {
+                    name: p.name.clone(),
+                    start_s: p.start,
+                    end_s: p.end,
+                })
+                .collect(),
+            moments,
+        },
+        thresholds: thresholds.to_vec(),
+        redact: Arc::new(move |s: &str| secrets.apply(s).replace(t.as_str(), "[redacted]")),
+    }
 }
 
 /// What the run records as it goes, from each completed interval: latency.hlog, the journal
@@ -709,11 +861,13 @@ pub fn demo(a: DemoArgs) -> Outcome {
         thresholds: vec![],
         segment: Segment::WHOLE,
         start_at: None,
+        on_calendar: false,
         threads,
         quiet: a.quiet,
         untagged_ok: false,
         source_ips: Vec::new(),
-        metrics_listen: None,
+        metrics_listen: Some(a.metrics_listen),
+        control_token: None,
     });
     let stats = shop.stats();
     eprintln!(

@@ -1,5 +1,6 @@
 //! `flashcrowd validate FILE...`: parses and checks each scenario and prints `ok: FILE (name)` for
-//! a good one or its located diagnostics for a bad one. Exit code 2 when any file is bad.
+//! a good one or its located diagnostics for a bad one; `--threshold EXPR` checks command-line
+//! thresholds against each scenario as `run` would. Exit code 2 when any file is bad.
 //!
 //! All the checking lives in `scenario`; this command only reports. It sends no traffic.
 
@@ -9,7 +10,21 @@ pub fn validate(a: crate::cli::ValidateArgs) -> Outcome {
     let mut bad = 0;
     for path in &a.scenarios {
         match crate::scenario::load(path, &a.opts.sets) {
-            Ok(l) => println!("ok: {} ({})", path.display(), l.scenario.name),
+            Ok(l) => {
+                let problems: Vec<String> = a
+                    .thresholds
+                    .iter()
+                    .filter_map(|t| crate::scenario::check_threshold(&l, t).err())
+                    .collect();
+                if problems.is_empty() {
+                    println!("ok: {} ({})", path.display(), l.scenario.name);
+                } else {
+                    for p in problems {
+                        eprintln!("error: --threshold {p}\n  --> {}", path.display());
+                    }
+                    bad += 1;
+                }
+            }
             Err(d) => {
                 eprint!("{d}");
                 bad += 1;

@@ -4,6 +4,7 @@
 
 use crate::plan::Plan;
 use crate::scenario::model::{ConnectionMode, HttpVersion, Pick, Step, Think};
+use crate::scenario::validate::{during_entry, journey_during};
 use crate::scenario::Loaded;
 use crate::template::{Bound, BoundJson, JsonBody, Scope, Template};
 use http::header::{HeaderName, HeaderValue};
@@ -120,8 +121,9 @@ pub struct ClientProg {
     pub pool: usize,
     /// Close connections with SO_LINGER 0.
     pub linger0: bool,
-    /// Journeys this client may take: (journey index, cumulative share 0..=1).
-    pub journeys: Vec<(usize, f64)>,
+    /// Per phase, the journeys this client may take there: (journey index, cumulative share
+    /// 0..=1). A journey limited by `during` is in the lists of its phases only.
+    pub journeys: Vec<Vec<(usize, f64)>>,
 }
 
 pub enum BodyProg {
@@ -171,7 +173,8 @@ pub struct WireHead {
 pub enum StepProg {
     Request(Box<RequestProg>),
     Think(Duration),
-    WaitSaleStart,
+    /// `wait: sale-start` or `wait: MOMENT`: hold until this many seconds into the run.
+    WaitUntil(f64),
     Rendezvous {
         id: usize,
         users: u64,
@@ -416,8 +419,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
                 &mut rendezvous,
                 &used_sets,
                 &vars,
-                plan.time_scale,
-                plan.scale,
+                plan,
             )?;
             steps.push(step);
         }
@@ -443,26 +445,34 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
                 hdrs.push((k, v));
             }
         }
-        // Journeys this client may take, shares renormalized among them.
-        let allowed: Vec<(usize, f64)> = sc
-            .journeys
+        // Journeys this client may take in each phase, shares renormalized among them.
+        let journeys_cum = phases
             .iter()
-            .enumerate()
-            .filter(|(_, (_, j))| j.clients.as_ref().is_none_or(|cs| cs.contains(name)))
-            .map(|(i, (_, j))| (i, j.share.0))
-            .collect();
-        let sum: f64 = allowed.iter().map(|a| a.1).sum();
-        if allowed.is_empty() || sum <= 0.0 {
+            .map(|phase| {
+                let allowed: Vec<(usize, f64)> = sc
+                    .journeys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, j))| {
+                        j.clients.as_ref().is_none_or(|cs| cs.contains(name))
+                            && journey_during(j.during.as_deref(), phase)
+                    })
+                    .map(|(i, (_, j))| (i, j.share.0))
+                    .collect();
+                let sum: f64 = allowed.iter().map(|a| a.1).sum();
+                let mut acc = 0.0;
+                allowed
+                    .iter()
+                    .map(|(i, s)| {
+                        acc += s / sum;
+                        (*i, acc)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>();
+        if journeys_cum.iter().all(Vec::is_empty) {
             return Err(format!("client `{name}` may take no journey"));
         }
-        let mut acc = 0.0;
-        let journeys_cum = allowed
-            .iter()
-            .map(|(i, s)| {
-                acc += s / sum;
-                (*i, acc)
-            })
-            .collect();
         clients.push(ClientProg {
             name: name.clone(),
             http: c.map(|c| c.http).unwrap_or_default(),
@@ -504,7 +514,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
                 .iter()
                 .map(|(_, c)| match c {
                     None => 1.0,
-                    Some(c) => c.during.get(p).map(|s| s.0).unwrap_or(c.share.0),
+                    Some(c) => during_entry(&c.during, p).unwrap_or(&c.share).0,
                 })
                 .collect();
             let sum: f64 = shares.iter().sum::<f64>().max(1e-12);
@@ -575,17 +585,17 @@ fn compile_step(
     rendezvous: &mut Vec<String>,
     used_sets: &std::cell::RefCell<Vec<usize>>,
     vars: &[String],
-    time_scale: f64,
-    scale: f64,
+    plan: &Plan,
 ) -> Result<StepProg, String> {
+    let (time_scale, scale) = (plan.time_scale, plan.scale);
     if let Some(d) = s.think {
         return Ok(StepProg::Think(d.0.mul_f64(time_scale)));
     }
     if let Some(w) = &s.wait {
-        if w == "sale-start" {
-            return Ok(StepProg::WaitSaleStart);
-        }
-        return Err(format!("{where_}: unknown wait `{w}`"));
+        return match plan.wait_instant(w) {
+            Some(at) => Ok(StepProg::WaitUntil(at)),
+            None => Err(format!("{where_}: unknown wait `{w}`")),
+        };
     }
     if let Some(r) = &s.rendezvous {
         let id = match rendezvous.iter().position(|n| n == &r.name) {

@@ -3,13 +3,13 @@
 //! second, evaluating abort rules, driving the live view, handling Ctrl-C/SIGTERM — until every
 //! shard has finished. It returns a `RunOutcome`; writing files is the reports' job.
 
+pub mod checks;
 pub mod compile;
-pub mod h1;
-pub mod http;
 pub mod live;
 pub mod session;
 pub mod shard;
 pub mod tls;
+pub mod transport;
 
 use crate::gate::AbortRule;
 use crate::metrics::{Collector, Point, Recorder, Snapshot};
@@ -125,17 +125,32 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     let control: Arc<Control> = steer.control.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
 
-    // Wait for the wall-clock start, then fix the shared monotonic start.
+    // Signals are counted from here on, so that Ctrl-C cancels a wait for the start too.
+    let signals = Signals::install();
+    // Wait for the wall-clock start, then fix the shared monotonic start: run time 0 is the
+    // instant asked for (shards get `SPAWN_LEAD` to start before it), or `SPAWN_LEAD` from now.
+    let mut cancelled = false;
     if let Some(at) = opts.start_at {
         let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         if !opts.quiet && !wait.is_zero() {
             eprintln!("waiting {:.1}s for the start at {at}", wait.as_secs_f64());
         }
-        std::thread::sleep(wait);
+        cancelled = wait_for(
+            at - chrono::Duration::from_std(SPAWN_LEAD).unwrap_or_default(),
+            &signals,
+        );
     }
+    let lead = match opts.start_at {
+        Some(at) if !cancelled => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        _ => SPAWN_LEAD,
+    };
     let cpu0 = process_cpu_seconds();
-    let started_at = Utc::now();
-    let start = Instant::now() + Duration::from_millis(20);
+    let start = Instant::now() + lead;
+    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
+    if cancelled {
+        // Nothing is sent: the shards start stopped and the report says why.
+        control.raise(STOPPING);
+    }
     steer.set_start(start);
     let mut handles = Vec::new();
     for t in 0..threads {
@@ -154,9 +169,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     }
     drop(tx);
 
-    let signals = Signals::install();
     let mut live = live::Live::new(opts.quiet, plan.duration, &plan);
-    let exporter = ops.as_ref().and_then(|o| o.exporter.clone());
     let mut keyboard = match &ops {
         Some(o) if o.keyboard && live.is_bar() => {
             let k = crate::ops::keyboard::Keyboard::start(steer.clone());
@@ -180,6 +193,14 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         .collect();
     let mut status = Status::Completed;
     let mut reason: Option<String> = None;
+    if cancelled {
+        status = Status::Interrupted;
+        reason = Some("interrupted while waiting for the start: nothing was sent".into());
+        steer.log(
+            "interrupt",
+            "Ctrl-C or SIGTERM while waiting for the start".into(),
+        );
+    }
     let mut on_interval = opts.on_interval;
     let mut on_seconds = |done: Vec<(u64, Recorder)>,
                           status: &mut Status,
@@ -201,8 +222,8 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             if let Some(m) = ops.as_ref().and_then(|o| o.monitor.as_ref()) {
                 p.monitor = m.current();
             }
-            if let Some(ex) = &exporter {
-                ex.second(
+            if let Some(o) = ops.as_mut() {
+                o.second(
                     &rec,
                     &catalog,
                     &p,
@@ -251,7 +272,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             series.push(p);
         }
     };
-    let mut ctrl_c_count = 0;
+    let mut ctrl_c_count = signals.count();
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(snap) => {
@@ -355,15 +376,35 @@ fn observe(
     }
 }
 
+/// How long before run time 0 the shards are started.
+const SPAWN_LEAD: Duration = Duration::from_millis(20);
+
+/// Sleeps until the wall clock reads `at`, in short naps so that a signal ends the wait. True
+/// when a signal ended it.
+fn wait_for(at: DateTime<Utc>, signals: &Signals) -> bool {
+    loop {
+        if signals.count() > 0 {
+            return true;
+        }
+        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
 /// Counts SIGINT and SIGTERM without killing the process.
 struct Signals {
     count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Signals {
+    /// Starts counting; returns once the handlers are in place (or could not be).
     fn install() -> Signals {
         let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let c = count.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let _ = std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
@@ -381,6 +422,7 @@ impl Signals {
                     ) else {
                         return;
                     };
+                    let _ = ready_tx.send(());
                     loop {
                         tokio::select! {
                             _ = int.recv() => {}
@@ -390,6 +432,8 @@ impl Signals {
                     }
                 });
             });
+        // Dropped unsent when the handlers could not be installed: no need to wait then.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
         Signals { count }
     }
 

@@ -41,8 +41,10 @@ impl Catalog {
         }
     }
 
-    fn phase_index(&self, name: &str) -> Option<usize> {
-        self.phases.iter().position(|p| p.name == name)
+    /// The phases `during NAME` means: every stretch called so, or all phases of a calendar
+    /// moment (see `scenario::validate::phases_named`).
+    fn phases_named(&self, name: &str) -> Vec<usize> {
+        crate::scenario::validate::phases_named(self.phases.iter().map(|p| p.name.as_str()), name)
     }
 
     /// The value of the threshold's metric over `rec`, which covers `duration_s` seconds (used
@@ -50,9 +52,12 @@ impl Catalog {
     /// (no requests matched, or an unknown phase).
     pub fn observe(&self, rec: &Recorder, th: &Threshold, duration_s: f64) -> Option<f64> {
         let phase = match &th.phase {
-            Some(p) => Some(self.phase_index(p)?),
+            Some(p) => Some(self.phases_named(p)).filter(|ps| !ps.is_empty()),
             None => None,
         };
+        if th.phase.is_some() && phase.is_none() {
+            return None;
+        }
         match th.metric {
             Metric::Dropped => return Some(rec.sessions_dropped as f64),
             Metric::LagP99 => {
@@ -62,10 +67,14 @@ impl Catalog {
             _ => {}
         }
         let s = rec.total_where(|e, c, p| {
-            phase.is_none_or(|ph| ph == p) && self.selects(&th.selector, e, c)
+            phase.as_ref().is_none_or(|ph| ph.contains(&p)) && self.selects(&th.selector, e, c)
         });
-        let dur = match phase {
-            Some(p) => (self.phases[p].end_s - self.phases[p].start_s).min(duration_s),
+        let dur = match &phase {
+            Some(ps) => ps
+                .iter()
+                .map(|&p| self.phases[p].end_s - self.phases[p].start_s)
+                .sum::<f64>()
+                .min(duration_s),
             None => duration_s,
         }
         .max(1e-9);
@@ -175,5 +184,64 @@ mod tests {
         let max = c.observe(&r, &th("max < 1s"), 100.0).unwrap();
         assert!((max - 500.0).abs() < 0.5, "{max}");
         assert_eq!(c.observe(&r, &th("client:nobody p99 < 1s"), 100.0), None);
+    }
+
+    #[test]
+    fn during_a_moment_or_a_repeated_phase_means_all_its_stretches() {
+        let span = |name: &str, start_s: f64, end_s: f64| PhaseSpan {
+            name: name.into(),
+            start_s,
+            end_s,
+        };
+        let mut c = catalog();
+        c.phases = vec![
+            span("base", 0.0, 10.0),
+            span("sale.rise", 10.0, 12.0),
+            span("sale.peak", 12.0, 20.0),
+            span("base", 20.0, 30.0),
+        ];
+        let mut r = Recorder::new(2, 2, 4, 2);
+        let mut s = Sample {
+            request: 0,
+            client: 0,
+            phase: 0,
+            latency_us: 1_000,
+            service_us: 1,
+            ttfb_us: None,
+            status: Some(200),
+            error: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        for (phase, n) in [(0, 3), (1, 5), (2, 40), (3, 7)] {
+            s.phase = phase;
+            for _ in 0..n {
+                r.record(&s);
+            }
+        }
+        let th = |src: &str| crate::gate::parse_threshold(src).unwrap();
+        // `base` comes back after the sale: both stretches count, over their 20 s.
+        assert_eq!(
+            c.observe(&r, &th("count > 0 during base"), 30.0),
+            Some(10.0)
+        );
+        assert_eq!(
+            c.observe(&r, &th("rate > 0/s during base"), 30.0),
+            Some(0.5)
+        );
+        // A moment means all its phases.
+        assert_eq!(
+            c.observe(&r, &th("count > 0 during sale"), 30.0),
+            Some(45.0)
+        );
+        assert_eq!(
+            c.observe(&r, &th("rate > 0/s during sale"), 30.0),
+            Some(4.5)
+        );
+        assert_eq!(
+            c.observe(&r, &th("count > 0 during sale.rise"), 30.0),
+            Some(5.0)
+        );
+        assert_eq!(c.observe(&r, &th("count > 0 during presale"), 30.0), None);
     }
 }

@@ -1,19 +1,27 @@
 //! Live operations: what a running drill shows and takes from outside.
 //!
 //! - `exporter`: a Prometheus endpoint (`--metrics-listen`), fed once per second by the collector.
-//! - `server`: the HTTP server behind it, which also takes live control (`/control/...`).
+//! - `board`: the live page's record of the whole run (and each second's interval histograms
+//!   for `flashcrowd watch`), fed by the same second.
+//! - `page`: the live page itself (`GET /`), one self-contained HTML file.
+//! - `server`: the HTTP server behind them, which also takes live control (`/control/...`,
+//!   only with the control token).
+//! - `watch`: `flashcrowd watch`, one exact view merged from many generators' endpoints.
 //! - `monitor`: scrapes the target's own Prometheus endpoints (`monitor:` in the scenario).
 //! - `keyboard`: p/r/+/-/s in the live view when stdin is a terminal.
 //!
 //! Control goes through [`Steer`], which sets the engine's shared `Control` atomics (the shards
 //! read them per arrival, no lock) and logs every change in the run's timeline.
 
+pub mod board;
 pub mod exporter;
 pub mod keyboard;
 pub mod monitor;
+pub mod page;
 pub mod server;
 
 use crate::engine::shard::{Control, STOPPING};
+use crate::metrics::{Catalog, Point, Recorder};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -70,6 +78,11 @@ impl Steer {
     /// The run's monotonic start (the timeline counts from it).
     pub fn set_start(&self, at: Instant) {
         let _ = self.start.set(at);
+    }
+
+    /// Seconds since the run started (0 before it starts).
+    pub fn elapsed_s(&self) -> f64 {
+        self.now_s()
     }
 
     fn now_s(&self) -> f64 {
@@ -164,11 +177,37 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
+/// What the endpoint on `--metrics-listen` serves besides /metrics: the live page and control.
+pub struct Serve {
+    pub listen: SocketAddr,
+    /// The control token: POST /control/... answers 401 without it.
+    pub token: String,
+    pub info: board::BoardInfo,
+    /// The run's thresholds, judged live on the run so far.
+    pub thresholds: Vec<crate::gate::Threshold>,
+    /// Removes the run's secrets (and the token) from every text served.
+    pub redact: board::Redact,
+}
+
+/// A new control token: 128 random bits, hex.
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The live page's feed: the board, and the run so far for judging thresholds.
+struct PageFeed {
+    board: Arc<board::Board>,
+    thresholds: Vec<crate::gate::Threshold>,
+    total: Option<Recorder>,
+    redact: board::Redact,
+}
+
 /// Everything live operations need for one run, started before the load.
 pub struct LiveOps {
     pub steer: Arc<Steer>,
     pub exporter: Option<Arc<exporter::Exporter>>,
     server: Option<server::Server>,
+    page: Option<PageFeed>,
     pub monitor: Option<monitor::Monitor>,
     /// Read keys from the terminal (p r + - s).
     pub keyboard: bool,
@@ -178,25 +217,46 @@ impl LiveOps {
     /// Binds the metrics address (when given) and starts the monitor (when the scenario has
     /// one). A bind failure is an error before any load is sent.
     pub fn start(
-        listen: Option<SocketAddr>,
+        serve: Option<Serve>,
         monitor: Option<monitor::MonitorSpec>,
         closed: bool,
         keyboard: bool,
     ) -> Result<LiveOps, String> {
         let steer = Arc::new(Steer::new(closed));
-        let (exporter, server) = match listen {
-            Some(addr) => {
+        let (exporter, server, page) = match serve {
+            Some(sv) => {
                 let ex = Arc::new(exporter::Exporter::new(closed));
-                let srv = server::Server::start(addr, ex.clone(), steer.clone())?;
-                (Some(ex), Some(srv))
+                let board = Arc::new(board::Board::new(
+                    sv.info,
+                    Some(steer.clone()),
+                    sv.redact.clone(),
+                ));
+                let srv = server::Server::start(
+                    sv.listen,
+                    server::Routes {
+                        exporter: Some(ex.clone()),
+                        steer: Some(steer.clone()),
+                        board: board.clone(),
+                        token: Some(sv.token),
+                        redact: sv.redact.clone(),
+                    },
+                )?;
+                let feed = PageFeed {
+                    board,
+                    thresholds: sv.thresholds,
+                    total: None,
+                    redact: sv.redact,
+                };
+                (Some(ex), Some(srv), Some(feed))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let monitor = monitor.map(monitor::Monitor::start).transpose()?;
         Ok(LiveOps {
             steer,
             exporter,
             server,
+            page,
             monitor,
             keyboard,
         })
@@ -207,6 +267,56 @@ impl LiveOps {
         self.server.as_ref().map(|s| s.addr)
     }
 
+    /// The live page's board.
+    pub fn board(&self) -> Option<Arc<board::Board>> {
+        self.page.as_ref().map(|p| p.board.clone())
+    }
+
+    /// Takes the server out, so it outlives the load and shows the verdict; the caller stops it.
+    pub fn take_server(&mut self) -> Option<server::Server> {
+        self.server.take()
+    }
+
+    /// One completed second (all shards merged): the exporter and the live page.
+    pub fn second(
+        &mut self,
+        rec: &Recorder,
+        cat: &Catalog,
+        p: &Point,
+        phase: usize,
+        steering: crate::engine::shard::Steering,
+    ) {
+        if let Some(ex) = &self.exporter {
+            ex.second(rec, cat, p, phase, steering);
+        }
+        let elapsed = self.steer.elapsed_s();
+        let Some(feed) = self.page.as_mut() else {
+            return;
+        };
+        if p.t == 0 {
+            let ms = (elapsed * 1000.0) as i64;
+            feed.board
+                .set_started_at(chrono::Utc::now() - chrono::Duration::milliseconds(ms));
+        }
+        feed.board.push(second_of(rec, cat, p, phase, &feed.redact));
+        let total = feed.total.get_or_insert_with(|| rec.empty_like());
+        total.merge(rec);
+        let duration = (p.t + 1) as f64;
+        let live = feed
+            .thresholds
+            .iter()
+            .map(|t| {
+                let observed = cat.observe(total, t, duration);
+                board::LiveThreshold {
+                    source: t.source.clone(),
+                    observed: observed.map(|v| t.metric.format_observed(v)),
+                    pass: observed.is_some_and(|v| t.op.holds(v, t.value)),
+                }
+            })
+            .collect();
+        feed.board.set_thresholds(live);
+    }
+
     /// Stops the server and the monitor (the run is over).
     pub fn shutdown(&mut self) {
         if let Some(s) = self.server.take() {
@@ -215,6 +325,52 @@ impl LiveOps {
         if let Some(m) = self.monitor.as_mut() {
             m.stop();
         }
+    }
+}
+
+/// A second of the run as the board keeps it: the point's numbers, and one latency histogram
+/// per request name × client (names redacted, then tagged as in latency.hlog).
+fn second_of(
+    rec: &Recorder,
+    cat: &Catalog,
+    p: &Point,
+    phase: usize,
+    redact: &board::Redact,
+) -> board::Second {
+    let all = rec.total_where(|_, _, _| true);
+    let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
+    for (e, c, _ph, s) in rec.iter() {
+        if s.latency.is_empty() {
+            continue;
+        }
+        let tag =
+            crate::report::hlog::tag(&redact(&cat.endpoints[e].name), &redact(&cat.clients[c]));
+        match hists.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, h)) => {
+                let _ = h.add(&s.latency);
+            }
+            None => {
+                let mut h = crate::metrics::recorder::new_histogram();
+                let _ = h.add(&s.latency);
+                hists.push((tag, h));
+            }
+        }
+    }
+    board::Second {
+        t: p.t,
+        planned: p.planned_rate,
+        started: p.sessions_started,
+        requests: p.requests,
+        errors: all.errors,
+        in_flight: p.in_flight,
+        dropped: p.dropped,
+        paused: p.paused,
+        lag_p99_ms: (!rec.lag.is_empty()).then(|| rec.lag.value_at_quantile(0.99) as f64 / 1000.0),
+        rate_factor: p.rate_factor,
+        phase,
+        monitor: p.monitor.clone(),
+        latency: all.latency,
+        hists,
     }
 }
 

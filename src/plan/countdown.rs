@@ -114,7 +114,7 @@ fn resolve(key: &str, at: &At, opts: &PlanOptions) -> Result<f64, String> {
     match at {
         At::Offset(d) => Ok(secs(*d, opts)),
         At::Instant(i) => {
-            let ms = (*i - opts.start).num_milliseconds();
+            let ms = i.signed_duration_since(opts.start).num_milliseconds();
             if ms < 0 {
                 Err(format!(
                     "load.countdown.{key}: {} is in the past ({} before the start at {}): \
@@ -199,6 +199,7 @@ pub(crate) fn compile(c: &Countdown, opts: &PlanOptions) -> Result<Shaped, Strin
         phases,
         sale_start: Some(sale),
         drill: None,
+        moments: Vec::new(),
     })
 }
 
@@ -355,8 +356,8 @@ pub(crate) mod tests {
         let start = Utc.with_ymd_and_hms(2026, 11, 10, 15, 58, 0).unwrap();
         let mut l = design_countdown(Arrivals::Uniform);
         let c = l.countdown.as_mut().unwrap();
-        c.sale_start = At::Instant(Utc.with_ymd_and_hms(2026, 11, 10, 16, 0, 0).unwrap());
-        c.end = At::Instant(Utc.with_ymd_and_hms(2026, 11, 10, 16, 6, 0).unwrap());
+        c.sale_start = At::Instant(Utc.with_ymd_and_hms(2026, 11, 10, 16, 0, 0).unwrap().into());
+        c.end = At::Instant(Utc.with_ymd_and_hms(2026, 11, 10, 16, 6, 0).unwrap().into());
         let opts = PlanOptions {
             start,
             ..PlanOptions::default()

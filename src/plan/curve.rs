@@ -1,12 +1,12 @@
-//! The piecewise curve every load shape compiles into: constant pieces, linear ramps and
-//! exponential decays, each with a closed-form value and integral, and the inverse of the
-//! cumulative integral that places arrivals.
+//! The piecewise curve every load shape compiles into: constant pieces, linear ramps,
+//! exponential decays and sums of them (a calendar's overlapping spikes), each with a closed-form
+//! value and integral, and the inverse of the cumulative integral that places arrivals.
 //!
 //! This file owns the calculus only. It knows nothing about phases, scenarios, segments or
 //! random numbers; `mod.rs` builds arrivals on top of `Curve::inverse`.
 
 /// The shape of one piece between its start `t0` and end `t1` (seconds from the run start).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// `v` throughout.
     Const { v: f64 },
@@ -14,10 +14,42 @@ pub enum Shape {
     Linear { v0: f64, v1: f64 },
     /// `base + gap·e^(−(t−t0)/tau)`: starts at `base + gap` and decays towards `base`.
     Exp { base: f64, gap: f64, tau: f64 },
+    /// `v0 + (v1 − v0)·(t−t0)/len + Σ gapₖ·e^(−(t−t0)/tauₖ)`: a ramp with decays on top, where
+    /// spikes overlap. Every `gap` is non-negative, so the value is convex and peaks at an end.
+    Layered {
+        v0: f64,
+        v1: f64,
+        decays: Vec<Decay>,
+    },
+}
+
+/// One exponential term of a `Layered` piece: `gap·e^(−s/tau)`, `s` seconds into the piece.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decay {
+    pub gap: f64,
+    pub tau: f64,
+}
+
+impl Shape {
+    /// The simplest shape for a ramp from `v0` to `v1` with `decays` on top: `Const`, `Linear`,
+    /// `Exp` (one decay over a level), else `Layered`. Decays with no gap are dropped.
+    pub fn layered(v0: f64, v1: f64, mut decays: Vec<Decay>) -> Shape {
+        decays.retain(|d| d.gap != 0.0);
+        match decays.as_slice() {
+            [] if v0 == v1 => Shape::Const { v: v0 },
+            [] => Shape::Linear { v0, v1 },
+            [d] if v0 == v1 => Shape::Exp {
+                base: v0,
+                gap: d.gap,
+                tau: d.tau,
+            },
+            _ => Shape::Layered { v0, v1, decays },
+        }
+    }
 }
 
 /// One piece of a curve: `[t0, t1)` and its shape.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Piece {
     pub t0: f64,
     pub t1: f64,
@@ -35,6 +67,13 @@ impl Piece {
             Shape::Const { v } => v,
             Shape::Linear { v0, v1 } => v0 + (v1 - v0) * s / self.len(),
             Shape::Exp { base, gap, tau } => base + gap * (-s / tau).exp(),
+            Shape::Layered { v0, v1, ref decays } => {
+                v0 + (v1 - v0) * s / self.len()
+                    + decays
+                        .iter()
+                        .map(|d| d.gap * (-s / d.tau).exp())
+                        .sum::<f64>()
+            }
         }
     }
 
@@ -46,6 +85,13 @@ impl Piece {
             Shape::Linear { v0, v1 } => s * (2.0 * v0 + (v1 - v0) * (s / self.len())) / 2.0,
             // ∫ base + gap·e^(−u/τ) du = base·s + gap·τ·(1 − e^(−s/τ)); expm1 keeps it exact near 0.
             Shape::Exp { base, gap, tau } => base * s - gap * tau * (-s / tau).exp_m1(),
+            Shape::Layered { v0, v1, ref decays } => {
+                s * (2.0 * v0 + (v1 - v0) * (s / self.len())) / 2.0
+                    - decays
+                        .iter()
+                        .map(|d| d.gap * d.tau * (-s / d.tau).exp_m1())
+                        .sum::<f64>()
+            }
         }
     }
 
@@ -69,7 +115,7 @@ impl Piece {
                     2.0 * y / (b + disc.sqrt())
                 }
             }
-            Shape::Exp { .. } => self.inverse_newton(y),
+            Shape::Exp { .. } | Shape::Layered { .. } => self.inverse_newton(y),
         };
         s.clamp(0.0, len)
     }
@@ -204,7 +250,7 @@ impl Curve {
         let mut pts = Vec::new();
         for p in &self.pieces {
             pts.push((p.t0, p.value(0.0)));
-            if let Shape::Exp { .. } = p.shape {
+            if let Shape::Exp { .. } | Shape::Layered { .. } = p.shape {
                 for k in 1..exp_samples {
                     let s = p.len() * k as f64 / exp_samples as f64;
                     pts.push((p.t0 + s, p.value(s)));
@@ -225,6 +271,15 @@ impl Curve {
                 Shape::Linear { v0, .. } => (v0, p.t0),
                 Shape::Exp { base, gap, .. } if gap >= 0.0 => (base + gap, p.t0),
                 Shape::Exp { .. } => (p.value(p.len()), p.t1),
+                // Convex: the highest value is at one end.
+                Shape::Layered { .. } => {
+                    let (a, b) = (p.value(0.0), p.value(p.len()));
+                    if a >= b {
+                        (a, p.t0)
+                    } else {
+                        (b, p.t1)
+                    }
+                }
             };
             if v > best.0 {
                 best = (v, t);

@@ -3,14 +3,17 @@
 //!
 //! Pure arithmetic, no I/O and no clocks: the engine asks the plan "when is the next arrival of
 //! my segment" and "how many users should my segment have now". One load source per file
-//! (`stages.rs`, `users.rs`, `countdown.rs`, `steps.rs`): its YAML block, rules, phase names and
+//! (`stages.rs`, `users.rs`, `countdown.rs`, `steps.rs`, `calendar.rs`): its YAML block, rules, phase names and
 //! compilation into the same `Curve`, behind the `source::LoadSource` seam.
 //!
 //! API CONTRACT (the engine codes against these signatures; keep them):
 //! - `Plan::compile(&Load, &PlanOptions) -> Result<Plan, String>`
 //! - `plan.value_at(t)`, `plan.phase_index_at(t)`, `plan.expected_arrivals(t0, t1)`,
 //!   `plan.arrivals(segment)`, `plan.users_at(t, segment)`, `plan.peak()`.
+//! - `plan.moments()` (a calendar's moments and their instants), `plan.wait_instant(name)`,
+//!   `plan.phases_named(name)`.
 
+pub mod calendar;
 mod countdown;
 pub mod curve;
 pub mod segment;
@@ -20,6 +23,7 @@ mod stages;
 mod steps;
 mod users;
 
+pub use calendar::Calendar;
 pub use countdown::Countdown;
 pub use curve::Curve;
 pub use segment::Segment;
@@ -44,6 +48,8 @@ pub struct Shaped {
     /// The countdown's sale-start instant (seconds from run start), for `wait: sale-start`.
     pub sale_start: Option<f64>,
     pub drill: Option<Vec<DrillStep>>,
+    /// A calendar's moments, in the order written (empty for other sources).
+    pub moments: Vec<Moment>,
 }
 
 /// Knobs applied while compiling: `--scale` multiplies rates and user counts, `--time-scale`
@@ -89,6 +95,25 @@ pub struct DrillStep {
     pub end: f64,
 }
 
+/// One moment of a calendar, in run seconds (after `--time-scale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moment {
+    pub name: String,
+    /// The moment's instant: its spike starts to climb (and `wait: NAME` releases).
+    pub at_s: f64,
+    /// The top of the climb, `at + rise`.
+    pub peak_s: f64,
+    /// The end of the hold, where the decay begins.
+    pub hold_end_s: f64,
+    /// The end of the decay: the spike is over.
+    pub end_s: f64,
+    /// The planned rate at the top of the spike alone (base included, after `--scale`).
+    pub peak_rate: f64,
+    /// The wall-clock instant the calendar gives it (`from` + its offset as written), when the
+    /// calendar has a `from`.
+    pub instant: Option<DateTime<chrono::FixedOffset>>,
+}
+
 /// One planned arrival: its global number (for segment ownership and seeding) and its intended
 /// instant in seconds from the run start.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +136,8 @@ pub struct Plan {
     pub max_users: Option<u64>,
     /// Capacity-drill steps (steps load only).
     pub drill: Option<Vec<DrillStep>>,
+    /// A calendar's moments, in the order written (calendar load only).
+    moments: Vec<Moment>,
     pub scale: f64,
     pub time_scale: f64,
     /// The planned value over time, shared with the arrival iterators.
@@ -192,6 +219,7 @@ impl Plan {
             sale_start: shaped.sale_start,
             max_users,
             drill: shaped.drill,
+            moments: shaped.moments,
             scale: opts.scale,
             time_scale: opts.time_scale,
             curve: Arc::new(curve),
@@ -276,6 +304,32 @@ impl Plan {
     /// The highest planned value and the first instant it is reached.
     pub fn peak(&self) -> (f64, f64) {
         self.curve.peak()
+    }
+
+    /// A calendar's moments with their instants, in the order written; empty for other shapes.
+    pub fn moments(&self) -> &[Moment] {
+        &self.moments
+    }
+
+    /// The moment called `name`.
+    pub fn moment(&self, name: &str) -> Option<&Moment> {
+        self.moments.iter().find(|m| m.name == name)
+    }
+
+    /// The instant (run seconds) a `wait: NAME` step holds a user until: `sale-start` of a
+    /// countdown, or a calendar moment's `at`.
+    pub fn wait_instant(&self, name: &str) -> Option<f64> {
+        match name {
+            "sale-start" => self.sale_start,
+            _ => self.moment(name).map(|m| m.at_s),
+        }
+    }
+
+    /// The indices of the phases `name` means in `during` and thresholds: every stretch of the
+    /// phase called `name` (`base` comes back between moments), or, when no phase is called so,
+    /// every phase of the moment `name` (`sale` → `sale.rise`, `sale.peak`, `sale.decay`).
+    pub fn phases_named(&self, name: &str) -> Vec<usize> {
+        crate::scenario::validate::phases_named(self.phases.iter().map(|p| p.name.as_str()), name)
     }
 }
 

@@ -26,6 +26,12 @@ pub trait LoadSource {
     /// can; its problems are `check`'s to report).
     fn phase_names(&self) -> Vec<String>;
 
+    /// Names that stand for several phases in `during` and thresholds (a calendar's moments,
+    /// each meaning all its phases).
+    fn phase_groups(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The instants a `wait:` step may name (`sale-start` for a countdown).
     fn instants(&self) -> Vec<String> {
         Vec::new()
@@ -36,7 +42,7 @@ pub trait LoadSource {
 }
 
 /// The keys of every load source, in the order messages list them.
-pub const KEYS: &[&str] = &["stages", "users", "countdown", "steps"];
+pub const KEYS: &[&str] = &["stages", "users", "countdown", "steps", "calendar"];
 
 /// The load sources given in `load`, in the order of `KEYS`. Exactly one is valid.
 pub fn given(load: &Load) -> Vec<&dyn LoadSource> {
@@ -51,6 +57,9 @@ pub fn given(load: &Load) -> Vec<&dyn LoadSource> {
         out.push(s);
     }
     if let Some(s) = &load.steps {
+        out.push(s);
+    }
+    if let Some(s) = &load.calendar {
         out.push(s);
     }
     out
@@ -82,6 +91,14 @@ pub fn phase_names(load: &Load) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The names that stand for several phases under this load (a calendar's moments).
+pub fn phase_groups(load: &Load) -> Vec<String> {
+    given(load)
+        .first()
+        .map(|s| s.phase_groups())
+        .unwrap_or_default()
+}
+
 /// The instants a `wait:` step may name under this load.
 pub fn instants(load: &Load) -> Vec<String> {
     given(load).iter().flat_map(|s| s.instants()).collect()
@@ -93,14 +110,20 @@ mod tests {
 
     #[test]
     fn keys_read_as_a_sentence() {
-        assert_eq!(keys_sentence(), "stages, users, countdown or steps");
-        assert_eq!(keys_quoted(), "`stages`, `users`, `countdown` or `steps`");
+        assert_eq!(
+            keys_sentence(),
+            "stages, users, countdown, steps or calendar"
+        );
+        assert_eq!(
+            keys_quoted(),
+            "`stages`, `users`, `countdown`, `steps` or `calendar`"
+        );
     }
 
     #[test]
     fn every_key_has_a_source() {
         // A scenario with every block set lists each key once, in KEYS order.
-        let text = "stages: [ { rate: 1/s, for: 1s } ]\nusers: [ { users: 1, for: 1s } ]\ncountdown: { sale_start: 1s, before: 1/s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 5s }\nsteps: { start: 1/s, step: 1/s, every: 1s, max: 2/s }\n";
+        let text = "stages: [ { rate: 1/s, for: 1s } ]\nusers: [ { users: 1, for: 1s } ]\ncountdown: { sale_start: 1s, before: 1/s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 5s }\nsteps: { start: 1/s, step: 1/s, every: 1s, max: 2/s }\ncalendar: { until: 9s, base: 1/s, moments: { m: { at: 1s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s } } }\n";
         let load: Load = serde_yaml::from_str(text).unwrap();
         let keys: Vec<&str> = given(&load).iter().map(|s| s.key()).collect();
         assert_eq!(keys, KEYS);

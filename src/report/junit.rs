@@ -55,11 +55,11 @@ pub fn render(r: &RunReport) -> String {
             );
         }
     }
-    let stopped = matches!(
+    let not_whole = matches!(
         r.run.status.as_str(),
         "aborted" | "interrupted" | "incomplete"
     );
-    if stopped {
+    if not_whole {
         failures += 1;
         let why = r.run.reason.clone().unwrap_or_else(|| r.run.status.clone());
         let _ = writeln!(
@@ -75,7 +75,7 @@ pub fn render(r: &RunReport) -> String {
             xml(&why)
         );
     }
-    let tests = r.thresholds.len() + usize::from(stopped);
+    let tests = r.thresholds.len() + usize::from(not_whole);
     let mut o = String::new();
     let _ = writeln!(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(

@@ -21,7 +21,7 @@ pub fn render(r: &RunReport) -> String {
         "passed" => "✅ passed",
         "failed" => "❌ failed",
         "aborted" => "🛑 aborted",
-        "incomplete" => "⚠️ incomplete (the generator died; rebuilt from its journal)",
+        "incomplete" => "⚠️ incomplete (part of the run is missing)",
         _ => "⚠️ interrupted",
     };
     let _ = writeln!(o, "### flashcrowd: {} — {}", cell(&r.scenario.name), badge);

@@ -248,7 +248,8 @@ fn segments_text(shards: &[Shard]) -> String {
         .join("+")
 }
 
-pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
+/// Merges `shards`; with segments missing the status is `incomplete` unless `allow_partial`.
+pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged> {
     let missing = check(shards)?;
     shards.sort_by_key(|s| s.segment.index);
     let first = &shards[0];
@@ -308,7 +309,10 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
     }
 
     // The per-second series: counts summed, percentiles from the merged interval histograms.
+    // The live rate factor is each shard's own (one process, one keyboard): the merged second
+    // carries their mean over the shards that reported it.
     let mut series: BTreeMap<u64, Point> = BTreeMap::new();
+    let mut factors: BTreeMap<u64, (f64, u32)> = BTreeMap::new();
     let mut errors_by_second: BTreeMap<u64, [u64; N_ERROR_KINDS]> = BTreeMap::new();
     for (s, off) in shards.iter().zip(&offsets) {
         for p in &s.report.series {
@@ -323,6 +327,10 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
             m.errors += p.errors;
             m.in_flight += p.in_flight;
             m.dropped += p.dropped;
+            m.paused += p.paused;
+            let f = factors.entry(t).or_insert((0.0, 0));
+            f.0 += p.rate_factor;
+            f.1 += 1;
             for (kind, n) in &p.errors_by_kind {
                 if let Some(k) = ErrorKind::ALL.iter().find(|k| k.name() == kind) {
                     errors_by_second.entry(t).or_insert([0; N_ERROR_KINDS])[*k as usize] += n;
@@ -331,6 +339,7 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         }
     }
     for (t, p) in series.iter_mut() {
+        p.rate_factor = factors.get(t).map_or(1.0, |(sum, n)| sum / *n as f64);
         if let Some(h) = per_second.get(t).filter(|h| !h.is_empty()) {
             p.p50_ms = h.value_at_quantile(0.5) as f64 / 1000.0;
             p.p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
@@ -378,8 +387,9 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         });
     }
 
-    // Status: a shard that was aborted, killed (incomplete) or interrupted makes the whole so;
-    // else the thresholds.
+    // Status: a shard that was aborted, killed (incomplete) or interrupted makes the whole so; a
+    // missing segment makes it incomplete (unless the caller allows a partial merge); else the
+    // thresholds.
     let shard_status = |name: &str| shards.iter().any(|s| s.state.status == name);
     let status = if shard_status("aborted") {
         FinalStatus::Aborted
@@ -387,6 +397,8 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         FinalStatus::Incomplete
     } else if shard_status("interrupted") {
         FinalStatus::Interrupted
+    } else if !missing.is_empty() && !allow_partial {
+        FinalStatus::Incomplete
     } else if verdicts.iter().all(|v| v.passed) {
         FinalStatus::Passed
     } else {
@@ -404,11 +416,14 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
     let n = first.segment.count;
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|s| s.to_string()).collect();
-        let msg = format!(
+        let mut msg = format!(
             "partial merge: covers {} of {n} segments; missing {} — totals and thresholds cover only the segments present",
             shards.len(),
             names.join(", ")
         );
+        if !allow_partial {
+            msg += "; status incomplete: merge the missing segments too, or pass --allow-partial to judge what is here";
+        }
         warnings.push(msg.clone());
         reasons.insert(0, msg);
     }
@@ -437,8 +452,8 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         planned_rate: first.state.planned_rate.clone(),
         plan_duration_s: first.state.plan_duration_s,
         errors_by_second,
-        // Live-control events and monitor scrapes stay in each shard's own report.
-        timeline: Vec::new(),
+        timeline: merged_timeline(shards, &offsets),
+        // Monitor scrapes stay in each shard's own report.
         scrapes: Vec::new(),
         monitor_names: Vec::new(),
         monitor_every_s: None,
@@ -471,6 +486,26 @@ pub fn merge(shards: &mut [Shard]) -> anyhow::Result<Merged> {
         missing,
         warnings,
     })
+}
+
+/// The shards' live-control and rule events on the merged clock, each named by its segment.
+fn merged_timeline(shards: &[Shard], offsets: &[u64]) -> Vec<crate::ops::TimelineEvent> {
+    let mut out: Vec<crate::ops::TimelineEvent> = shards
+        .iter()
+        .zip(offsets)
+        .flat_map(|(s, off)| {
+            s.report
+                .timeline
+                .iter()
+                .map(move |e| crate::ops::TimelineEvent {
+                    t: e.t + *off as f64,
+                    event: e.event.clone(),
+                    detail: format!("segment {}: {}", s.segment, e.detail),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| a.t.total_cmp(&b.t));
+    out
 }
 
 /// The merged latency.hlog: the same format a run writes.

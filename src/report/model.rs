@@ -297,6 +297,8 @@ impl Report {
         match self.run.status.as_str() {
             "passed" => 0,
             "failed" => 1,
+            // A partial merge whose thresholds failed on what it has: the failure decides.
+            "incomplete" if self.thresholds.iter().any(|t| !t.passed) => 1,
             _ => 3,
         }
     }

@@ -21,7 +21,9 @@ pub enum FinalStatus {
     Failed,
     Aborted,
     Interrupted,
-    /// The generator died without writing its report; rebuilt from the journal.
+    /// The report lacks part of the run: a merge without some of its segments (see
+    /// `report::merge`), or a run whose generator died, rebuilt from its journal (see
+    /// `report::journal`).
     Incomplete,
 }
 

@@ -8,7 +8,7 @@
 //! hand, so they work with serde_yaml and give errors that say what to write.
 
 use super::units::{Dur, Share};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -295,6 +295,10 @@ pub struct Journey {
     /// Only these clients take this journey; all clients when absent.
     #[serde(default)]
     pub clients: Option<Vec<String>>,
+    /// Only sessions that arrive during these phases or moments take this journey (`[presale]`);
+    /// at any time when absent.
+    #[serde(default)]
+    pub during: Option<Vec<String>>,
     pub steps: Vec<Step>,
 }
 
@@ -341,7 +345,7 @@ pub struct Step {
     /// Explicit pause.
     #[serde(default)]
     pub think: Option<Dur>,
-    /// Wait for a named instant; v1 knows `sale-start` (countdown loads only).
+    /// Wait for a named instant: `sale-start` (countdown loads) or a calendar moment's name.
     #[serde(default)]
     pub wait: Option<String>,
     #[serde(default)]
@@ -455,6 +459,8 @@ pub struct Load {
     pub countdown: Option<Countdown>,
     #[serde(default)]
     pub steps: Option<StepDrill>,
+    #[serde(default)]
+    pub calendar: Option<Calendar>,
     /// Cap on sessions in flight (open model); arrivals beyond it are dropped and counted.
     #[serde(default)]
     pub max_users: Option<u64>,
@@ -465,14 +471,15 @@ pub struct Load {
     pub seed: Option<u64>,
 }
 
-pub use crate::plan::{Countdown, Stage, StepDrill, UserStage};
+pub use crate::plan::{Calendar, Countdown, Stage, StepDrill, UserStage};
 
-/// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time.
+/// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time, kept in the
+/// offset it was written in (`+08:00`) so that listings show it as the author wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum At {
     Offset(Dur),
-    Instant(DateTime<Utc>),
+    Instant(DateTime<FixedOffset>),
 }
 
 impl<'de> Deserialize<'de> for At {
@@ -496,7 +503,7 @@ impl<'de> Deserialize<'de> for At {
             return Ok(At::Offset(Dur(d)));
         }
         DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| At::Instant(t.with_timezone(&Utc)))
+            .map(At::Instant)
             .map_err(|_| {
                 serde::de::Error::custom(format!(
                     "`{s}` is neither an offset like 2m nor an RFC 3339 instant like 2026-11-11T00:00:00+08:00"

@@ -45,6 +45,57 @@ pub fn phase_names(load: &Load) -> Vec<String> {
     crate::plan::source::phase_names(load)
 }
 
+/// The moment a calendar phase belongs to: `sale` for `sale.peak`; None for `base` and for
+/// phases of other shapes (their names have no dot… unless a stage is named so, which only
+/// matters if a moment of the same name exists, and stages have no moments).
+pub fn moment_of(phase: &str) -> Option<&str> {
+    phase.rsplit_once('.').map(|(m, _)| m)
+}
+
+/// The phases (indices into `phases`, in order) that `name` means in `during` and thresholds:
+/// every phase called `name` (a name may come back, like a calendar's `base` between moments),
+/// or, when none is called so, every phase of the moment `name` (`sale` → `sale.rise`,
+/// `sale.peak`, `sale.decay`). Empty when `name` means nothing.
+pub fn phases_named<'a>(phases: impl Iterator<Item = &'a str> + Clone, name: &str) -> Vec<usize> {
+    let exact: Vec<usize> = phases
+        .clone()
+        .enumerate()
+        .filter(|(_, p)| *p == name)
+        .map(|(i, _)| i)
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    phases
+        .enumerate()
+        .filter(|(_, p)| moment_of(p) == Some(name))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// What `during` (of a client, a journey or a threshold) may name: the phases, and a calendar's
+/// moments (each meaning all its phases).
+pub fn during_names(load: &Load) -> Vec<String> {
+    let mut names = phase_names(load);
+    names.extend(crate::plan::source::phase_groups(load));
+    names
+}
+
+/// The `during` entry in force in `phase`: the phase's own key, else its moment's.
+pub fn during_entry<'a, T>(during: &'a IndexMap<String, T>, phase: &str) -> Option<&'a T> {
+    during
+        .get(phase)
+        .or_else(|| moment_of(phase).and_then(|m| during.get(m)))
+}
+
+/// Does a journey limited to `during` (None: not limited) take sessions that arrive in `phase`?
+pub fn journey_during(during: Option<&[String]>, phase: &str) -> bool {
+    during.is_none_or(|list| {
+        list.iter()
+            .any(|d| d == phase || moment_of(phase) == Some(d.as_str()))
+    })
+}
+
 /// Parses a threshold (as `run --threshold EXPR` gives it) and checks that the names it uses
 /// exist in the scenario: requests, journeys, clients and phases.
 pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String> {
@@ -96,7 +147,7 @@ impl Names {
             requests,
             journeys: s.journeys.keys().cloned().collect(),
             clients: client_names(s),
-            phases: phase_names(&s.load),
+            phases: during_names(&s.load),
             monitor: monitor_names(s),
         }
     }
@@ -378,55 +429,72 @@ impl Validator<'_> {
                 );
             }
         }
-        // Phases named in `during`, each checked once.
-        let phases = self.names.phases.clone();
-        let mut seen: Vec<String> = Vec::new();
+        // Keys of `during` must name a phase or a moment.
+        let known = self.names.phases.clone();
         for (cname, c) in &s.clients {
-            for phase in c.during.keys() {
-                let path = root().key("clients").key(cname).key("during").key(phase);
-                if !phases.contains(phase) {
-                    let help = did_you_mean(phase, phases.iter().map(String::as_str))
-                        .unwrap_or_else(|| {
-                            format!("the phases of this load are {}", quoted(&phases))
+            for key in c.during.keys() {
+                if !known.contains(key) {
+                    let path = root().key("clients").key(cname).key("during").key(key);
+                    let help =
+                        did_you_mean(key, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                            format!("the phases of this load are {}", quoted(&known))
                         });
                     self.push(
-                        Issue::at(path, format!("unknown phase `{phase}`"))
+                        Issue::at(path, format!("unknown phase `{key}`"))
                             .on_key()
                             .help(help),
                     );
-                    continue;
-                }
-                if seen.contains(phase) {
-                    continue;
-                }
-                seen.push(phase.clone());
-                let parts: Vec<(String, f64)> = s
-                    .clients
-                    .iter()
-                    .map(|(n, c)| (n.clone(), c.during.get(phase).unwrap_or(&c.share).0))
-                    .collect();
-                let sum: f64 = parts.iter().map(|p| p.1).sum();
-                if !is_hundred(sum) {
-                    let list: Vec<String> = parts
-                        .iter()
-                        .map(|(n, x)| format!("{n} {}", pct(*x)))
-                        .collect();
-                    self.push(
-                        Issue::at(
-                            path,
-                            format!(
-                                "during phase `{phase}`, client shares add up to {}, not 100%",
-                                pct(sum)
-                            ),
-                        )
-                        .on_key()
-                        .help(format!(
-                            "{} (a client without `during: {{ {phase}: … }}` keeps its `share`)",
-                            list.join(" + ")
-                        )),
-                    );
                 }
             }
+        }
+        // In every phase, the shares in force add up to 100 %; each `during` key is blamed once.
+        let mut blamed: Vec<(String, String)> = Vec::new();
+        for phase in phase_names(&s.load) {
+            let Some((cname, key)) = s.clients.iter().find_map(|(n, c)| {
+                let key = if c.during.contains_key(&phase) {
+                    phase.clone()
+                } else {
+                    moment_of(&phase)
+                        .filter(|m| c.during.contains_key(*m))?
+                        .to_string()
+                };
+                Some((n.clone(), key))
+            }) else {
+                continue;
+            };
+            let parts: Vec<(String, f64)> = s
+                .clients
+                .iter()
+                .map(|(n, c)| {
+                    (
+                        n.clone(),
+                        during_entry(&c.during, &phase).unwrap_or(&c.share).0,
+                    )
+                })
+                .collect();
+            let sum: f64 = parts.iter().map(|p| p.1).sum();
+            if is_hundred(sum) || blamed.contains(&(cname.clone(), key.clone())) {
+                continue;
+            }
+            blamed.push((cname.clone(), key.clone()));
+            let list: Vec<String> = parts
+                .iter()
+                .map(|(n, x)| format!("{n} {}", pct(*x)))
+                .collect();
+            self.push(
+                Issue::at(
+                    root().key("clients").key(&cname).key("during").key(&key),
+                    format!(
+                        "during phase `{phase}`, client shares add up to {}, not 100%",
+                        pct(sum)
+                    ),
+                )
+                .on_key()
+                .help(format!(
+                    "{} (a client without `during: {{ {key}: … }}` keeps its `share`)",
+                    list.join(" + ")
+                )),
+            );
         }
     }
 
@@ -443,24 +511,49 @@ impl Validator<'_> {
             );
             return;
         }
-        let sum: f64 = s.journeys.values().map(|j| j.share.0).sum();
-        if !is_hundred(sum) {
-            let parts: Vec<String> = s
-                .journeys
+        // The journeys in force at a time add up to 100 %. With `during`, which journeys are in
+        // force changes by phase: the fullest phase must make 100 %, none more; a phase with
+        // fewer journeys renormalizes their shares.
+        let limited = s.journeys.values().any(|j| j.during.is_some());
+        let phases = if limited {
+            phase_names(&s.load)
+        } else {
+            vec![String::new()]
+        };
+        let in_force = |phase: &str| -> Vec<(&String, f64)> {
+            s.journeys
                 .iter()
-                .map(|(n, j)| format!("{n} {}", pct(j.share.0)))
+                .filter(|(_, j)| !limited || journey_during(j.during.as_deref(), phase))
+                .map(|(n, j)| (n, j.share.0))
+                .collect()
+        };
+        let sums: Vec<(&String, f64)> = phases
+            .iter()
+            .map(|p| (p, in_force(p).iter().map(|j| j.1).sum()))
+            .collect();
+        let over = sums.iter().find(|(_, sum)| *sum > 1.0 && !is_hundred(*sum));
+        let fullest = sums.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        let wrong = over
+            .copied()
+            .or(fullest.filter(|(_, sum)| !is_hundred(*sum)));
+        if let Some((phase, sum)) = wrong {
+            let parts: Vec<String> = in_force(phase)
+                .iter()
+                .map(|(n, share)| format!("{n} {}", pct(*share)))
                 .collect();
-            self.push(
-                Issue::at(
-                    jpath.clone(),
-                    format!("journey shares add up to {}, not 100%", pct(sum)),
+            let message = if limited {
+                format!(
+                    "during phase `{phase}`, journey shares add up to {}, not 100%",
+                    pct(sum)
                 )
-                .on_key()
-                .help(format!(
-                    "{}; change them so that they total 100%",
-                    parts.join(" + ")
-                )),
-            );
+            } else {
+                format!("journey shares add up to {}, not 100%", pct(sum))
+            };
+            let mut help = format!("{}; change them so that they total 100%", parts.join(" + "));
+            if limited {
+                help += " (where `during` leaves fewer journeys, their shares are renormalized)";
+            }
+            self.push(Issue::at(jpath.clone(), message).on_key().help(help));
         }
         let clients = client_names(s);
         for (jname, j) in &s.journeys {
@@ -506,6 +599,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.journeys_during();
         // Request names must not mix methods.
         let mut methods: HashMap<String, (&'static str, KeyPath)> = HashMap::new();
         let mut rendezvous: HashMap<String, KeyPath> = HashMap::new();
@@ -569,6 +663,78 @@ impl Validator<'_> {
                         captures.push(var.clone());
                     }
                 }
+            }
+        }
+    }
+
+    /// `journeys.NAME.during`: names that exist, and in every phase each client with a share
+    /// there still has a journey to take.
+    fn journeys_during(&mut self) {
+        let s = self.s;
+        let jpath = root().key("journeys");
+        let known = self.names.phases.clone();
+        let mut limited: Option<&str> = None;
+        for (jname, j) in &s.journeys {
+            let Some(list) = &j.during else { continue };
+            limited.get_or_insert(jname);
+            if list.is_empty() {
+                self.push(
+                    Issue::at(
+                        jpath.key(jname).key("during"),
+                        "the `during` list is empty: no session would take this journey",
+                    )
+                    .help(
+                        "list the phases or moments it is for, like [presale], or remove `during`",
+                    ),
+                );
+            }
+            for (i, d) in list.iter().enumerate() {
+                if !known.contains(d) {
+                    let help =
+                        did_you_mean(d, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                            format!("the phases of this load are {}", quoted(&known))
+                        });
+                    self.push(
+                        Issue::at(
+                            jpath.key(jname).key("during").index(i),
+                            format!("unknown phase or moment `{d}`"),
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+        let Some(first_limited) = limited else { return };
+        let clients: Vec<(String, Option<&super::model::Client>)> = if s.clients.is_empty() {
+            vec![("default".into(), None)]
+        } else {
+            s.clients
+                .iter()
+                .map(|(n, c)| (n.clone(), Some(c)))
+                .collect()
+        };
+        for (cname, c) in &clients {
+            let stranded = phase_names(&s.load).into_iter().find(|phase| {
+                let share = c.map_or(1.0, |c| {
+                    during_entry(&c.during, phase).unwrap_or(&c.share).0
+                });
+                share > 0.0
+                    && !s.journeys.values().any(|j| {
+                        c.is_none_or(|_| j.clients.as_ref().is_none_or(|l| l.contains(cname)))
+                            && journey_during(j.during.as_deref(), phase)
+                    })
+            });
+            if let Some(phase) = stranded {
+                self.push(
+                    Issue::at(
+                        jpath.key(first_limited).key("during"),
+                        format!("during phase `{phase}`, client `{cname}` may take no journey"),
+                    )
+                    .on_key()
+                    .help(format!(
+                        "every journey it may take is limited by `during` to other times: add `{phase}` (or its moment) to one, or leave one journey without `during`"
+                    )),
+                );
             }
         }
     }
@@ -655,21 +821,44 @@ impl Validator<'_> {
             "wait" => {
                 let w = step.wait.as_deref().unwrap_or_default();
                 let wp = p.key("wait");
-                if w != "sale-start" {
-                    self.push(
-                        Issue::at(wp, format!("unknown instant `{w}`: `wait` knows only `sale-start`"))
-                            .help_opt(did_you_mean(w, ["sale-start"]).or(Some("for a gathering of users, use `rendezvous: { name, users, timeout }`".into()))),
-                    );
-                } else if !crate::plan::source::instants(&self.s.load)
+                let instants = crate::plan::source::instants(&self.s.load);
+                let moments: Vec<String> = instants
                     .iter()
-                    .any(|i| i == w)
-                {
+                    .filter(|i| *i != "sale-start")
+                    .cloned()
+                    .collect();
+                if instants.iter().any(|i| i == w) {
+                } else if w != "sale-start" {
+                    let what = if moments.is_empty() {
+                        "`wait` knows only `sale-start`".to_string()
+                    } else {
+                        format!("`wait` knows the moments {}", quoted(&moments))
+                    };
+                    let mut known = vec!["sale-start"];
+                    known.extend(moments.iter().map(String::as_str));
+                    self.push(
+                        Issue::at(wp, format!("unknown instant `{w}`: {what}"))
+                            .help_opt(did_you_mean(w, known).or(Some("for a gathering of users, use `rendezvous: { name, users, timeout }`".into()))),
+                    );
+                } else {
+                    let help = if moments.is_empty() {
+                        "use `load.countdown`, or a `rendezvous` step to gather users".to_string()
+                    } else {
+                        format!(
+                            "in a calendar, wait for a moment: {}",
+                            moments
+                                .iter()
+                                .map(|m| format!("`wait: {m}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
                     self.push(
                         Issue::at(
                             wp,
                             "`wait: sale-start` needs a countdown load, and this load has none",
                         )
-                        .help("use `load.countdown`, or a `rendezvous` step to gather users"),
+                        .help(help),
                     );
                 }
             }
@@ -1195,6 +1384,192 @@ load:
 
     fn with_load(load: &str) -> String {
         BASE.replace("  stages:\n    - { rate: 5/s, for: 10s }\n", load)
+    }
+
+    /// A calendar of two moments, with clients and journeys that use them.
+    const CALENDAR: &str = "\
+name: t
+target: http://127.0.0.1:8080
+clients:
+  app: { share: 80%, during: { sale: 90%, sale.decay: 85% } }
+  pc: { share: 20%, during: { sale: 10%, sale.decay: 15% } }
+journeys:
+  browse:
+    share: 70%
+    steps:
+      - get: /a
+  presale-buy:
+    share: 30%
+    during: [presale]
+    steps:
+      - wait: presale
+      - get: /b
+  sale-buy:
+    share: 30%
+    during: [base, sale.rise]
+    steps:
+      - wait: sale
+      - get: /c
+load:
+  calendar:
+    from: 2026-11-10T19:55:00+08:00
+    until: 2026-11-11T01:30:00+08:00
+    base: 300/s
+    moments:
+      presale: { at: 2026-11-10T20:00:00+08:00, peak: 3000/s, rise: 30s, hold: 2m, decay: 10m }
+      sale: { at: 4h5m, peak: 6000/s, rise: 26s, hold: 1m, decay: 30m }
+thresholds:
+  - p99 < 300ms during sale
+  - errors < 1% during sale.peak
+  - rate > 1/s during base
+";
+
+    #[test]
+    fn a_calendar_scenario_is_valid_and_names_its_phases_and_moments() {
+        let l = load_in(Path::new("."), CALENDAR).unwrap();
+        assert_eq!(
+            phase_names(&l.scenario.load),
+            [
+                "base",
+                "presale.rise",
+                "presale.peak",
+                "presale.decay",
+                "sale.rise",
+                "sale.peak",
+                "sale.decay"
+            ]
+        );
+        let d = during_names(&l.scenario.load);
+        assert_eq!(&d[7..], ["presale", "sale"]);
+        assert!(check_threshold(&l, "p99 < 1s during presale").is_ok());
+        let e = check_threshold(&l, "p99 < 1s during sael").unwrap_err();
+        assert!(e.contains("sale"), "{e}");
+        assert!(journey_during(Some(&["sale".to_string()]), "sale.peak"));
+        assert!(!journey_during(Some(&["sale".to_string()]), "base"));
+        assert!(journey_during(None, "base"));
+        let c = &l.scenario.clients["app"];
+        assert_eq!(
+            during_entry(&c.during, "sale.decay").map(|s| s.0),
+            Some(0.85)
+        );
+        assert_eq!(during_entry(&c.during, "sale.rise").map(|s| s.0), Some(0.9));
+        assert_eq!(during_entry(&c.during, "base"), None);
+        let names = ["base", "sale.rise", "sale.peak", "base"];
+        assert_eq!(phases_named(names.into_iter(), "base"), [0, 3]);
+        assert_eq!(phases_named(names.into_iter(), "sale"), [1, 2]);
+        assert_eq!(phases_named(names.into_iter(), "sale.peak"), [2]);
+        assert!(phases_named(names.into_iter(), "presale").is_empty());
+    }
+
+    #[test]
+    fn calendar_mistakes_are_found_in_place() {
+        let bad = CALENDAR
+            .replace("peak: 3000/s", "peak: 200/s")
+            .replace("rise: 26s", "rise: 0s")
+            .replace("decay: 30m", "decay: 90m");
+        let e = errors(&bad);
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "the peak (200/s) is below the base rate (300/s)",
+                "`rise` must be longer than 0s: it is the climb to the peak",
+                "the moment `sale` ends 5h36m after `from` (at + rise + hold + decay), after `until` (5h35m)",
+            ],
+            "{e:#?}"
+        );
+        assert_eq!(e[0].line, 29);
+
+        // `until` and the presale's `at` are instants.
+        let e = errors(&CALENDAR.replace("    from: 2026-11-10T19:55:00+08:00\n", ""));
+        assert_eq!((e.len(), e[0].line, e[1].line), (2, 25, 28), "{e:#?}");
+        assert_eq!(
+            e[1].message,
+            "an RFC 3339 instant needs the calendar's `from`: what run time 0 stands for"
+        );
+        let e = error(&CALENDAR.replace(
+            "at: 2026-11-10T20:00:00+08:00",
+            "at: 2026-11-10T19:00:00+08:00",
+        ));
+        assert_eq!(
+            e.message,
+            "2026-11-10T19:00:00+08:00 comes 55m before `from`: the calendar starts at `from`"
+        );
+        let e = errors(&with_load("  calendar:\n    until: 1m\n    base: 1/s\n    moments:\n      a.b: { at: 1s, peak: 2/s, rise: 1s, hold: 0s, decay: 0s }\n      base: { at: 1s, peak: 2/s, rise: 1s, hold: 0s, decay: 0s }\n"));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "a moment's name has no dots or spaces: its phases are NAME.rise, NAME.peak and NAME.decay",
+                "`base` is the phase between moments: give the moment another name"
+            ]
+        );
+    }
+
+    #[test]
+    fn calendar_during_and_wait_name_what_exists() {
+        let e = errors(
+            &CALENDAR
+                .replace("sale.decay: 85%", "sael: 85%")
+                .replace("during: [presale]", "during: [presael]")
+                .replace("wait: sale\n", "wait: sael\n"),
+        );
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "unknown phase `sael`",
+                // Without its own key, app keeps 90 % through the sale's decay: 90 % + 15 %.
+                "during phase `sale.decay`, client shares add up to 105%, not 100%",
+                "unknown phase or moment `presael`",
+                "unknown instant `sael`: `wait` knows the moments `presale`, `sale`",
+            ],
+            "{e:#?}"
+        );
+        assert_eq!(e[2].help.as_deref(), Some("did you mean `presale`?"));
+        assert_eq!(e[3].help.as_deref(), Some("did you mean `sale`?"));
+        // Shares in force during a moment add up in each of its phases.
+        let e = error(&CALENDAR.replace("sale: 10%", "sale: 20%"));
+        assert_eq!(
+            e.message,
+            "during phase `sale.rise`, client shares add up to 110%, not 100%"
+        );
+        // `wait: sale-start` belongs to the countdown; a calendar waits for its moments.
+        let e = error(&CALENDAR.replace("wait: sale\n", "wait: sale-start\n"));
+        assert_eq!(
+            e.help.as_deref(),
+            Some("in a calendar, wait for a moment: `wait: presale`, `wait: sale`")
+        );
+    }
+
+    #[test]
+    fn every_client_has_a_journey_in_every_phase() {
+        let e = errors(
+            &CALENDAR
+                .replace(
+                    "  browse:\n    share: 70%\n",
+                    "  browse:\n    share: 70%\n    during: [sale]\n",
+                )
+                .replace("[base, sale.rise]", "[sale.rise]"),
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!(
+            e[0].message,
+            "during phase `base`, client `app` may take no journey"
+        );
+        assert_eq!(
+            e[1].message,
+            "during phase `base`, client `pc` may take no journey"
+        );
+        assert!(
+            e[0].help.as_deref().unwrap().contains("add `base`"),
+            "{e:#?}"
+        );
+        let e = error(&CALENDAR.replace("during: [presale]", "during: []"));
+        assert_eq!(
+            e.message,
+            "the `during` list is empty: no session would take this journey"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod endpoint;
 pub mod hostile;
 pub mod python;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Independent readers for the run directory's files, in Python: `jsonschema` for report.json,
 //! `hdrh` (HdrHistogram's Python port) for latency.hlog, `junitparser` for junit.xml,
-//! `prometheus_client`'s text parser for the metrics endpoint.
+//! `prometheus_client`'s text parser for the metrics endpoint, `selenium` to drive Debian's
+//! chromium and chromedriver against the live page.
 //! When the system's python3 lacks them, the first test that needs them installs them into a
 //! virtual environment under the target directory (once; later runs reuse it), so `cargo test`
 //! works on a fresh machine with only Python and network access to PyPI.
@@ -10,12 +11,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const MODULES: &str = "import jsonschema, hdrh, junitparser, prometheus_client";
-const PACKAGES: [&str; 4] = [
+const MODULES: &str = "import jsonschema, hdrh, junitparser, prometheus_client, selenium";
+const PACKAGES: [&str; 5] = [
     "jsonschema",
     "hdrhistogram",
     "junitparser",
     "prometheus-client",
+    "selenium",
 ];
 
 fn has_modules(python: &Path) -> bool {
@@ -86,7 +88,7 @@ pub fn interpreter() -> &'static Path {
 }
 
 pub const PIP: &str =
-    "python3 -m pip install jsonschema hdrhistogram junitparser prometheus-client";
+    "python3 -m pip install jsonschema hdrhistogram junitparser prometheus-client selenium";
 
 /// Runs a Python script with arguments; returns its stdout. Fails loudly, naming the pip
 /// command, when Python or a module is missing.
