@@ -11,7 +11,8 @@
 //! events go in `"k": "event"` lines as they happen.
 //!
 //! Lines are encoded and appended on a thread of their own (the collector only clones the
-//! second's recorder): each batch is written and flushed at once (a `kill -9` keeps what was
+//! second's recorder) at nice 10 and 100 ms after the second's boundary, out of the way of a burst
+//! released on it; each batch is written and flushed at once (a `kill -9` keeps what was
 //! written), and a second thread fdatasyncs after each batch (so does a machine that loses
 //! power), coalescing when the disk is slow: a slow disk delays the sync, never the next line,
 //! and never the run.
@@ -259,6 +260,9 @@ impl Drop for JournalWriter {
     }
 }
 
+/// How long the journal waits after a second's boundary before encoding it.
+const BURST_CLEARANCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Lowers the calling thread's scheduling priority (nice 10; Linux threads have their own): the
 /// journal's work falls on second boundaries, which is when a countdown's burst fires, and it
 /// must not take a core from the shards then.
@@ -303,6 +307,9 @@ fn append(
     let mut out = std::io::BufWriter::new(file);
     let mut ok = true;
     while let Ok(first) = rx.recv() {
+        // A second arrives just after its boundary, which is when a countdown's burst fires:
+        // stay off the CPU until the burst has gone out.
+        std::thread::sleep(BURST_CLEARANCE);
         let batch = std::iter::once(first).chain(rx.try_iter());
         if !ok {
             batch.for_each(drop);
