@@ -2,6 +2,7 @@
 
 mod capacity;
 mod compare;
+mod import;
 mod merge;
 mod new;
 mod plan;
@@ -9,6 +10,7 @@ mod report;
 mod run;
 mod shop;
 mod validate;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use std::fmt;
@@ -43,6 +45,7 @@ pub type Outcome = Result<u8, Failure>;
 
 pub fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
+        Command::Import(a) => import::import(a),
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
         Command::Run(a) => run::run(a),
@@ -53,5 +56,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Capacity(a) => capacity::capacity(a),
         Command::Merge(a) => merge::merge(a),
         Command::New(a) => new::new(a),
+        Command::Watch(a) => watch::watch(a),
     }
 }
