@@ -1,5 +1,6 @@
-//! A purpose-built HTTP/1.1 server for the engine's tests: keep-alive, answers `200 ok` at once,
-//! records the instant each request's head arrived (per path), and can freeze on a schedule.
+//! A purpose-built HTTP/1.1 server for the engine's tests: keep-alive, answers `200 ok` at once
+//! (`/bytes/N`: N bytes of `x`), records the instant each request's head arrived (per path), and
+//! can freeze on a schedule.
 //!
 //! It runs on its own thread with a current-thread tokio runtime and stops when dropped.
 
@@ -159,9 +160,21 @@ async fn answer(
     let now = Instant::now();
     let path = req.uri().path().to_string();
     let hold = state.hold(&path, now);
-    state.hits.lock().unwrap().push(Hit { path, at: now });
+    state.hits.lock().unwrap().push(Hit {
+        path: path.clone(),
+        at: now,
+    });
     if !hold.is_zero() {
         tokio::time::sleep_until((now + hold).into()).await;
+    }
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return Ok(Response::new(Full::new(Bytes::from(vec![
+            b'x';
+            n.min(1 << 24)
+        ]))));
     }
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }
