@@ -243,9 +243,11 @@ pub fn parse_bandwidth(src: &str) -> Result<f64, String> {
         "Mbit/s" => 1e6,
         "Gbit/s" => 1e9,
         "" => return Err(format!("`{src}` has no unit: expected {hint}")),
-        u => return Err(format!(
+        u => {
+            return Err(format!(
             "unknown unit `{u}` in `{src}`: expected {hint} (bits per second; 1 MB/s is 8Mbit/s)"
-        )),
+        ))
+        }
     };
     if n <= 0.0 {
         return Err(format!("the bandwidth `{src}` must be above zero"));
