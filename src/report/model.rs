@@ -99,6 +99,28 @@ pub struct RequestRow {
     pub latency_ms: Percentiles,
     pub service_time_ms: Percentiles,
     pub ttfb_ms: Percentiles,
+    /// Stream steps (`ws:`, `sse:`) only: what flowed after the open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamRow>,
+}
+
+/// What a stream step received and sent after its open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRow {
+    /// WebSocket messages or SSE events received.
+    pub received: u64,
+    pub received_per_s: f64,
+    /// WebSocket messages sent.
+    pub sent: u64,
+    pub sent_per_s: f64,
+    /// From the request's send to the first message or event.
+    pub first_event_ms: Percentiles,
+    /// Between consecutive messages or events.
+    pub gap_ms: Percentiles,
+    /// From the request's send to the stream's end.
+    pub duration_ms: Percentiles,
+    /// WebSocket close codes from the server, by code.
+    pub close_codes: IndexMap<String, u64>,
 }
 
 impl RequestRow {
@@ -121,6 +143,9 @@ pub struct ClientRow {
     pub name: String,
     pub sessions: u64,
     pub requests: u64,
+    /// The emulated network (`clients.NAME.network`), described; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

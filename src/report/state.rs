@@ -360,6 +360,7 @@ mod tests {
     #[test]
     fn a_recorder_round_trips_exactly() {
         let cat = Catalog {
+            networks: vec![],
             endpoints: vec![
                 EndpointName {
                     name: "a".into(),
