@@ -227,6 +227,33 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         );
     }
     o.push_str("</table>\n");
+    if rep.requests.iter().any(|q| q.stream.is_some()) {
+        o.push_str("<h2>Streams</h2><table><tr><th class=\"l\">stream</th><th class=\"l\">client</th><th>received</th><th>received/s</th><th>sent</th><th>first event p50</th><th>first event p99</th><th>gap p50</th><th>gap p99</th><th>duration p50</th><th class=\"l\">close codes</th></tr>\n");
+        for q in &rep.requests {
+            let Some(st) = &q.stream else { continue };
+            let codes: Vec<String> = st
+                .close_codes
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                esc(&q.name),
+                esc(&q.client),
+                st.received,
+                st.received_per_s,
+                st.sent,
+                opt_ms(st.first_event_ms.p50),
+                opt_ms(st.first_event_ms.p99),
+                opt_ms(st.gap_ms.p50),
+                opt_ms(st.gap_ms.p99),
+                opt_ms(st.duration_ms.p50),
+                esc(&codes.join(", "))
+            );
+        }
+        o.push_str("</table><p class=\"meta\">A stream step's latency above is its open (the response head, the WebSocket handshake); here is what came after it.</p>\n");
+    }
 
     o.push_str("<h2>Journeys</h2><table><tr><th class=\"l\">journey</th><th>sessions</th><th>completed</th><th>failed</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
     for j in &rep.journeys {
@@ -242,15 +269,16 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     }
     o.push_str("</table><p class=\"meta\">Journey latency: a whole session, from its arrival to its last response (completed sessions).</p>\n");
 
-    o.push_str("<h2>Clients</h2><table><tr><th class=\"l\">client</th><th>sessions</th><th>requests</th><th>share of requests</th></tr>\n");
+    o.push_str("<h2>Clients</h2><table><tr><th class=\"l\">client</th><th>sessions</th><th>requests</th><th>share of requests</th><th class=\"l\">network</th></tr>\n");
     for c in &rep.clients {
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             esc(&c.name),
             c.sessions,
             c.requests,
-            pct(c.requests, t.requests)
+            pct(c.requests, t.requests),
+            esc(c.network.as_deref().unwrap_or("the machine's own"))
         );
     }
     o.push_str("</table>\n");

@@ -22,7 +22,7 @@ pub fn render(r: &RunReport) -> String {
         "completed" => "⚪ completed (no thresholds: nothing was checked)",
         "failed" => "❌ failed",
         "aborted" => "🛑 aborted",
-        "incomplete" => "⚠️ incomplete (segments missing)",
+        "incomplete" => "⚠️ incomplete (part of the run is missing)",
         _ => "⚠️ interrupted",
     };
     let _ = writeln!(o, "### flashcrowd: {} — {}", cell(&r.scenario.name), badge);

@@ -23,7 +23,9 @@ pub enum FinalStatus {
     Failed,
     Aborted,
     Interrupted,
-    /// A merge that lacks some of the run's segments (see `report::merge`).
+    /// The report lacks part of the run: a merge without some of its segments (see
+    /// `report::merge`), or a run whose generator died, rebuilt from its journal (see
+    /// `report::journal`).
     Incomplete,
 }
 
@@ -87,6 +89,42 @@ pub struct RunResult {
     pub monitor_every_s: Option<f64>,
     /// The error rate above which the summary warns (and `--strict` fails the run).
     pub max_error_rate: f64,
+    /// A run rebuilt from its journal: what was recorded and what is missing.
+    pub incomplete: Option<super::model::Incomplete>,
+}
+
+/// Planned mean rate per phase (open model: arrivals/s; closed: users).
+pub fn planned_rates(plan: &Plan) -> Vec<f64> {
+    plan.phases
+        .iter()
+        .map(|p| {
+            let len = (p.end - p.start).max(1e-9);
+            match plan.model {
+                crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
+                crate::plan::Model::Closed => plan.value_at(p.start),
+            }
+        })
+        .collect()
+}
+
+/// Judges each threshold on `total`, which covers `duration_s` seconds.
+pub fn judge(
+    catalog: &Catalog,
+    total: &Recorder,
+    thresholds: &[Threshold],
+    duration_s: f64,
+) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .map(|t| {
+            let observed = catalog.observe(total, t, duration_s.max(1e-9));
+            Verdict {
+                threshold: t.clone(),
+                observed,
+                passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
+            }
+        })
+        .collect()
 }
 
 /// The error rate above which a run is called out loudly, thresholds or not (`--max-errors`).
@@ -132,18 +170,7 @@ impl RunResult {
         segment: Segment,
         thresholds: &[Threshold],
     ) -> RunResult {
-        let duration = outcome.duration_s.max(1e-9);
-        let verdicts: Vec<Verdict> = thresholds
-            .iter()
-            .map(|t| {
-                let observed = catalog.observe(&outcome.total, t, duration);
-                Verdict {
-                    threshold: t.clone(),
-                    observed,
-                    passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
-                }
-            })
-            .collect();
+        let verdicts = judge(&catalog, &outcome.total, thresholds, outcome.duration_s);
         let status = match outcome.status {
             Status::Aborted => FinalStatus::Aborted,
             Status::Interrupted => FinalStatus::Interrupted,
@@ -151,17 +178,7 @@ impl RunResult {
             Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
             Status::Completed => FinalStatus::Failed,
         };
-        let planned_rate = plan
-            .phases
-            .iter()
-            .map(|p| {
-                let len = (p.end - p.start).max(1e-9);
-                match plan.model {
-                    crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
-                    crate::plan::Model::Closed => plan.value_at(p.start),
-                }
-            })
-            .collect();
+        let planned_rate = planned_rates(plan);
         RunResult {
             scenario,
             status,
@@ -186,6 +203,7 @@ impl RunResult {
             monitor_names: outcome.monitor_names,
             monitor_every_s: None,
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            incomplete: None,
         }
     }
 

@@ -105,6 +105,34 @@ pub fn error_warnings(r: &Report) -> Vec<String> {
     out
 }
 
+/// `stream SSE /api/assistant|mobile: received 210 (21/s), first event p50 201ms, gap p50 20ms p99
+/// 22ms, duration p50 611ms`: what a stream step received after its open.
+pub fn stream_line(name: &str, client: &str, st: &super::model::StreamRow) -> String {
+    let mut line = format!(
+        "stream {name}|{client}: received {} ({:.0}/s)",
+        st.received, st.received_per_s
+    );
+    if st.sent > 0 {
+        line += &format!(", sent {} ({:.0}/s)", st.sent, st.sent_per_s);
+    }
+    line += &format!(
+        ", first event p50 {}, gap p50 {} p99 {}, duration p50 {}",
+        opt_ms(st.first_event_ms.p50),
+        opt_ms(st.gap_ms.p50),
+        opt_ms(st.gap_ms.p99),
+        opt_ms(st.duration_ms.p50)
+    );
+    if !st.close_codes.is_empty() {
+        let codes: Vec<String> = st
+            .close_codes
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
+        line += &format!("; close codes {}", codes.join(", "));
+    }
+    line
+}
+
 pub fn render(r: &Report, dir: &std::path::Path) -> String {
     let mut o = String::new();
     let t = &r.totals;
@@ -143,6 +171,11 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(all.max),
         opt_ms(r.service_time_ms.p99),
     );
+    for c in &r.clients {
+        if let Some(net) = &c.network {
+            let _ = writeln!(o, "  network  {}: {net}", c.name);
+        }
+    }
     if !r.requests.is_empty() {
         let w = r
             .requests
@@ -184,6 +217,11 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
                 opt_ms(q.latency_ms.p99),
                 opt_ms(q.latency_ms.max),
             );
+        }
+        for q in &r.requests {
+            if let Some(st) = &q.stream {
+                let _ = writeln!(o, "  {}", stream_line(&q.name, &q.client, st));
+            }
         }
         let kinds: Vec<String> = t
             .errors_by_kind
