@@ -624,7 +624,7 @@ mod tests {
                 start_s: 0.0,
                 end_s: 10.0,
             }],
-            networks: vec![None],
+            networks: vec![],
         }
     }
 
