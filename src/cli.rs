@@ -28,7 +28,7 @@ pub enum Command {
     /// page on a loopback port (the URL is printed), and write a report.
     Demo(DemoArgs),
     /// Run a scenario against its target and write a report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Parse and check scenarios; sends no traffic.
     Validate(ValidateArgs),
     /// Print a scenario's load plan: phases, rates, expected sessions and requests, a chart.
@@ -168,7 +168,9 @@ pub struct ScenarioOpts {
     /// Multiply every duration of the load shape and think times: `1/60` runs a 2-hour curve in 2 minutes.
     #[arg(long = "time-scale", value_name = "FACTOR")]
     pub time_scale: Option<String>,
-    /// A malformed record in a replayed file is an error (exit 2, nothing sent), not a skipped line.
+    /// Be strict: a malformed record in a replayed file is an error (exit 2, nothing sent), not
+    /// a skipped line; and a run whose error rate is above --max-errors fails (exit 1) even when
+    /// its thresholds pass or it has none. CI=true in the environment does the latter too.
     #[arg(long)]
     pub strict: bool,
 }
@@ -188,6 +190,10 @@ pub struct RunArgs {
     /// Add a threshold (repeatable), e.g. `--threshold "p99 < 300ms"`.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
+    /// The error rate above which the summary warns loudly, thresholds or not; with --strict
+    /// (or CI=true) the run fails past it.
+    #[arg(long = "max-errors", value_name = "PERCENT", default_value = "5%")]
+    pub max_errors: String,
     /// Run only segment i of n of the plan (1-based), e.g. `2/3`. In a Kubernetes Indexed Job,
     /// JOB_COMPLETION_INDEX (0-based) with FLASHCROWD_SEGMENTS=n gives the segment instead.
     #[arg(long, value_name = "i/n", env = "FLASHCROWD_SEGMENT")]

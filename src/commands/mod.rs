@@ -48,7 +48,7 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Import(a) => import::import(a),
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::Demo(a) => run::demo(a),
         Command::Shop(a) => shop::shop(a),
         Command::Report(a) => report::report(a),

@@ -130,7 +130,11 @@ pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
                 Some(list) => s.clients.is_empty() || list.iter().any(|c| c == client),
             } && journey_during(j.during.as_deref(), phase);
             if allowed {
-                let n = j.steps.iter().filter(|st| st.request().is_some()).count();
+                let n = j
+                    .steps
+                    .iter()
+                    .filter(|st| st.request().is_some() || st.stream().is_some())
+                    .count();
                 weight += j.share.0;
                 requests += j.share.0 * n as f64;
             }
@@ -191,6 +195,61 @@ fn table(rows: &[Vec<String>]) -> String {
         }
         out += line.trim_end();
         out.push('\n');
+    }
+    out
+}
+
+/// What stream steps do per session, and each client's emulated network: one line each.
+fn streams_and_networks(s: &Scenario) -> String {
+    use crate::scenario::model::StreamKind;
+    let mut out = String::new();
+    for (cname, c) in &s.clients {
+        if let Some(n) = &c.network {
+            let _ = writeln!(out, "network   {cname}: {}", n.describe());
+        }
+    }
+    for (jname, j) in &s.journeys {
+        for st in &j.steps {
+            let Some((kind, _)) = st.stream() else {
+                continue;
+            };
+            let name = crate::scenario::request_name(st).unwrap_or_default();
+            let what = match kind {
+                StreamKind::Ws => {
+                    let sends = match (&st.send, st.every, st.hold) {
+                        (None, _, _) => "sends nothing".to_string(),
+                        (Some(_), Some(e), Some(h)) if !e.0.is_zero() => {
+                            let n = (h.0.as_secs_f64() / e.0.as_secs_f64() - 1e-9)
+                                .ceil()
+                                .max(1.0);
+                            format!("sends {n} messages (on open and every {e})")
+                        }
+                        (Some(_), Some(e), None) => format!("sends on open and every {e}"),
+                        (Some(_), _, _) => "sends 1 message on open".to_string(),
+                    };
+                    let hold = st.hold.map_or("until the server closes".to_string(), |h| {
+                        format!("holds {h}")
+                    });
+                    format!("WebSocket, {sends}, {hold}")
+                }
+                StreamKind::Sse => {
+                    let until = match &st.until {
+                        Some(u) if u.event.is_some() => {
+                            format!("until event `{}`", u.event.as_deref().unwrap_or_default())
+                        }
+                        Some(u) if u.events.is_some() => {
+                            format!("until {} events", u.events.unwrap_or_default())
+                        }
+                        Some(u) if u.for_.is_some() => {
+                            format!("for {}", u.for_.unwrap_or_default())
+                        }
+                        _ => "until the server ends it".to_string(),
+                    };
+                    format!("event stream, read {until}")
+                }
+            };
+            let _ = writeln!(out, "stream    {name} ({jname}): {what} per session");
+        }
     }
     out
 }
@@ -320,6 +379,7 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
             "requests  depend on response times (closed model: each user sends its next request when the last one is answered)"
         );
     }
+    out += &streams_and_networks(s);
     out.push('\n');
 
     let width = CHART_WIDTH;

@@ -9,6 +9,7 @@ use crate::metrics::recorder::N_ERROR_KINDS;
 use crate::metrics::Catalog;
 use crate::plan::{Plan, PlanOptions, Segment};
 use crate::report::hlog::HlogWriter;
+use crate::report::journal;
 use crate::report::result::ScenarioInfo;
 use crate::report::{rundir, RunReport, RunResult};
 use crate::scenario::units::parse_fraction;
@@ -38,6 +39,8 @@ pub struct RunRequest {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The HTTP control token; generated (and printed) when None.
     pub control_token: Option<String>,
+    /// The error rate past which the summary warns (`--max-errors`), a fraction.
+    pub max_error_rate: f64,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -75,7 +78,10 @@ pub fn run(a: RunArgs) -> Outcome {
         Some(spec) => parse_source_ips(spec).map_err(|e| bad(format!("--source-ips: {e}")))?,
         None => Vec::new(),
     };
+    let max_error_rate = crate::scenario::units::parse_share(&a.max_errors)
+        .map_err(|e| bad(format!("--max-errors: {e}")))?;
     execute(RunRequest {
+        max_error_rate,
         source_ips,
         scenario: a.scenario,
         opts: a.opts,
@@ -371,12 +377,7 @@ pub fn execute(req: RunRequest) -> Outcome {
     // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on absolute
     // amounts shrink with them (`flashcrowd merge` judges the whole against the full values).
     for t in thresholds.iter_mut() {
-        if matches!(
-            t.metric,
-            crate::gate::Metric::Rate | crate::gate::Metric::Count
-        ) {
-            t.value *= scale / req.segment.count as f64;
-        }
+        t.shrink_absolute(scale / req.segment.count as f64);
     }
     let monitor_names = crate::scenario::validate::monitor_names(sc);
     let abort = sc
@@ -473,11 +474,29 @@ pub fn execute(req: RunRequest) -> Outcome {
     // The interval log is written as the run goes: find a writable run directory before any load.
     let redactor = rundir::Redactor::new(&loaded);
     let file_catalog = redacted_catalog(&catalog, &redactor);
-    let (dir, recording) = match Recording::start(&dir, &file_catalog, start) {
+    let journal = journal::Header::new(
+        &journal::RunInfo {
+            loaded: &loaded,
+            scenario_file: &req.scenario,
+            target: &target_url,
+            segment: req.segment,
+            scale,
+            time_scale,
+            plan: &plan,
+            thresholds: &thresholds,
+            start,
+            planned_start: req.start_at,
+            threads: req.threads,
+            catalog: &catalog,
+        },
+        &redactor,
+    );
+    let begin = |dir: &Path| Recording::start(dir, &file_catalog, start, &journal, &redactor);
+    let (dir, recording) = match begin(&dir) {
         Ok(rec) => (dir, rec),
         Err(first) => {
             let fallback = rundir::fallback_dir(&sc.name, start);
-            let rec = Recording::start(&fallback, &file_catalog, start).map_err(|second| {
+            let rec = begin(&fallback).map_err(|second| {
                 bad(format!(
                     "{first}\nthe fallback run directory failed too: {second}"
                 ))
@@ -567,6 +586,7 @@ pub fn execute(req: RunRequest) -> Outcome {
     };
     let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
     result.errors_by_second = recording.finish();
+    result.apply_error_budget(req.max_error_rate, req.opts.strict || in_ci());
     // The exact record `flashcrowd merge` reads (histograms whole, thresholds at full limits).
     if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {
         eprintln!("flashcrowd: {e:#} (this run cannot be merged)");
@@ -588,6 +608,11 @@ pub fn execute(req: RunRequest) -> Outcome {
         srv.stop();
     }
     outcome
+}
+
+/// CI=true (GitHub Actions, GitLab CI and most others set it): be strict about the error rate.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// The token generated for this run when --control-token gave none (made once, kept for the
@@ -644,39 +669,53 @@ fn serve_options(
     }
 }
 
-/// What the run records as it goes, from each completed interval: latency.hlog, and the errors
-/// by kind per second for the report's series.
+/// What the run records as it goes, from each completed interval: latency.hlog, the journal
+/// (what a killed run is rebuilt from), and the errors by kind per second for the report's
+/// series.
 struct Recording {
     state: Rc<RefCell<RecordingState>>,
 }
 
 struct RecordingState {
     hlog: Option<HlogWriter>,
+    journal: Option<journal::JournalWriter>,
     /// The first failure to append to the log (the run goes on; the report says so).
     failed: Option<String>,
     errors: BTreeMap<u64, [u64; N_ERROR_KINDS]>,
+    cpu0: f64,
 }
 
 impl Recording {
-    fn start(dir: &Path, catalog: &Catalog, start: DateTime<Utc>) -> Result<Recording, Failure> {
-        let hlog = HlogWriter::create(dir, catalog, start.into()).map_err(|e| {
+    fn start(
+        dir: &Path,
+        catalog: &Catalog,
+        start: DateTime<Utc>,
+        header: &journal::Header,
+        redactor: &rundir::Redactor,
+    ) -> Result<Recording, Failure> {
+        let cannot = |e: anyhow::Error| {
             bad(format!(
                 "cannot start the run directory {}: {e:#}",
                 dir.display()
             ))
-        })?;
+        };
+        let hlog = HlogWriter::create(dir, catalog, start.into()).map_err(cannot)?;
+        let journal = journal::JournalWriter::create(dir, header.clone(), redactor.clone())
+            .map_err(cannot)?;
         Ok(Recording {
             state: Rc::new(RefCell::new(RecordingState {
                 hlog: Some(hlog),
+                journal: Some(journal),
                 failed: None,
                 errors: BTreeMap::new(),
+                cpu0: engine::process_cpu_seconds(),
             })),
         })
     }
 
     fn hook(&self) -> engine::IntervalHook {
         let state = self.state.clone();
-        Box::new(move |sec, rec| {
+        Box::new(move |sec, rec, point, timeline| {
             let mut st = state.borrow_mut();
             let all = rec.total_where(|_, _, _| true);
             if all.error_count() > 0 {
@@ -687,6 +726,10 @@ impl Recording {
                     st.failed = Some(format!("{e:#}"));
                     st.hlog = None;
                 }
+            }
+            let cpu_s = engine::process_cpu_seconds() - st.cpu0;
+            if let Some(j) = st.journal.as_mut() {
+                j.second(sec, rec, point, timeline, cpu_s);
             }
         })
     }
@@ -702,6 +745,9 @@ impl Recording {
             if let Err(e) = w.close() {
                 eprintln!("flashcrowd: cannot close latency.hlog: {e:#}");
             }
+        }
+        if let Some(Err(e)) = st.journal.take().map(journal::JournalWriter::close) {
+            eprintln!("flashcrowd: the journal stopped short: {e}");
         }
         std::mem::take(&mut st.errors)
     }
@@ -840,6 +886,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         source_ips: Vec::new(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
+        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
     });
     let stats = shop.stats();
     eprintln!(

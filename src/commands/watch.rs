@@ -122,7 +122,15 @@ pub fn watch(a: WatchArgs) -> Outcome {
 
 /// The worst of the segments' verdicts.
 fn worst<'a>(v: impl Iterator<Item = &'a str>) -> String {
-    const ORDER: [&str; 5] = ["error", "aborted", "failed", "interrupted", "passed"];
+    const ORDER: [&str; 7] = [
+        "error",
+        "aborted",
+        "failed",
+        "incomplete",
+        "interrupted",
+        "completed",
+        "passed",
+    ];
     v.min_by_key(|s| ORDER.iter().position(|o| o == s).unwrap_or(0))
         .unwrap_or("passed")
         .to_string()

@@ -67,6 +67,9 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<Vec<TagSeconds>> {
             .deserialize(&mut raw.as_slice())
             .map_err(|e| anyhow!("bad histogram in an interval: {e:?}"))?;
         let tag = ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+        if crate::report::hlog::stream_metric(&tag).is_some() {
+            continue; // a stream step's own histogram, not request latency
+        }
         let i = *index.entry(tag.clone()).or_insert_with(|| {
             let (name, client) =
                 crate::report::hlog::parse_tag(&tag).unwrap_or((tag.clone(), String::new()));

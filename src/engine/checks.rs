@@ -12,26 +12,8 @@ pub fn check(
     body: Option<&[u8]>,
     vars: &mut [String],
 ) -> Option<ErrorKind> {
-    let status_kind = || {
-        if status >= 500 {
-            ErrorKind::Http5xx
-        } else if status >= 400 {
-            ErrorKind::Http4xx
-        } else {
-            ErrorKind::ExpectFailed
-        }
-    };
-    match &r.expect.status {
-        Some(codes) => {
-            if !codes.contains(&status) {
-                return Some(status_kind());
-            }
-        }
-        None => {
-            if status >= 400 {
-                return Some(status_kind());
-            }
-        }
+    if let Some(k) = status_error(r, status) {
+        return Some(k);
     }
     if !r.needs_body {
         return None;
@@ -54,6 +36,24 @@ pub fn check(
         });
     };
     json_checks(r, &doc, vars)
+}
+
+/// The status rule: `expect.status` when given, else 4xx and 5xx fail.
+pub fn status_error(r: &RequestProg, status: u16) -> Option<ErrorKind> {
+    let status_kind = || {
+        if status >= 500 {
+            ErrorKind::Http5xx
+        } else if status >= 400 {
+            ErrorKind::Http4xx
+        } else {
+            ErrorKind::ExpectFailed
+        }
+    };
+    match &r.expect.status {
+        Some(codes) if !codes.contains(&status) => Some(status_kind()),
+        None if status >= 400 => Some(status_kind()),
+        _ => None,
+    }
 }
 
 /// `expect.json` and `capture` on a parsed document.

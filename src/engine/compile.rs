@@ -121,6 +121,10 @@ pub struct ClientProg {
     pub pool: usize,
     /// Close connections with SO_LINGER 0.
     pub linger0: bool,
+    /// The emulated network its connections cross (`transport::network`); None: none.
+    pub network: Option<super::transport::network::Profile>,
+    /// That network as the report states it.
+    pub network_text: Option<String>,
     /// Per phase, the journeys this client may take there: (journey index, cumulative share
     /// 0..=1). A journey limited by `during` is in the lists of its phases only.
     pub journeys: Vec<Vec<(usize, f64)>>,
@@ -170,8 +174,35 @@ pub struct WireHead {
     pub full: Option<Vec<u8>>,
 }
 
+/// When an SSE step is done reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UntilProg {
+    /// When the server ends the stream.
+    End,
+    Event(String),
+    Events(u64),
+    For(Duration),
+}
+
+/// A stream step: its opening request (GET, path, query, headers, timeout, `expect.status`;
+/// `expect.first` is held in `req.expect.json` and, with the captures, applies to the first
+/// message or event), and what the stream does after the open.
+pub struct StreamProg {
+    pub kind: crate::scenario::model::StreamKind,
+    pub req: RequestProg,
+    /// WebSocket: the message sent on open and every `every`.
+    pub send: Option<Bound>,
+    pub every: Option<Duration>,
+    /// WebSocket: how long to stay connected (None: until the server closes).
+    pub hold: Option<Duration>,
+    pub until: UntilProg,
+    /// `expect.first` or captures: the first message or event is parsed as JSON and checked.
+    pub checks_first: bool,
+}
+
 pub enum StepProg {
     Request(Box<RequestProg>),
+    Stream(Box<StreamProg>),
     Think(Duration),
     /// `wait: sale-start` or `wait: MOMENT`: hold until this many seconds into the run.
     WaitUntil(f64),
@@ -323,6 +354,11 @@ impl Program {
                 .collect(),
             journeys: self.journeys.iter().map(|j| j.name.clone()).collect(),
             clients: self.clients.iter().map(|c| c.name.clone()).collect(),
+            networks: self
+                .clients
+                .iter()
+                .map(|c| c.network_text.clone())
+                .collect(),
             phases: plan
                 .phases
                 .iter()
@@ -571,13 +607,28 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
         if journeys_cum.iter().all(Vec::is_empty) && !sc.journeys.is_empty() {
             return Err(format!("client `{name}` may take no journey"));
         }
+        let network = c
+            .and_then(|c| c.network.as_ref())
+            .map(|n| n.figures())
+            .map(|f| super::transport::network::Profile {
+                rtt: f.rtt,
+                jitter: f.jitter,
+                down_bps: f.down_bps,
+                up_bps: f.up_bps,
+            });
         clients.push(ClientProg {
             name: name.clone(),
             http: c.map(|c| c.http).unwrap_or_default(),
             connection: c.map(|c| c.connection).unwrap_or_default(),
             headers: header_list(&hdrs, &empty)?,
             think: c.and_then(|c| c.think.as_ref()).map(ThinkDist::from_model),
-            lean: !target.https && c.map(|c| c.http).unwrap_or_default() == HttpVersion::H1,
+            // An emulated network sits between the socket and the transport: hyper's HTTP/1.1
+            // takes the shaped stream, and the lean path stays tied to a bare socket.
+            lean: !target.https
+                && c.map(|c| c.http).unwrap_or_default() == HttpVersion::H1
+                && network.is_none(),
+            network_text: c.and_then(|c| c.network.as_ref()).map(|n| n.describe()),
+            network,
             pool: c
                 .and_then(|c| c.pool)
                 .map(|p| p as usize)
@@ -710,9 +761,10 @@ fn compile_step(
             timeout: r.timeout.0.mul_f64(time_scale),
         });
     }
-    let Some((method, url)) = s.request() else {
+    let stream = s.stream();
+    let Some((method, url)) = s.request().or(stream.map(|(_, u)| ("GET", u))) else {
         return Err(format!(
-            "{where_}: a step needs a request, think, wait or rendezvous"
+            "{where_}: a step needs a request, a stream, think, wait or rendezvous"
         ));
     };
     let name = crate::scenario::request_name(s).unwrap_or_else(|| format!("{method} {url}"));
@@ -792,8 +844,8 @@ fn compile_step(
         },
         Some(e) => ExpectProg {
             status: e.status.as_ref().map(|s| s.codes()),
-            json: e
-                .json
+            // A stream step has no body: its `expect.first` is checked on the first message.
+            json: (if stream.is_some() { &e.first } else { &e.json })
                 .iter()
                 .map(|(p, v)| {
                     let jp = JsonPath::parse(p).map_err(|err| {
@@ -807,8 +859,10 @@ fn compile_step(
             contains: e.contains.clone(),
         },
     };
-    let needs_body = !captures.is_empty() || !expect.json.is_empty() || expect.contains.is_some();
-    Ok(StepProg::Request(Box::new(RequestProg {
+    let needs_body = stream.is_none()
+        && (!captures.is_empty() || !expect.json.is_empty() || expect.contains.is_some());
+    let checks_first = stream.is_some() && (!captures.is_empty() || !expect.json.is_empty());
+    let req = RequestProg {
         endpoint,
         method: Method::from_bytes(method.as_bytes()).expect("known method"),
         path,
@@ -821,6 +875,28 @@ fn compile_step(
         expect,
         needs_body,
         wire: Vec::new(),
+    };
+    let Some((kind, _)) = stream else {
+        return Ok(StepProg::Request(Box::new(req)));
+    };
+    let until = match &s.until {
+        None => UntilProg::End,
+        Some(u) => match (&u.event, u.events, u.for_) {
+            (Some(e), _, _) => UntilProg::Event(e.clone()),
+            (None, Some(n), _) => UntilProg::Events(n),
+            (None, None, Some(d)) => UntilProg::For(d.0.mul_f64(time_scale)),
+            (None, None, None) => UntilProg::End,
+        },
+    };
+    let send = s.send.as_deref().map(|m| tc(m, "send")).transpose()?;
+    Ok(StepProg::Stream(Box::new(StreamProg {
+        kind,
+        req,
+        send,
+        every: s.every.map(|d| d.0.mul_f64(time_scale)),
+        hold: s.hold.map(|d| d.0.mul_f64(time_scale)),
+        until,
+        checks_first,
     })))
 }
 

@@ -28,8 +28,9 @@ pub enum Status {
     Interrupted,
 }
 
-/// Receives each completed interval: its second number and all shards' records merged.
-pub type IntervalHook = Box<dyn FnMut(u64, &Recorder)>;
+/// Receives each completed interval: its second number, all shards' records merged, its point
+/// of the series, and the run's timeline so far.
+pub type IntervalHook = Box<dyn FnMut(u64, &Recorder, &Point, &[crate::ops::TimelineEvent])>;
 
 pub struct RunOptions {
     pub threads: usize,
@@ -265,10 +266,10 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                 }
             }
             live.second(&p, &plan);
-            series.push(p);
             if let Some(f) = on_interval.as_mut() {
-                f(sec, &rec);
+                f(sec, &rec, &p, &steer.timeline());
             }
+            series.push(p);
         }
     };
     let mut ctrl_c_count = signals.count();

@@ -4,6 +4,7 @@
 //! record (one `Sample`, after `checks`). Latency counts from each step's intended start.
 
 mod prepare;
+mod stream;
 
 use super::checks;
 use super::compile::{Program, RequestProg, StepProg};
@@ -246,8 +247,8 @@ impl Session {
                         None => return None,
                     }
                 }
-                StepProg::Request(r) => {
-                    let (end, t_end) = self.request(r, intended, released.take()).await;
+                StepProg::Request(_) | StepProg::Stream(_) => {
+                    let (end, t_end) = self.send_step(step, intended, released.take()).await;
                     match end {
                         StepEnd::Ok => {}
                         StepEnd::Failed => {
@@ -350,6 +351,29 @@ impl Session {
         }
     }
 
+    /// A request or stream step.
+    async fn send_step(
+        &mut self,
+        step: &StepProg,
+        intended: Instant,
+        released: Option<Instant>,
+    ) -> (StepEnd, Instant) {
+        match step {
+            StepProg::Request(r) => self.request(r, intended, released).await,
+            StepProg::Stream(sp) => match sp.kind {
+                crate::scenario::model::StreamKind::Sse => self.sse(sp, intended, released).await,
+                crate::scenario::model::StreamKind::Ws => self.ws(sp, intended, released).await,
+            },
+            _ => (StepEnd::Ok, intended),
+        }
+    }
+
+    /// The plan phase an instant falls in.
+    fn phase_at(&self, at: Instant) -> usize {
+        let since_start = at.saturating_duration_since(self.ctx.start);
+        self.ctx.plan.phase_index_at(since_start.as_secs_f64())
+    }
+
     /// One request step: prepare (off the clock), send, exchange, record. Returns how the step
     /// ended and when.
     async fn request(
@@ -358,8 +382,7 @@ impl Session {
         intended: Instant,
         released: Option<Instant>,
     ) -> (StepEnd, Instant) {
-        let since_start = intended.saturating_duration_since(self.ctx.start);
-        let phase = self.ctx.plan.phase_index_at(since_start.as_secs_f64());
+        let phase = self.phase_at(intended);
         // Serialize before the clock starts: rendering is the generator's work, not the target's.
         let mut wire = std::mem::take(&mut self.wire);
         let prepared = self.prepare(r, &mut wire);

@@ -149,6 +149,8 @@ pub struct ShardCtx {
     /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
     pub pools: Vec<Arc<tokio::sync::Semaphore>>,
     source_rr: Cell<usize>,
+    /// Emulated-network connections opened (shard number in the top bits): their jitter seeds.
+    net_seq: Cell<u64>,
     /// How late the timer fires, µs (a running mean; see `sleep_on_time`).
     timer_late_us: Cell<f64>,
     rendezvous: RefCell<Vec<RvState>>,
@@ -238,9 +240,16 @@ impl ShardCtx {
             self.source_rr.set(i.wrapping_add(1));
             Some(ips[i % ips.len()])
         };
+        let c = &self.prog.clients[client];
+        let network = c.network.map(|p| {
+            let n = self.net_seq.get();
+            self.net_seq.set(n + 1);
+            (p, super::session::mix(self.plan.seed ^ n))
+        });
         super::transport::Dial {
             source,
-            linger0: self.prog.clients[client].linger0,
+            linger0: c.linger0,
+            network,
         }
     }
 
@@ -352,6 +361,7 @@ fn run(spec: ShardSpec) {
             .map(|c| Arc::new(tokio::sync::Semaphore::new(c.pool)))
             .collect(),
         source_rr: Cell::new(spec.index),
+        net_seq: Cell::new((spec.index as u64) << 48),
         timer_late_us: Cell::new(1500.0),
         rendezvous: RefCell::new(
             (0..spec.prog.rendezvous.len())

@@ -78,6 +78,16 @@ pub struct Threshold {
     pub phase: Option<String>,
 }
 
+impl Threshold {
+    /// Scales the limit of an absolute amount (`rate`, `count`) by `factor`: a run at
+    /// `--scale 1/100`, or one segment of n, is judged against its share of the written limit.
+    pub fn shrink_absolute(&mut self, factor: f64) {
+        if matches!(self.metric, Metric::Rate | Metric::Count) {
+            self.value *= factor;
+        }
+    }
+}
+
 /// An abort rule: the condition is a *failure* condition (`errors > 30%`) that must hold
 /// continuously `for` the given duration.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,6 +26,9 @@ pub struct Catalog {
     pub journeys: Vec<String>,
     pub clients: Vec<String>,
     pub phases: Vec<PhaseSpan>,
+    /// Per client: the network it emulated, described (None: the machine's own).
+    #[serde(default)]
+    pub networks: Vec<Option<String>>,
 }
 
 impl Catalog {
@@ -98,6 +101,7 @@ mod tests {
 
     fn catalog() -> Catalog {
         Catalog {
+            networks: vec![],
             endpoints: vec![
                 EndpointName {
                     name: "browse".into(),

@@ -5,7 +5,7 @@ use super::recorder::{Recorder, Snapshot};
 use std::collections::BTreeMap;
 
 /// One second of the run, all shards merged.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     pub t: u64,
     pub planned_rate: f64,

@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 10;
+pub const N_ERROR_KINDS: usize = 13;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +21,13 @@ pub enum ErrorKind {
     /// The response was not valid HTTP (added to the design's taxonomy: a misbehaving target
     /// that answers garbage is neither a reset nor a body problem).
     Protocol,
+    /// A WebSocket upgrade that was not answered with 101 and a valid handshake.
+    WsHandshake,
+    /// The server closed a WebSocket (or the connection dropped) before the step was done; the
+    /// close codes are counted in the step's stream stats.
+    WsClosed,
+    /// An event stream that ended or broke before the step was done.
+    StreamCut,
 }
 
 impl ErrorKind {
@@ -35,6 +42,9 @@ impl ErrorKind {
         ErrorKind::CaptureFailed,
         ErrorKind::Body,
         ErrorKind::Protocol,
+        ErrorKind::WsHandshake,
+        ErrorKind::WsClosed,
+        ErrorKind::StreamCut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +59,9 @@ impl ErrorKind {
             ErrorKind::CaptureFailed => "capture_failed",
             ErrorKind::Body => "body",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::WsHandshake => "ws_handshake",
+            ErrorKind::WsClosed => "ws_closed",
+            ErrorKind::StreamCut => "stream_cut",
         }
     }
 }
@@ -73,6 +86,56 @@ pub struct RequestStats {
     pub status: Vec<(u16, u64)>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Stream steps (WebSocket, SSE) only: what flowed after the open.
+    pub stream: Option<Box<StreamStats>>,
+}
+
+/// What a stream step adds to its request's stats. The step's `Sample` is its open (the
+/// WebSocket handshake, the event stream's response head); these count what came after.
+#[derive(Debug, Clone)]
+pub struct StreamStats {
+    /// From sending the request to the first message or event, µs.
+    pub first_event: Histogram<u64>,
+    /// Between consecutive messages or events, µs.
+    pub gap: Histogram<u64>,
+    /// From sending the request to the stream's end, µs.
+    pub duration: Histogram<u64>,
+    /// Messages (WebSocket) or events (SSE) received.
+    pub received: u64,
+    /// Messages sent (WebSocket).
+    pub sent: u64,
+    /// WebSocket close codes received from the server, (code, count).
+    pub close_codes: Vec<(u16, u64)>,
+}
+
+impl Default for StreamStats {
+    fn default() -> Self {
+        StreamStats {
+            first_event: new_histogram(),
+            gap: new_histogram(),
+            duration: new_histogram(),
+            received: 0,
+            sent: 0,
+            close_codes: Vec::new(),
+        }
+    }
+}
+
+impl StreamStats {
+    pub fn merge(&mut self, o: &StreamStats) {
+        let _ = self.first_event.add(&o.first_event);
+        let _ = self.gap.add(&o.gap);
+        let _ = self.duration.add(&o.duration);
+        self.received += o.received;
+        self.sent += o.sent;
+        for &(code, n) in &o.close_codes {
+            add_status(&mut self.close_codes, code, n);
+        }
+    }
+
+    pub fn close_code(&mut self, code: u16) {
+        add_status(&mut self.close_codes, code, 1);
+    }
 }
 
 impl Default for RequestStats {
@@ -86,6 +149,7 @@ impl Default for RequestStats {
             status: Vec::new(),
             bytes_in: 0,
             bytes_out: 0,
+            stream: None,
         }
     }
 }
@@ -108,6 +172,9 @@ impl RequestStats {
         }
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        if let Some(b) = &o.stream {
+            self.stream.get_or_insert_with(Default::default).merge(b);
+        }
     }
 }
 
@@ -228,6 +295,15 @@ impl Recorder {
         st.bytes_in += s.bytes_in;
         st.bytes_out += s.bytes_out;
         self.clients[s.client].requests += 1;
+    }
+
+    /// The stream stats of (request, client, phase), created on first use.
+    pub fn stream(&mut self, request: usize, client: usize, phase: usize) -> &mut StreamStats {
+        let i = self.index(request, client, phase);
+        self.requests[i]
+            .get_or_insert_with(Default::default)
+            .stream
+            .get_or_insert_with(Default::default)
     }
 
     #[inline]

@@ -45,9 +45,34 @@ const PALETTE: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
 ];
 
-/// Formats seconds for an axis or a table: `0s`, `2m26s`, `1h30m`, `6s83ms`.
+/// Formats seconds for an axis or a table as people read them: `0s`, `250ms`, `1.5s`, `26s`,
+/// `2m30s`, `1h30m`.
 pub fn fmt_time(t: f64) -> String {
-    crate::scenario::units::format_duration(std::time::Duration::from_secs_f64(t.max(0.0)))
+    let t = if t.is_finite() { t.max(0.0) } else { 0.0 };
+    if t == 0.0 {
+        return "0s".into();
+    }
+    if t < 1.0 {
+        let ms = (t * 1000.0).round();
+        if ms < 1000.0 {
+            return format!("{}ms", ms.max(1.0) as u64);
+        }
+    }
+    if t < 60.0 {
+        let s = format!("{t:.2}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s != "60" {
+            return format!("{s}s");
+        }
+    }
+    let total = t.round() as u64;
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    match (h, m, s) {
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
 }
 
 /// Formats a value compactly: whole numbers as such, large ones rounded, small ones with up to
@@ -250,15 +275,26 @@ pub fn text_chart(
     }
     out += &format!("{zero_label:>lw$} └{}\n", axis.iter().collect::<String>());
 
-    // Names on up to two rows under the axis, each at its phase's start column.
-    let mut rows: Vec<Vec<char>> = vec![vec![' '; width + 12]; 2];
-    let mut row_ends = [0usize; 2];
+    // Names on up to three rows under the axis, each at its phase's start column; when phases
+    // crowd (a short rise and peak), a name that fits nowhere at its column is set a little to
+    // the right of it rather than left out.
+    const ROWS: usize = 3;
+    let room = width + 24;
+    let mut rows: Vec<Vec<char>> = vec![vec![' '; room]; ROWS];
+    let mut row_ends = [0usize; ROWS];
     for p in phases {
         let col = col_of(p.start);
         let name: Vec<char> = p.name.chars().collect();
-        if let Some(r) = (0..2).find(|r| col >= row_ends[*r] && col + name.len() <= width + 12) {
-            rows[r][col..col + name.len()].copy_from_slice(&name);
-            row_ends[r] = col + name.len() + 1;
+        let at_col = (0..ROWS).find(|r| col >= row_ends[*r] && col + name.len() <= room);
+        let placed = at_col.map(|r| (r, col)).or_else(|| {
+            (0..ROWS)
+                .min_by_key(|r| row_ends[*r])
+                .map(|r| (r, row_ends[r].max(col)))
+                .filter(|(_, c)| c + name.len() <= room)
+        });
+        if let Some((r, c)) = placed {
+            rows[r][c..c + name.len()].copy_from_slice(&name);
+            row_ends[r] = c + name.len() + 1;
         }
     }
     let pad = " ".repeat(lw + 2);
@@ -305,6 +341,23 @@ mod tests {
     }
 
     #[test]
+    fn crowded_phase_names_are_all_shown() {
+        // A short rise and peak right after `before`: every name still appears under the axis.
+        let cols = vec![10.0; 40];
+        let ph = [
+            phase("before", 0.0, 20.0),
+            phase("rise", 20.0, 21.0),
+            phase("peak", 21.0, 22.0),
+            phase("decay", 22.0, 30.0),
+            phase("after", 30.0, 40.0),
+        ];
+        let s = text_chart(&cols, 40.0, &ph, 2, 10.0, "/s");
+        for name in ["before", "rise", "peak", "decay", "after"] {
+            assert!(s.contains(name), "`{name}` missing:\n{s}");
+        }
+    }
+
+    #[test]
     fn values_format_compactly() {
         assert_eq!(fmt_value(300.0), "300");
         assert_eq!(fmt_value(1033.69), "1034");
@@ -312,6 +365,15 @@ mod tests {
         assert_eq!(fmt_value(0.333), "0.33");
         assert_eq!(fmt_time(146.0), "2m26s");
         assert_eq!(fmt_time(0.0), "0s");
+        assert_eq!(fmt_time(1.5), "1.5s");
+        assert_eq!(fmt_time(6.083), "6.08s");
+        assert_eq!(fmt_time(0.25), "250ms");
+        assert_eq!(fmt_time(26.0), "26s");
+        assert_eq!(fmt_time(150.0), "2m30s");
+        assert_eq!(fmt_time(120.0), "2m");
+        assert_eq!(fmt_time(59.999), "1m");
+        assert_eq!(fmt_time(5400.0), "1h30m");
+        assert_eq!(fmt_time(7200.0), "2h");
     }
 
     #[test]

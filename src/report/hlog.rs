@@ -6,6 +6,9 @@
 //! `interval_log` writer, V2 deflate-compressed histograms, base64), with `#[StartTime]` and
 //! `#[BaseTime]` headers set to the run's start and interval timestamps relative to it. Values
 //! and the max column are microseconds of latency from the intended start. Tags are `NAME|CLIENT`, each part percent-escaped (see [`tag`]).
+//! Stream steps add three histograms of their own per second, tagged `NAME|CLIENT|first_event`,
+//! `NAME|CLIENT|gap` and `NAME|CLIENT|duration` (see [`STREAM_METRICS`]); readers of request
+//! latency skip them ([`stream_metric`]).
 //!
 //! Each interval's lines are appended and flushed at once, so an interrupted run leaves a valid
 //! log of every second completed so far. Memory does not grow with the run's length: one
@@ -66,9 +69,25 @@ pub fn tag(name: &str, client: &str) -> String {
     format!("{}|{}", escape(name), escape(client))
 }
 
+/// The stream histograms' tag suffixes, in the order of `stream_histograms`.
+pub const STREAM_METRICS: [&str; 3] = ["first_event", "gap", "duration"];
+
+/// A stream step's histograms, in the order of [`STREAM_METRICS`].
+fn stream_histograms(s: &crate::metrics::recorder::StreamStats) -> [&Histogram<u64>; 3] {
+    [&s.first_event, &s.gap, &s.duration]
+}
+
+/// The stream metric of a 3-part tag (`NAME|CLIENT|gap` → `gap`); None for a latency tag.
+pub fn stream_metric(tag: &str) -> Option<&str> {
+    let mut parts = tag.splitn(3, '|');
+    let (_, _, m) = (parts.next()?, parts.next()?, parts.next()?);
+    STREAM_METRICS.contains(&m).then_some(m)
+}
+
 /// The (request name, client) of a tag written by [`tag`].
 pub fn parse_tag(tag: &str) -> Option<(String, String)> {
     let (n, c) = tag.split_once('|')?;
+    let c = c.split('|').next().unwrap_or(c);
     Some((unescape(n)?, unescape(c)?))
 }
 
@@ -84,6 +103,8 @@ pub struct HlogWriter {
     tags: Vec<String>,
     /// Per (name, client): this interval's merged latencies.
     scratch: Vec<Histogram<u64>>,
+    /// Per (name, client) × stream metric: this interval's stream histograms.
+    stream_scratch: Vec<Histogram<u64>>,
     buf: Vec<u8>,
 }
 
@@ -116,6 +137,9 @@ impl HlogWriter {
             .iter()
             .map(|_| crate::metrics::recorder::new_histogram())
             .collect();
+        let stream_scratch = (0..tags.len() * STREAM_METRICS.len())
+            .map(|_| crate::metrics::recorder::new_histogram())
+            .collect();
         let mut serializer = V2DeflateSerializer::new();
         let mut head = Vec::new();
         IntervalLogWriterBuilder::new()
@@ -137,6 +161,7 @@ impl HlogWriter {
             n_clients,
             tags,
             scratch,
+            stream_scratch,
             buf: Vec::new(),
         })
     }
@@ -146,6 +171,11 @@ impl HlogWriter {
         for (e, c, _phase, s) in rec.iter() {
             let i = self.name_of_endpoint[e] * self.n_clients + c;
             let _ = self.scratch[i].add(&s.latency);
+            if let Some(st) = &s.stream {
+                for (m, h) in stream_histograms(st).into_iter().enumerate() {
+                    let _ = self.stream_scratch[i * STREAM_METRICS.len() + m].add(h);
+                }
+            }
         }
         self.buf.clear();
         {
@@ -165,8 +195,30 @@ impl HlogWriter {
                 )
                 .map_err(|e| anyhow!("cannot encode an interval histogram: {e}"))?;
             }
+            for (k, h) in self.stream_scratch.iter().enumerate() {
+                if h.is_empty() {
+                    continue;
+                }
+                let (t, m) = (
+                    &self.tags[k / STREAM_METRICS.len()],
+                    k % STREAM_METRICS.len(),
+                );
+                let t = format!("{t}|{}", STREAM_METRICS[m]);
+                let tag = Tag::new(&t).expect("escaped tags hold no forbidden character");
+                w.write_histogram(
+                    h,
+                    Duration::from_secs(second),
+                    Duration::from_secs(1),
+                    Some(tag),
+                )
+                .map_err(|e| anyhow!("cannot encode an interval histogram: {e}"))?;
+            }
         }
-        for h in self.scratch.iter_mut() {
+        for h in self
+            .scratch
+            .iter_mut()
+            .chain(self.stream_scratch.iter_mut())
+        {
             h.reset();
         }
         self.file
@@ -204,6 +256,8 @@ pub struct HlogData {
     /// Set when the log ends in a partial line (a run killed mid-write): everything before it
     /// was read.
     pub truncated: bool,
+    /// Stream steps' histograms (`NAME|CLIENT|first_event` …), every interval merged, by tag.
+    pub streams: BTreeMap<String, Histogram<u64>>,
 }
 
 impl HlogData {
@@ -225,6 +279,19 @@ pub fn read(dir: &Path) -> anyhow::Result<HlogData> {
 }
 
 pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
+    parse_before(bytes, u64::MAX)
+}
+
+/// Reads `dir/latency.hlog`, keeping only the intervals of seconds before `end` (a run rebuilt
+/// from its journal shows the seconds the journal holds, and the log may be a second ahead).
+pub fn read_before(dir: &Path, end: u64) -> anyhow::Result<HlogData> {
+    let path = dir.join(FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_before(&bytes, end)
+        .with_context(|| format!("{} is not a valid interval log", path.display()))
+}
+
+fn parse_before(bytes: &[u8], end: u64) -> anyhow::Result<HlogData> {
     let mut out = HlogData::default();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut de = Deserializer::new();
@@ -243,6 +310,10 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
             }
             continue;
         };
+        let sec = ih.start_timestamp().as_secs_f64().round() as u64;
+        if sec >= end {
+            continue;
+        }
         raw.clear();
         base64::engine::general_purpose::STANDARD
             .decode_vec(ih.encoded_histogram(), &mut raw)
@@ -251,6 +322,14 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
             .deserialize(&mut raw.as_slice())
             .map_err(|e| anyhow!("bad histogram in an interval: {e:?}"))?;
         let tag = ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+        if stream_metric(&tag).is_some() {
+            let _ = out
+                .streams
+                .entry(tag)
+                .or_insert_with(crate::metrics::recorder::new_histogram)
+                .add(&h);
+            continue;
+        }
         let i = match index.get(&tag) {
             Some(i) => *i,
             None => {
@@ -265,7 +344,6 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<HlogData> {
             }
         };
         let _ = out.tags[i].total.add(&h);
-        let sec = ih.start_timestamp().as_secs_f64().round() as u64;
         let _ = out
             .seconds
             .entry(sec)
@@ -295,6 +373,7 @@ mod tests {
     #[test]
     fn an_interrupted_log_reads_back_every_completed_interval() {
         let cat = Catalog {
+            networks: vec![],
             endpoints: vec![
                 EndpointName {
                     name: "下单".into(),

@@ -22,7 +22,7 @@ main{max-width:1080px;margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
 .meta{color:#5b6475;font-size:13px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;font-size:14px;font-weight:600;color:#fff;vertical-align:middle;margin-left:8px}
-.passed{background:#2e7d32}.failed{background:#c62828}.aborted{background:#6a1b9a}.interrupted{background:#ef6c00}
+.passed{background:#2e7d32}.completed{background:#546e7a}.failed{background:#c62828}.aborted{background:#6a1b9a}.interrupted{background:#ef6c00}
 .kpis{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
 .kpi{background:#fff;border-radius:8px;padding:10px 14px;min-width:120px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .kpi b{display:block;font-size:20px}.kpi span{color:#5b6475;font-size:12px}
@@ -76,7 +76,11 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         "<h1>{}<span class=\"badge {}\">{}</span></h1>",
         esc(&rep.scenario.name),
         esc(&rep.run.status),
-        esc(&rep.run.status.to_uppercase())
+        if rep.run.status == "completed" {
+            "COMPLETED · NOTHING CHECKED".to_string()
+        } else {
+            esc(&rep.run.status.to_uppercase())
+        }
     );
     let _ = writeln!(
         o,
@@ -99,6 +103,15 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
             esc(&rep.run.status),
             esc(reason)
         );
+    }
+    if rep.run.status == "completed" {
+        let _ = writeln!(
+            o,
+            "<div class=\"warn\"><b>No thresholds:</b> nothing was checked, so this run neither passed nor failed. Add <code>thresholds:</code> to the scenario or <code>--threshold</code> to the command.</div>"
+        );
+    }
+    for w in crate::report::summary::error_warnings(rep) {
+        let _ = writeln!(o, "<div class=\"stop\"><b>Errors:</b> {}</div>", esc(&w));
     }
     if let Some(w) = overload_warning(rep) {
         let _ = writeln!(
@@ -214,6 +227,33 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         );
     }
     o.push_str("</table>\n");
+    if rep.requests.iter().any(|q| q.stream.is_some()) {
+        o.push_str("<h2>Streams</h2><table><tr><th class=\"l\">stream</th><th class=\"l\">client</th><th>received</th><th>received/s</th><th>sent</th><th>first event p50</th><th>first event p99</th><th>gap p50</th><th>gap p99</th><th>duration p50</th><th class=\"l\">close codes</th></tr>\n");
+        for q in &rep.requests {
+            let Some(st) = &q.stream else { continue };
+            let codes: Vec<String> = st
+                .close_codes
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                esc(&q.name),
+                esc(&q.client),
+                st.received,
+                st.received_per_s,
+                st.sent,
+                opt_ms(st.first_event_ms.p50),
+                opt_ms(st.first_event_ms.p99),
+                opt_ms(st.gap_ms.p50),
+                opt_ms(st.gap_ms.p99),
+                opt_ms(st.duration_ms.p50),
+                esc(&codes.join(", "))
+            );
+        }
+        o.push_str("</table><p class=\"meta\">A stream step's latency above is its open (the response head, the WebSocket handshake); here is what came after it.</p>\n");
+    }
 
     o.push_str("<h2>Journeys</h2><table><tr><th class=\"l\">journey</th><th>sessions</th><th>completed</th><th>failed</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
     for j in &rep.journeys {
@@ -229,15 +269,16 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     }
     o.push_str("</table><p class=\"meta\">Journey latency: a whole session, from its arrival to its last response (completed sessions).</p>\n");
 
-    o.push_str("<h2>Clients</h2><table><tr><th class=\"l\">client</th><th>sessions</th><th>requests</th><th>share of requests</th></tr>\n");
+    o.push_str("<h2>Clients</h2><table><tr><th class=\"l\">client</th><th>sessions</th><th>requests</th><th>share of requests</th><th class=\"l\">network</th></tr>\n");
     for c in &rep.clients {
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             esc(&c.name),
             c.sessions,
             c.requests,
-            pct(c.requests, t.requests)
+            pct(c.requests, t.requests),
+            esc(c.network.as_deref().unwrap_or("the machine's own"))
         );
     }
     o.push_str("</table>\n");

@@ -76,6 +76,22 @@ fn frac(a: u64, b: u64) -> f64 {
     }
 }
 
+/// A stream step's row: what flowed after the open (WebSocket messages, SSE events).
+fn stream_row(st: &crate::metrics::recorder::StreamStats, dur: f64) -> Value {
+    let mut codes = st.close_codes.clone();
+    codes.sort();
+    json!({
+        "received": st.received,
+        "received_per_s": rate(st.received, dur),
+        "sent": st.sent,
+        "sent_per_s": rate(st.sent, dur),
+        "first_event_ms": latency(&st.first_event),
+        "gap_ms": latency(&st.gap),
+        "duration_ms": latency(&st.duration),
+        "close_codes": Value::Object(codes.into_iter().map(|(c, n)| (c.to_string(), json!(n))).collect()),
+    })
+}
+
 /// The typed report of a finished run.
 pub fn report(r: &RunResult) -> Report {
     serde_json::from_value(build(r)).expect("report.json and its typed model agree")
@@ -128,7 +144,7 @@ pub fn build(r: &RunResult) -> Value {
     let requests: Vec<Value> = rows
         .iter()
         .map(|(name, c, s)| {
-            json!({
+            let mut row = json!({
                 "name": name,
                 "client": cat.clients[*c],
                 "count": s.count,
@@ -140,7 +156,11 @@ pub fn build(r: &RunResult) -> Value {
                 "latency_ms": latency(&s.latency),
                 "service_time_ms": latency(&s.service),
                 "ttfb_ms": latency(&s.ttfb),
-            })
+            });
+            if let Some(st) = &s.stream {
+                row["stream"] = stream_row(st, dur);
+            }
+            row
         })
         .collect();
 
@@ -164,7 +184,14 @@ pub fn build(r: &RunResult) -> Value {
         .clients
         .iter()
         .enumerate()
-        .map(|(i, c)| json!({"name": cat.clients[i], "sessions": c.sessions, "requests": c.requests}))
+        .map(|(i, c)| {
+            let mut row =
+                json!({"name": cat.clients[i], "sessions": c.sessions, "requests": c.requests});
+            if let Some(Some(net)) = cat.networks.get(i) {
+                row["network"] = json!(net);
+            }
+            row
+        })
         .collect();
 
     let phases: Vec<Value> = cat
@@ -274,6 +301,7 @@ pub fn build(r: &RunResult) -> Value {
             "planned_duration_s": r.plan_duration_s,
             "status": r.status.name(),
             "reason": r.reason,
+            "max_error_rate": r.max_error_rate,
             "segment": r.segment.to_string(),
             "seed": r.seed,
             "threads": r.threads,
@@ -324,6 +352,9 @@ pub fn build(r: &RunResult) -> Value {
     });
     if let Some(m) = monitor {
         report["monitor"] = m;
+    }
+    if let Some(inc) = &r.incomplete {
+        report["run"]["incomplete"] = json!(inc);
     }
     report
 }

@@ -19,15 +19,20 @@ pub fn render(r: &RunReport) -> String {
     let mut o = String::new();
     let badge = match r.run.status.as_str() {
         "passed" => "✅ passed",
+        "completed" => "⚪ completed (no thresholds: nothing was checked)",
         "failed" => "❌ failed",
         "aborted" => "🛑 aborted",
-        "incomplete" => "⚠️ incomplete (segments missing)",
+        "incomplete" => "⚠️ incomplete (part of the run is missing)",
         _ => "⚠️ interrupted",
     };
     let _ = writeln!(o, "### flashcrowd: {} — {}", cell(&r.scenario.name), badge);
     let _ = writeln!(o);
     if let Some(reason) = &r.run.reason {
         let _ = writeln!(o, "> stopped: {}", cell(reason));
+        let _ = writeln!(o);
+    }
+    for w in crate::report::summary::error_warnings(r) {
+        let _ = writeln!(o, "> ⚠️ **{}**", cell(&w));
         let _ = writeln!(o);
     }
     let _ = writeln!(

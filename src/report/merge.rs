@@ -8,6 +8,7 @@
 //! align exactly.
 
 use super::hlog;
+use super::journal;
 use super::model::Report;
 use super::result::{FinalStatus, RunResult, ScenarioInfo, Verdict};
 use super::state::{self, RunState};
@@ -65,16 +66,28 @@ fn instant(s: &str, what: &str, dir: &Path) -> anyhow::Result<DateTime<Utc>> {
 }
 
 impl Shard {
+    /// Reads a segment's run directory; one whose run was killed before writing state.json and
+    /// report.json is rebuilt from its journal (status `incomplete`).
     pub fn read(dir: &Path) -> anyhow::Result<Shard> {
-        let state = state::read(dir)?;
-        let path = dir.join("report.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let report: Report = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a flashcrowd report", path.display()))?;
+        let finished = dir.join(state::FILE).exists() && dir.join("report.json").exists();
+        let (state, report, end) = if finished || !journal::exists(dir) {
+            let state = state::read(dir)?;
+            let path = dir.join("report.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let report: Report = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a flashcrowd report", path.display()))?;
+            (state, report, u64::MAX)
+        } else {
+            let rb = journal::rebuild(dir)?;
+            let state = RunState::new(&rb.result, rb.scale, rb.time_scale, &Default::default());
+            let end = rb.last_second.map_or(0, |t| t + 1);
+            (state, super::json::report(&rb.result), end)
+        };
         let segment = Segment::parse(&state.segment)
             .map_err(|e| anyhow!("{}: state.json segment: {e}", dir.display()))?;
-        let (intervals, hlog_truncated) = read_intervals(dir)?;
+        let (mut intervals, hlog_truncated) = read_intervals(dir)?;
+        intervals.retain(|(sec, _, _)| *sec < end);
         Ok(Shard {
             started_at: instant(&state.started_at, "started_at", dir)?,
             ended_at: instant(&state.ended_at, "ended_at", dir)?,
@@ -365,12 +378,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
                 e.message
             )
         })?;
-        if matches!(
-            t.metric,
-            crate::gate::Metric::Rate | crate::gate::Metric::Count
-        ) {
-            t.value *= scale;
-        }
+        t.shrink_absolute(scale);
         let observed = catalog.observe(&total, &t, duration_s.max(1e-9));
         verdicts.push(Verdict {
             passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
@@ -379,15 +387,20 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         });
     }
 
-    // Status: a shard that was aborted or interrupted makes the whole so; a missing segment
-    // makes it incomplete (unless the caller allows a partial merge); else the thresholds.
+    // Status: a shard that was aborted, killed (incomplete) or interrupted makes the whole so; a
+    // missing segment makes it incomplete (unless the caller allows a partial merge); else the
+    // thresholds.
     let shard_status = |name: &str| shards.iter().any(|s| s.state.status == name);
     let status = if shard_status("aborted") {
         FinalStatus::Aborted
+    } else if shard_status("incomplete") {
+        FinalStatus::Incomplete
     } else if shard_status("interrupted") {
         FinalStatus::Interrupted
     } else if !missing.is_empty() && !allow_partial {
         FinalStatus::Incomplete
+    } else if verdicts.is_empty() {
+        FinalStatus::Completed
     } else if verdicts.iter().all(|v| v.passed) {
         FinalStatus::Passed
     } else {
@@ -437,6 +450,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         total,
         series: series.into_values().collect(),
         verdicts,
+        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
         cpu_s: shards.iter().map(|s| s.state.cpu_s).sum(),
         planned_rate: first.state.planned_rate.clone(),
         plan_duration_s: first.state.plan_duration_s,
@@ -446,6 +460,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         scrapes: Vec::new(),
         monitor_names: Vec::new(),
         monitor_every_s: None,
+        incomplete: None,
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

@@ -11,6 +11,7 @@ pub mod chart;
 pub mod charts;
 pub mod hlog;
 pub mod html;
+pub mod journal;
 pub mod json;
 pub mod junit;
 pub mod markdown;

@@ -32,15 +32,22 @@ pub struct ScenarioRef {
     pub target: String,
 }
 
+fn default_max_error_rate() -> f64 {
+    crate::report::result::DEFAULT_MAX_ERROR_RATE
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub started_at: String,
     pub ended_at: String,
     pub duration_s: f64,
     pub planned_duration_s: f64,
-    /// passed | failed | aborted | interrupted
+    /// passed | completed (no thresholds: nothing checked) | failed | aborted | interrupted | incomplete
     pub status: String,
     pub reason: Option<String>,
+    /// The error rate above which the summary warns and `--strict` fails the run.
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
     pub segment: String,
     pub seed: u64,
     pub threads: usize,
@@ -51,6 +58,24 @@ pub struct Run {
     /// `flashcrowd merge` only: the segments merged and each shard's own start, lag and burst.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<serde_json::Value>,
+    /// Status `incomplete` only: a run rebuilt from its journal after the generator died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// What a rebuilt run recorded and what it lacks (report.json `run.incomplete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// The last second journaled whole (null: the run died before its first second ended).
+    pub last_complete_second: Option<u64>,
+    /// Seconds recorded: last_complete_second + 1.
+    pub recorded_s: f64,
+    /// The plan's duration.
+    pub planned_s: f64,
+    /// planned_s − recorded_s: what the report cannot show.
+    pub missing_s: f64,
+    /// The journal's last line was cut short by the death and left out.
+    pub journal_truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +106,28 @@ pub struct RequestRow {
     pub latency_ms: Percentiles,
     pub service_time_ms: Percentiles,
     pub ttfb_ms: Percentiles,
+    /// Stream steps (`ws:`, `sse:`) only: what flowed after the open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamRow>,
+}
+
+/// What a stream step received and sent after its open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRow {
+    /// WebSocket messages or SSE events received.
+    pub received: u64,
+    pub received_per_s: f64,
+    /// WebSocket messages sent.
+    pub sent: u64,
+    pub sent_per_s: f64,
+    /// From the request's send to the first message or event.
+    pub first_event_ms: Percentiles,
+    /// Between consecutive messages or events.
+    pub gap_ms: Percentiles,
+    /// From the request's send to the stream's end.
+    pub duration_ms: Percentiles,
+    /// WebSocket close codes from the server, by code.
+    pub close_codes: IndexMap<String, u64>,
 }
 
 impl RequestRow {
@@ -103,6 +150,9 @@ pub struct ClientRow {
     pub name: String,
     pub sessions: u64,
     pub requests: u64,
+    /// The emulated network (`clients.NAME.network`), described; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,11 +327,18 @@ impl Report {
     /// The exit code this report stands for (0 passed, 1 failed, 3 aborted or interrupted).
     pub fn exit_code(&self) -> u8 {
         match self.run.status.as_str() {
-            "passed" => 0,
+            "passed" | "completed" => 0,
             "failed" => 1,
             // A partial merge whose thresholds failed on what it has: the failure decides.
             "incomplete" if self.thresholds.iter().any(|t| !t.passed) => 1,
             _ => 3,
         }
     }
+}
+
+/// A fraction as a percentage with at most one decimal: `5%`, `0.5%`, `12.3%`.
+pub fn percent_text(f: f64) -> String {
+    let p = f * 100.0;
+    let s = format!("{p:.1}");
+    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
 }

@@ -18,10 +18,14 @@ pub struct Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalStatus {
     Passed,
+    /// Ran to its end with no thresholds: nothing was checked, so nothing passed.
+    Completed,
     Failed,
     Aborted,
     Interrupted,
-    /// A merge that lacks some of the run's segments (see `report::merge`).
+    /// The report lacks part of the run: a merge without some of its segments (see
+    /// `report::merge`), or a run whose generator died, rebuilt from its journal (see
+    /// `report::journal`).
     Incomplete,
 }
 
@@ -29,6 +33,7 @@ impl FinalStatus {
     pub fn name(self) -> &'static str {
         match self {
             FinalStatus::Passed => "passed",
+            FinalStatus::Completed => "completed",
             FinalStatus::Failed => "failed",
             FinalStatus::Aborted => "aborted",
             FinalStatus::Interrupted => "interrupted",
@@ -39,7 +44,7 @@ impl FinalStatus {
     /// The process exit code for this outcome.
     pub fn exit_code(self) -> u8 {
         match self {
-            FinalStatus::Passed => 0,
+            FinalStatus::Passed | FinalStatus::Completed => 0,
             FinalStatus::Failed => 1,
             FinalStatus::Aborted | FinalStatus::Interrupted | FinalStatus::Incomplete => 3,
         }
@@ -82,12 +87,81 @@ pub struct RunResult {
     pub monitor_names: Vec<String>,
     /// The monitor's interval, seconds.
     pub monitor_every_s: Option<f64>,
+    /// The error rate above which the summary warns (and `--strict` fails the run).
+    pub max_error_rate: f64,
+    /// A run rebuilt from its journal: what was recorded and what is missing.
+    pub incomplete: Option<super::model::Incomplete>,
 }
+
+/// Planned mean rate per phase (open model: arrivals/s; closed: users).
+pub fn planned_rates(plan: &Plan) -> Vec<f64> {
+    plan.phases
+        .iter()
+        .map(|p| {
+            let len = (p.end - p.start).max(1e-9);
+            match plan.model {
+                crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
+                crate::plan::Model::Closed => plan.value_at(p.start),
+            }
+        })
+        .collect()
+}
+
+/// Judges each threshold on `total`, which covers `duration_s` seconds.
+pub fn judge(
+    catalog: &Catalog,
+    total: &Recorder,
+    thresholds: &[Threshold],
+    duration_s: f64,
+) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .map(|t| {
+            let observed = catalog.observe(total, t, duration_s.max(1e-9));
+            Verdict {
+                threshold: t.clone(),
+                observed,
+                passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
+            }
+        })
+        .collect()
+}
+
+/// The error rate above which a run is called out loudly, thresholds or not (`--max-errors`).
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.05;
 
 /// Lag p99 above this means the generator, not the target, set the pace.
 pub const OVERLOAD_LAG_MS: f64 = 10.0;
 
 impl RunResult {
+    /// The run's error rate over every request.
+    pub fn error_rate(&self) -> f64 {
+        let all = self.total.total_where(|_, _, _| true);
+        if all.count == 0 {
+            0.0
+        } else {
+            all.error_count() as f64 / all.count as f64
+        }
+    }
+
+    /// Sets the error rate that calls for a warning; under `strict` (`--strict`, or CI=true) a
+    /// run past it that would otherwise pass or complete fails, with the reason said.
+    pub fn apply_error_budget(&mut self, max: f64, strict: bool) {
+        self.max_error_rate = max;
+        let rate = self.error_rate();
+        if strict
+            && rate > max
+            && matches!(self.status, FinalStatus::Passed | FinalStatus::Completed)
+        {
+            self.status = FinalStatus::Failed;
+            self.reason = Some(format!(
+                "{:.1}% of requests failed, above the {:.1}% allowed (--max-errors; failed because of --strict or CI=true)",
+                rate * 100.0,
+                max * 100.0
+            ));
+        }
+    }
+
     pub fn new(
         outcome: RunOutcome,
         catalog: Catalog,
@@ -96,35 +170,15 @@ impl RunResult {
         segment: Segment,
         thresholds: &[Threshold],
     ) -> RunResult {
-        let duration = outcome.duration_s.max(1e-9);
-        let verdicts: Vec<Verdict> = thresholds
-            .iter()
-            .map(|t| {
-                let observed = catalog.observe(&outcome.total, t, duration);
-                Verdict {
-                    threshold: t.clone(),
-                    observed,
-                    passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
-                }
-            })
-            .collect();
+        let verdicts = judge(&catalog, &outcome.total, thresholds, outcome.duration_s);
         let status = match outcome.status {
             Status::Aborted => FinalStatus::Aborted,
             Status::Interrupted => FinalStatus::Interrupted,
+            Status::Completed if verdicts.is_empty() => FinalStatus::Completed,
             Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
             Status::Completed => FinalStatus::Failed,
         };
-        let planned_rate = plan
-            .phases
-            .iter()
-            .map(|p| {
-                let len = (p.end - p.start).max(1e-9);
-                match plan.model {
-                    crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
-                    crate::plan::Model::Closed => plan.value_at(p.start),
-                }
-            })
-            .collect();
+        let planned_rate = planned_rates(plan);
         RunResult {
             scenario,
             status,
@@ -148,6 +202,8 @@ impl RunResult {
             scrapes: outcome.scrapes,
             monitor_names: outcome.monitor_names,
             monitor_every_s: None,
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            incomplete: None,
         }
     }
 

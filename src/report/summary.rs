@@ -74,19 +74,79 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(display_width(s))))
 }
 
+/// Loud lines for a run that failed more than it should, thresholds or not: the error rate past
+/// `run.max_error_rate`, and every journey none of whose sessions completed.
+pub fn error_warnings(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let t = &r.totals;
+    if t.requests > 0 && t.error_rate > r.run.max_error_rate {
+        let checked = if r.thresholds.is_empty() {
+            "no threshold checked it"
+        } else {
+            "whatever the thresholds say"
+        };
+        out.push(format!(
+            "{} of requests failed ({} of {}), above the {} this run allows (--max-errors); {checked}: \
+             this is not a healthy run (--strict or CI=true makes it fail)",
+            pct(t.errors, t.requests),
+            t.errors,
+            t.requests,
+            crate::report::model::percent_text(r.run.max_error_rate),
+        ));
+    }
+    for j in &r.journeys {
+        if j.sessions > 0 && j.completed == 0 && j.errors > 0 {
+            out.push(format!(
+                "journey `{}`: every one of its {} sessions failed",
+                j.name, j.sessions
+            ));
+        }
+    }
+    out
+}
+
+/// `stream SSE /api/assistant|mobile: received 210 (21/s), first event p50 201ms, gap p50 20ms p99
+/// 22ms, duration p50 611ms`: what a stream step received after its open.
+pub fn stream_line(name: &str, client: &str, st: &super::model::StreamRow) -> String {
+    let mut line = format!(
+        "stream {name}|{client}: received {} ({:.0}/s)",
+        st.received, st.received_per_s
+    );
+    if st.sent > 0 {
+        line += &format!(", sent {} ({:.0}/s)", st.sent, st.sent_per_s);
+    }
+    line += &format!(
+        ", first event p50 {}, gap p50 {} p99 {}, duration p50 {}",
+        opt_ms(st.first_event_ms.p50),
+        opt_ms(st.gap_ms.p50),
+        opt_ms(st.gap_ms.p99),
+        opt_ms(st.duration_ms.p50)
+    );
+    if !st.close_codes.is_empty() {
+        let codes: Vec<String> = st
+            .close_codes
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
+        line += &format!("; close codes {}", codes.join(", "));
+    }
+    line
+}
+
 pub fn render(r: &Report, dir: &std::path::Path) -> String {
     let mut o = String::new();
     let t = &r.totals;
     let all: &Percentiles = &r.latency_ms;
     let _ = writeln!(o);
+    // A run without thresholds checked nothing: it is never called PASSED.
+    let status = match r.run.status.as_str() {
+        "completed" => "COMPLETED (no thresholds: nothing was checked)".to_string(),
+        s => s.to_uppercase(),
+    };
     let _ = writeln!(
         o,
         "  {}  {}  {:.1}s  segment {}  {} thread(s)",
-        r.scenario.name,
-        r.run.status.to_uppercase(),
-        r.run.duration_s,
-        r.run.segment,
-        r.run.threads
+        r.scenario.name, status, r.run.duration_s, r.run.segment, r.run.threads
     );
     if let Some(reason) = &r.run.reason {
         let _ = writeln!(o, "  stopped: {reason}");
@@ -111,6 +171,11 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(all.max),
         opt_ms(r.service_time_ms.p99),
     );
+    for c in &r.clients {
+        if let Some(net) = &c.network {
+            let _ = writeln!(o, "  network  {}: {net}", c.name);
+        }
+    }
     if !r.requests.is_empty() {
         let w = r
             .requests
@@ -153,6 +218,11 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
                 opt_ms(q.latency_ms.max),
             );
         }
+        for q in &r.requests {
+            if let Some(st) = &q.stream {
+                let _ = writeln!(o, "  {}", stream_line(&q.name, &q.client, st));
+            }
+        }
         let kinds: Vec<String> = t
             .errors_by_kind
             .iter()
@@ -161,6 +231,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         if !kinds.is_empty() {
             let _ = writeln!(o, "  errors by kind: {}", kinds.join(", "));
         }
+    }
+    for w in error_warnings(r) {
+        let _ = writeln!(o, "  WARNING: {w}");
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(o);

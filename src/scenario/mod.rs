@@ -13,6 +13,7 @@
 
 pub mod de;
 pub mod model;
+pub mod network;
 pub mod overrides;
 mod pitfalls;
 pub mod spans;

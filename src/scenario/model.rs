@@ -134,6 +134,10 @@ pub struct Client {
     /// Close connections with SO_LINGER 0 (RST, no TIME_WAIT).
     #[serde(default)]
     pub reset_on_close: bool,
+    /// The network its connections cross (`4g`, or `{ rtt, jitter, down, up }`), emulated in the
+    /// generator; none: the machine's own.
+    #[serde(default)]
+    pub network: Option<super::network::Network>,
 }
 
 /// Think-time distribution between a client's steps, written as a one-key mapping:
@@ -352,6 +356,39 @@ pub struct Step {
     pub wait: Option<String>,
     #[serde(default)]
     pub rendezvous: Option<Rendezvous>,
+    /// A WebSocket on the target (path template; ws:// for an http target, wss:// for https).
+    #[serde(default)]
+    pub ws: Option<String>,
+    /// Server-Sent Events: GET the path and read the event stream.
+    #[serde(default)]
+    pub sse: Option<String>,
+    /// WebSocket: a text message (template) sent on open, and again every `every`.
+    #[serde(default)]
+    pub send: Option<String>,
+    #[serde(default)]
+    pub every: Option<Dur>,
+    /// WebSocket: how long to stay connected, receiving (default: until the server closes).
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    /// SSE: when the stream is done: `{ event: done }`, `{ events: 50 }` or `{ for: 30s }`
+    /// (default: when the server ends it).
+    #[serde(default)]
+    pub until: Option<Until>,
+}
+
+/// When an SSE step is done reading. Exactly one key (checked in `validate`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Until {
+    /// An event of this name (`event:` field) arrived.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// This many events arrived.
+    #[serde(default)]
+    pub events: Option<u64>,
+    /// The stream has been read this long.
+    #[serde(default, rename = "for")]
+    pub for_: Option<Dur>,
 }
 
 /// Accepted status codes: `200` or `[200, 201]`. Deserialized by hand so that a wrong value
@@ -430,6 +467,9 @@ pub struct Expect {
     /// Text the body must contain.
     #[serde(default)]
     pub contains: Option<String>,
+    /// WebSocket and SSE: JSONPath → expected value in the first message (or event data).
+    #[serde(default)]
+    pub first: IndexMap<String, serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -549,5 +589,29 @@ impl Step {
         ]
         .into_iter()
         .find_map(|(m, v)| v.as_deref().map(|u| (m, u)))
+    }
+    /// The stream form of a step (`ws:` or `sse:`) and its URL template.
+    pub fn stream(&self) -> Option<(StreamKind, &str)> {
+        match (&self.ws, &self.sse) {
+            (Some(u), _) => Some((StreamKind::Ws, u)),
+            (None, Some(u)) => Some((StreamKind::Sse, u)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Ws,
+    Sse,
+}
+
+impl StreamKind {
+    /// `WS` or `SSE`: the first word of a stream step's default name.
+    pub fn word(self) -> &'static str {
+        match self {
+            StreamKind::Ws => "WS",
+            StreamKind::Sse => "SSE",
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Units used everywhere in a scenario: durations (`250ms`, `26s`, `2m`, `1h30m`), rates
-//! (`300/s`, `18000/min`), shares (`80%`) and scale fractions (`1/100`).
+//! (`300/s`, `18000/min`), shares (`80%`), scale fractions (`1/100`) and bandwidths
+//! (`20Mbit/s`).
 //!
 //! Parsing is strict on purpose: a bare number is an error that says which unit to add, because
 //! `peak: 6000` could mean per second or per minute and a wrong guess costs a production drill.
@@ -19,6 +20,10 @@ pub struct Rate(pub f64);
 /// A share between 0 and 1, written as a percentage: `80%`, `12.5%`.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Share(pub f64);
+
+/// A bandwidth in bits per second, written `500kbit/s`, `20Mbit/s` or `1Gbit/s`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Bandwidth(pub f64);
 
 impl Dur {
     pub fn as_secs_f64(self) -> f64 {
@@ -225,6 +230,46 @@ fn rate_suggestion(s: &str) -> Option<String> {
 }
 
 /// Formats a rate per second compactly (`300/s`, `0.5/s`).
+/// Parses `500kbit/s`, `20Mbit/s`, `1Gbit/s` or `9600bit/s` into bits per second.
+pub fn parse_bandwidth(src: &str) -> Result<f64, String> {
+    let s = src.trim();
+    let hint = "a bandwidth like 500kbit/s, 20Mbit/s or 1Gbit/s";
+    let Some((n, unit)) = number_prefix(s) else {
+        return Err(format!("expected {hint}, got `{src}`"));
+    };
+    let mult = match unit.trim() {
+        "bit/s" => 1.0,
+        "kbit/s" => 1e3,
+        "Mbit/s" => 1e6,
+        "Gbit/s" => 1e9,
+        "" => return Err(format!("`{src}` has no unit: expected {hint}")),
+        u => {
+            return Err(format!(
+            "unknown unit `{u}` in `{src}`: expected {hint} (bits per second; 1 MB/s is 8Mbit/s)"
+        ))
+        }
+    };
+    if n <= 0.0 {
+        return Err(format!("the bandwidth `{src}` must be above zero"));
+    }
+    Ok(n * mult)
+}
+
+/// `20Mbit/s`, `500kbit/s`: the largest unit that keeps the number at or above 1.
+pub fn format_bandwidth(bps: f64) -> String {
+    let (v, u) = if bps >= 1e9 {
+        (bps / 1e9, "Gbit/s")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "Mbit/s")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "kbit/s")
+    } else {
+        (bps, "bit/s")
+    };
+    let v = (v * 1000.0).round() / 1000.0;
+    format!("{v}{u}")
+}
+
 pub fn format_rate(r: f64) -> String {
     if (r - r.round()).abs() < 1e-9 {
         format!("{}/s", r.round() as i64)
@@ -284,6 +329,19 @@ impl<'de> Deserialize<'de> for Share {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = de_str(d, "a share as a percentage", "80%")?;
         parse_share(&s).map(Share).map_err(serde::de::Error::custom)
+    }
+}
+impl<'de> Deserialize<'de> for Bandwidth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = de_str(d, "a bandwidth with a unit", "20Mbit/s or 500kbit/s")?;
+        parse_bandwidth(&s)
+            .map(Bandwidth)
+            .map_err(serde::de::Error::custom)
+    }
+}
+impl Serialize for Bandwidth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_bandwidth(self.0))
     }
 }
 impl Serialize for Dur {
@@ -374,6 +432,18 @@ mod tests {
         assert_eq!(parse_fraction("10%").unwrap(), 0.1);
         assert!(parse_fraction("1/0").is_err());
         assert!(parse_fraction("0").is_err());
+    }
+
+    #[test]
+    fn bandwidths_are_bits_per_second() {
+        assert_eq!(parse_bandwidth("20Mbit/s").unwrap(), 20e6);
+        assert_eq!(parse_bandwidth("500kbit/s").unwrap(), 500e3);
+        assert_eq!(parse_bandwidth("1.5Gbit/s").unwrap(), 1.5e9);
+        assert!(parse_bandwidth("20").unwrap_err().contains("no unit"));
+        assert!(parse_bandwidth("20MB/s").unwrap_err().contains("8Mbit/s"));
+        assert!(parse_bandwidth("0Mbit/s").is_err());
+        assert_eq!(format_bandwidth(1.6e6), "1.6Mbit/s");
+        assert_eq!(format_bandwidth(768e3), "768kbit/s");
     }
 
     #[test]

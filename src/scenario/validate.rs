@@ -28,10 +28,12 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// The metric name of a request step: its `name`, else `METHOD /path` with the query string of
-/// the URL template removed (`GET /api/items` for `get: /api/items?page={{ random(1, 50) }}`).
-/// None for steps that are not requests.
+/// the URL template removed (`GET /api/items` for `get: /api/items?page={{ random(1, 50) }}`);
+/// `WS /live/1` and `SSE /api/assistant` for stream steps. None for steps that send nothing.
 pub fn request_name(step: &Step) -> Option<String> {
-    let (method, url) = step.request()?;
+    let (method, url) = step
+        .request()
+        .or_else(|| step.stream().map(|(k, u)| (k.word(), u)))?;
     if let Some(n) = &step.name {
         return Some(n.clone());
     }
@@ -649,7 +651,11 @@ impl Validator<'_> {
             for (i, step) in j.steps.iter().enumerate() {
                 let p = spath.index(i);
                 self.step(&p, step, &captures, &capture_at);
-                if let (Some(name), Some((method, _))) = (request_name(step), step.request()) {
+                let method = step
+                    .request()
+                    .map(|(m, _)| m)
+                    .or_else(|| step.stream().map(|(k, _)| k.word()));
+                if let (Some(name), Some(method)) = (request_name(step), method) {
                     match methods.get(&name) {
                         Some((m, first)) if *m != method => {
                             let at = if step.name.is_some() {
@@ -794,10 +800,16 @@ impl Validator<'_> {
         if step.rendezvous.is_some() {
             kinds.push("rendezvous");
         }
+        if step.ws.is_some() {
+            kinds.push("ws");
+        }
+        if step.sse.is_some() {
+            kinds.push("sse");
+        }
         match kinds.as_slice() {
             [] => {
                 self.push(
-                    Issue::at(p.clone(), "this step does nothing: it needs one of get, post, put, patch, delete, head, think, wait or rendezvous")
+                    Issue::at(p.clone(), "this step does nothing: it needs one of get, post, put, patch, delete, head, ws, sse, think, wait or rendezvous")
                         .help("for example `- get: /api/items` or `- think: 2s`"),
                 );
                 return;
@@ -816,7 +828,9 @@ impl Validator<'_> {
             }
         }
         let kind = kinds[0];
-        let is_request = METHODS.contains(&kind);
+        let is_stream = kind == "ws" || kind == "sse";
+        let is_request = METHODS.contains(&kind) || is_stream;
+        self.stream_keys(p, step, kind);
         if !is_request {
             let request_only = [
                 ("name", step.name.is_some()),
@@ -908,6 +922,20 @@ impl Validator<'_> {
                     self.push(Issue::at(rp.key("name"), "the rendezvous name is empty"));
                 }
             }
+            "ws" | "sse" => {
+                let url = step.stream().map(|(_, u)| u).unwrap_or_default();
+                self.template(&p.key(kind), url, &scope);
+                if url.trim().is_empty() {
+                    self.push(
+                        Issue::at(p.key(kind), "the URL is empty")
+                            .help("write a path like /live/1 or /api/assistant"),
+                    );
+                }
+                if let Some(msg) = &step.send {
+                    self.template(&p.key("send"), msg, &scope);
+                }
+                self.request_parts(p, step, &scope);
+            }
             method => {
                 let (_, url) = methods[0];
                 self.template(&p.key(method), url, &scope);
@@ -918,6 +946,146 @@ impl Validator<'_> {
                     );
                 }
                 self.request_parts(p, step, &scope);
+            }
+        }
+    }
+
+    /// The keys that only stream steps take (`send`, `every`, `hold` for ws; `until` for sse;
+    /// `expect.first`), and the request keys stream steps do not take.
+    fn stream_keys(&mut self, p: &KeyPath, step: &Step, kind: &str) {
+        let own: [(&str, bool, &str); 5] = [
+            ("send", step.send.is_some(), "ws"),
+            ("every", step.every.is_some(), "ws"),
+            ("hold", step.hold.is_some(), "ws"),
+            ("until", step.until.is_some(), "sse"),
+            (
+                "expect",
+                step.expect.as_ref().is_some_and(|e| !e.first.is_empty()),
+                "ws or sse",
+            ),
+        ];
+        for (key, present, owner) in own {
+            if present && !owner.contains(kind) {
+                let at = if key == "expect" {
+                    p.key("expect").key("first")
+                } else {
+                    p.key(key)
+                };
+                self.push(
+                    Issue::at(
+                        at,
+                        format!("`{key}` belongs to a {owner} step, not to a `{kind}` step"),
+                    )
+                    .on_key()
+                    .help("move it to the stream step it qualifies, or remove it"),
+                );
+            }
+        }
+        if kind != "ws" && kind != "sse" {
+            return;
+        }
+        for (key, present) in [
+            ("json", step.json.is_some()),
+            ("form", step.form.is_some()),
+            ("body", step.body.is_some()),
+        ] {
+            if present {
+                self.push(
+                    Issue::at(p.key(key), format!("a `{kind}` step sends no request body"))
+                        .on_key()
+                        .help(if kind == "ws" {
+                            "send messages with `send:` (and `every:`)"
+                        } else {
+                            "an event stream is opened with a GET: put parameters in `query:`"
+                        }),
+                );
+            }
+        }
+        if let Some(ex) = &step.expect {
+            let body_keys = [
+                ("json", !ex.json.is_empty()),
+                ("contains", ex.contains.is_some()),
+            ];
+            for (key, present) in body_keys {
+                if present {
+                    self.push(
+                        Issue::at(p.key("expect").key(key), format!("a `{kind}` step has no response body to check with `expect.{key}`"))
+                            .on_key()
+                            .help("check the first message or event with `expect: { first: { $.type: welcome } }`"),
+                    );
+                }
+            }
+            if kind == "ws" && ex.status.is_some() {
+                self.push(
+                    Issue::at(p.key("expect").key("status"), "a WebSocket handshake answers 101; any other status is a `ws_handshake` error")
+                        .on_key()
+                        .help("remove `status`"),
+                );
+            }
+            for k in ex.first.keys() {
+                if let Err(e) = serde_json_path::JsonPath::parse(k) {
+                    self.push(
+                        Issue::at(
+                            p.key("expect").key("first").key(k),
+                            format!("`{k}` is not a JSONPath: {}", e.message()),
+                        )
+                        .on_key()
+                        .help("write the path to check in the first message, like $.type"),
+                    );
+                }
+            }
+        }
+        if step.every.is_some() && step.send.is_none() {
+            self.push(
+                Issue::at(
+                    p.key("every"),
+                    "`every` repeats `send`, and this step sends nothing",
+                )
+                .on_key()
+                .help("add `send: '{\"type\":\"like\"}'` or remove `every`"),
+            );
+        }
+        for (key, d) in [("every", step.every), ("hold", step.hold)] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                self.push(Issue::at(
+                    p.key(key),
+                    format!("`{key}` must be longer than 0s"),
+                ));
+            }
+        }
+        if let Some(u) = &step.until {
+            let up = p.key("until");
+            let set: Vec<&str> = [
+                ("event", u.event.is_some()),
+                ("events", u.events.is_some()),
+                ("for", u.for_.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect();
+            match set.as_slice() {
+                [] => self.push(
+                    Issue::at(up, "`until` needs one of event, events or for").help(
+                        "for example `until: { event: done }`, `{ events: 50 }` or `{ for: 30s }`",
+                    ),
+                ),
+                [_] => {
+                    if u.events == Some(0) {
+                        self.push(Issue::at(up.key("events"), "`events` must be at least 1"));
+                    }
+                    if u.for_.is_some_and(|d| d.0.is_zero()) {
+                        self.push(Issue::at(up.key("for"), "`for` must be longer than 0s"));
+                    }
+                }
+                [a, b, ..] => self.push(
+                    Issue::at(
+                        up.key(b),
+                        format!("`until` takes one condition, but this one has `{a}` and `{b}`"),
+                    )
+                    .on_key()
+                    .help("keep one of event, events or for"),
+                ),
             }
         }
     }

@@ -15,6 +15,8 @@
 //! | `POST /api/orders` `{"cart":"c…","user"}` | 201 `{"status":"created","order":{"id":"o…","shadow":bool}}` |
 //! | `POST /api/redpacket/grab` `{"user"}` | 200 `{"status":"won","amount":CENTS}`, then 410 `{"status":"sold_out"}` |
 //! | `POST /api/presale/deposit` `{"sku","user"}` | 201 `{"status":"deposited","deposit":{"id":"d…"}}` |
+//! | `GET /api/assistant?q=…&tokens=N` | 200 `text/event-stream`: N `token` events, then `done` (see `streams`) |
+//! | `GET /live/{room}` (WebSocket) | `{"type":"welcome","room","members"}`, then every member's `like`/`comment`, broadcast (see `streams`) |
 //! | `GET /stats` | 200 [`ShopStats`] |
 //! | `POST /stats/reset` | 200 `{"status":"reset"}`: zeroes the counters, restocks red packets |
 //!
@@ -32,9 +34,11 @@
 mod capacity;
 mod routes;
 mod stats;
+mod streams;
 
 pub use routes::{ITEMS, PAGE_SIZE, TAG_HEADER};
 pub use stats::{ShopStats, MAX_USER_AGENTS, NO_USER_AGENT, OTHER};
+pub use streams::{LiveStats, StreamStats};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -29,6 +29,7 @@ pub(crate) struct Shop {
     pub(crate) config: ShopConfig,
     pub(crate) capacity: Capacity,
     pub(crate) counters: Counters,
+    pub(crate) streams: super::streams::StreamCounters,
     next_cart: AtomicU64,
     next_order: AtomicU64,
     next_deposit: AtomicU64,
@@ -41,6 +42,7 @@ impl Shop {
         Ok(Shop {
             capacity: Capacity::new(config.capacity, config.queue)?,
             counters: Counters::default(),
+            streams: Default::default(),
             next_cart: AtomicU64::new(1),
             next_order: AtomicU64::new(1),
             next_deposit: AtomicU64::new(1),
@@ -55,17 +57,19 @@ impl Shop {
             self.redpackets_left.load(Ordering::Relaxed),
             self.capacity.in_flight() as u64,
             self.capacity.queued() as u64,
+            self.streams.snapshot(),
         )
     }
 
     pub(crate) fn reset(&self) {
         self.counters.reset();
+        self.streams.reset();
         self.redpackets_left
             .store(self.config.redpackets, Ordering::Relaxed);
     }
 
     /// Counts the request; returns whether it is tagged test traffic.
-    fn receive(&self, route: Route, headers: &HeaderMap) -> bool {
+    pub(crate) fn receive(&self, route: Route, headers: &HeaderMap) -> bool {
         let tagged = headers.contains_key(TAG_HEADER);
         let ua = headers
             .get(axum::http::header::USER_AGENT)
@@ -115,12 +119,14 @@ pub(crate) fn router(shop: Arc<Shop>) -> Router {
         .route("/api/orders", post(orders))
         .route("/api/redpacket/grab", post(grab))
         .route("/api/presale/deposit", post(deposit))
+        .route("/api/assistant", get(super::streams::assistant))
+        .route("/live/{room}", get(super::streams::live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shop)
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
+pub(crate) fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
 }
 

@@ -27,17 +27,21 @@ pub(crate) enum Route {
     Orders,
     Grab,
     Deposit,
+    Assistant,
+    Live,
     /// No route matched (unknown path or method).
     Other,
 }
 
-const ROUTES: [(Route, &str); 7] = [
+const ROUTES: [(Route, &str); 9] = [
     (Route::Items, "GET /api/items"),
     (Route::Item, "GET /api/items/{id}"),
     (Route::Cart, "POST /api/cart"),
     (Route::Orders, "POST /api/orders"),
     (Route::Grab, "POST /api/redpacket/grab"),
     (Route::Deposit, "POST /api/presale/deposit"),
+    (Route::Assistant, "GET /api/assistant"),
+    (Route::Live, "GET /live/{room}"),
     (Route::Other, OTHER),
 ];
 
@@ -70,6 +74,9 @@ pub struct ShopStats {
     pub in_flight: u64,
     /// Gauge: requests waiting for capacity now.
     pub queued: u64,
+    /// The streaming endpoints (`/api/assistant`).
+    #[serde(default)]
+    pub streams: super::streams::StreamStats,
 }
 
 #[derive(Default)]
@@ -157,7 +164,13 @@ impl Counters {
             .clear();
     }
 
-    pub(crate) fn snapshot(&self, redpackets_left: u64, in_flight: u64, queued: u64) -> ShopStats {
+    pub(crate) fn snapshot(
+        &self,
+        redpackets_left: u64,
+        in_flight: u64,
+        queued: u64,
+        streams: super::streams::StreamStats,
+    ) -> ShopStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut endpoints = IndexMap::new();
         for (i, (route, key)) in ROUTES.iter().enumerate() {
@@ -193,6 +206,7 @@ impl Counters {
             redpackets_left,
             in_flight,
             queued,
+            streams,
         }
     }
 }
@@ -219,7 +233,7 @@ mod tests {
             c.request(Route::Items, Some(format!("agent-{i}").as_bytes()), false);
         }
         c.request(Route::Items, Some(b"agent-0"), true);
-        let s = c.snapshot(0, 0, 0);
+        let s = c.snapshot(0, 0, 0, Default::default());
         assert_eq!(s.user_agents.len(), MAX_USER_AGENTS + 1);
         assert_eq!(s.user_agents["other"], 5);
         assert_eq!(s.user_agents["agent-0"], 2);
@@ -235,12 +249,12 @@ mod tests {
         let long = "é".repeat(300);
         c.request(Route::Other, Some(long.as_bytes()), false);
         c.request(Route::Other, None, false);
-        let s = c.snapshot(0, 0, 0);
+        let s = c.snapshot(0, 0, 0, Default::default());
         assert_eq!(s.user_agents[&"é".repeat(100)], 1);
         assert_eq!(s.user_agents[NO_USER_AGENT], 1);
         assert_eq!(s.endpoints["other"], 2);
         c.reset();
-        let s = c.snapshot(0, 0, 0);
+        let s = c.snapshot(0, 0, 0, Default::default());
         assert_eq!(s.requests, 0);
         assert!(s.user_agents.is_empty());
     }
@@ -251,7 +265,7 @@ mod tests {
         c.order(false, false);
         c.order(true, false);
         c.order(true, true);
-        let s = c.snapshot(0, 0, 0);
+        let s = c.snapshot(0, 0, 0, Default::default());
         assert_eq!((s.orders, s.shadow_orders), (1, 2));
         assert_eq!((s.deposits, s.shadow_deposits), (0, 1));
     }

@@ -424,6 +424,8 @@ pub fn run_with_env(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> su
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_flashcrowd"))
         .args(args)
+        // CI=true makes a run strict about its error rate; these runs fail on purpose.
+        .env_remove("CI")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

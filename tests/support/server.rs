@@ -1,5 +1,6 @@
-//! A purpose-built HTTP/1.1 server for the engine's tests: keep-alive, answers `200 ok` at once,
-//! records the instant each request's head arrived (per path), and can freeze on a schedule.
+//! A purpose-built HTTP/1.1 server for the engine's tests: keep-alive, answers `200 ok` at once
+//! (`/bytes/N`: N bytes of `x`), records the instant each request's head arrived (per path), and
+//! can freeze on a schedule.
 //!
 //! It runs on its own thread with a current-thread tokio runtime and stops when dropped.
 
@@ -167,13 +168,22 @@ async fn answer(
         .path_and_query()
         .map_or(path.clone(), |p| p.as_str().to_string());
     state.hits.lock().unwrap().push(Hit {
-        path,
+        path: path.clone(),
         at: now,
         method: req.method().to_string(),
         target,
     });
     if !hold.is_zero() {
         tokio::time::sleep_until((now + hold).into()).await;
+    }
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return Ok(Response::new(Full::new(Bytes::from(vec![
+            b'x';
+            n.min(1 << 24)
+        ]))));
     }
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }

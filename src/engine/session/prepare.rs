@@ -30,7 +30,10 @@ impl Session {
         Ok((Outgoing::Wire(wire), wire.len() as u64))
     }
 
-    fn build(&mut self, r: &RequestProg) -> Result<(::http::Request<ReqBody>, u64), ErrorKind> {
+    pub(super) fn build(
+        &mut self,
+        r: &RequestProg,
+    ) -> Result<(::http::Request<ReqBody>, u64), ErrorKind> {
         let prog = self.prog.clone();
         let client = &prog.clients[self.client];
         let mut buf = std::mem::take(&mut self.buf);

@@ -3,6 +3,7 @@
 
 use crate::metrics::ErrorKind;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// How to open a TCP connection.
@@ -12,6 +13,8 @@ pub struct Dial {
     pub source: Option<std::net::IpAddr>,
     /// SO_LINGER 0: close with an RST, leaving no TIME_WAIT.
     pub linger0: bool,
+    /// The network to emulate on this connection, and a seed for its jitter.
+    pub network: Option<(super::network::Profile, u64)>,
 }
 
 /// Opens a TCP connection (TCP_NODELAY on).
@@ -67,12 +70,12 @@ async fn open(addr: std::net::SocketAddr, d: Dial) -> std::io::Result<TcpStream>
     Ok(s)
 }
 
-/// The TLS handshake over an open TCP stream, with the client configuration for the wanted ALPN.
-pub async fn tls(
+/// The TLS handshake over an open stream, with the client configuration for the wanted ALPN.
+pub async fn tls<I: AsyncRead + AsyncWrite + Unpin>(
     cfg: Option<&Arc<rustls::ClientConfig>>,
     host: &str,
-    tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ErrorKind> {
+    tcp: I,
+) -> Result<tokio_rustls::client::TlsStream<I>, ErrorKind> {
     let cfg = cfg.cloned().ok_or(ErrorKind::Tls)?;
     let name =
         rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| ErrorKind::Tls)?;

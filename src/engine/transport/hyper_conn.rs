@@ -73,16 +73,14 @@ fn h2_to_h1(mut req: http::Request<ReqBody>) -> http::Request<ReqBody> {
     req
 }
 
-/// Sends one request and reads the whole response body. A body over `max_body` is cut: the
-/// exchange fails with `ErrorKind::Body` (and the connection must not be reused).
-pub async fn exchange(
+/// Sends one request and returns the response with its body unread (event streams read it as
+/// it comes).
+pub async fn send(
     conn: &mut Conn,
     req: http::Request<ReqBody>,
-    mut keep: Option<&mut Vec<u8>>,
-    max_body: u64,
-) -> Result<Reply, Failed> {
+) -> Result<http::Response<hyper::body::Incoming>, Failed> {
     let fail = Failed::early;
-    let resp = match conn {
+    match conn {
         Conn::H1(s) => {
             s.ready().await.map_err(|e| fail(classify(&e)))?;
             let req = if req.uri().scheme().is_some() {
@@ -98,7 +96,18 @@ pub async fn exchange(
         }
         Conn::Lean(_) => return Err(fail(ErrorKind::Protocol)),
     }
-    .map_err(|e| fail(classify(&e)))?;
+    .map_err(|e| fail(classify(&e)))
+}
+
+/// Sends one request and reads the whole response body. A body over `max_body` is cut: the
+/// exchange fails with `ErrorKind::Body` (and the connection must not be reused).
+pub async fn exchange(
+    conn: &mut Conn,
+    req: http::Request<ReqBody>,
+    mut keep: Option<&mut Vec<u8>>,
+    max_body: u64,
+) -> Result<Reply, Failed> {
+    let resp = send(conn, req).await?;
     let head_at = Instant::now();
     let status = resp.status().as_u16();
     let mut body = resp.into_body();

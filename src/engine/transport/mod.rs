@@ -5,7 +5,9 @@
 //! `Failed` with its error kind. Each transport is one file: `lean.rs` (plain-text HTTP/1.1
 //! straight from a serialized request), `hyper_conn.rs` (hyper's HTTP/1.1 and HTTP/2, TLS
 //! included). Opening sockets and TLS sessions, and naming what went wrong while doing it, is
-//! `dial.rs`. The set is an enum, not a trait object: the hot path pays one `match`, no virtual
+//! `dial.rs`; a client's emulated network sits between the socket and the transport
+//! (`network.rs`). Stream steps read what follows the open: `sse.rs` an event stream over a
+//! hyper connection, `ws.rs` a WebSocket after its upgrade. The set is an enum, not a trait object: the hot path pays one `match`, no virtual
 //! call and no boxing of futures.
 //!
 //! What a transport does not do: render templates (`session::prepare`), check expectations or
@@ -14,6 +16,9 @@
 pub mod dial;
 pub mod hyper_conn;
 pub mod lean;
+pub mod network;
+pub mod sse;
+pub mod ws;
 
 use super::compile::Program;
 use crate::metrics::ErrorKind;
@@ -137,8 +142,9 @@ impl Conn {
     }
 }
 
-/// Opens a connection to the target for a client's transport: TCP, then TLS with ALPN when
-/// https, then the HTTP handshake. `lean` asks for the lean HTTP/1.1 path (plain text only).
+/// Opens a connection to the target for a client's transport: TCP, the emulated network when
+/// the client has one, then TLS with ALPN when https, then the HTTP handshake. `lean` asks for
+/// the lean HTTP/1.1 path (plain text, no emulated network).
 pub async fn connect(
     prog: &Program,
     version: HttpVersion,
@@ -147,16 +153,28 @@ pub async fn connect(
 ) -> Result<Conn, ErrorKind> {
     let t = &prog.target;
     let tcp = dial::tcp(t.addr, d).await?;
-    if lean {
-        return Ok(Conn::Lean(Box::new(lean::H1Conn::new(tcp))));
+    match d.network {
+        None if lean => Ok(Conn::Lean(Box::new(lean::H1Conn::new(tcp)))),
+        None => over(prog, version, tcp).await,
+        Some((profile, seed)) => {
+            over(prog, version, network::shape(tcp, profile, seed).await).await
+        }
     }
+}
+
+/// TLS when https, then hyper's HTTP/1.1 or HTTP/2 handshake, over an open stream.
+async fn over<I>(prog: &Program, version: HttpVersion, io: I) -> Result<Conn, ErrorKind>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let t = &prog.target;
     let want_h2 = version == HttpVersion::H2;
     if !t.https {
         // Plain HTTP/2 is prior-knowledge h2c.
-        return hyper_conn::handshake(tcp, want_h2).await;
+        return hyper_conn::handshake(io, want_h2).await;
     }
     let cfg = if want_h2 { &prog.tls_h2 } else { &prog.tls };
-    let tls = dial::tls(cfg.as_ref(), &t.host, tcp).await?;
+    let tls = dial::tls(cfg.as_ref(), &t.host, io).await?;
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     hyper_conn::handshake(tls, h2).await
 }
