@@ -3,13 +3,13 @@
 //! second, evaluating abort rules, driving the live view, handling Ctrl-C/SIGTERM — until every
 //! shard has finished. It returns a `RunOutcome`; writing files is the reports' job.
 
+pub mod checks;
 pub mod compile;
-pub mod h1;
-pub mod http;
 pub mod live;
 pub mod session;
 pub mod shard;
 pub mod tls;
+pub mod transport;
 
 use crate::gate::AbortRule;
 use crate::metrics::{Collector, Point, Recorder, Snapshot};

@@ -1,17 +1,18 @@
-//! A virtual user's session: picks a client and a journey, then walks the steps — render the
-//! request from bound templates, send it on the session's connection, record one `Sample`,
-//! check expectations, capture values, think. Latency counts from each step's intended start.
+//! A virtual user's session: picks a client and a journey, then walks the steps. A request step
+//! is prepare (render the templates, off the clock; `prepare.rs`) → send (timeout, hard stop) →
+//! exchange (a connection from the session or the pool, the transport, the retry policy) →
+//! record (one `Sample`, after `checks`). Latency counts from each step's intended start.
 
-use super::compile::{BodyProg, HeaderTpl, Program, RequestProg, StepProg};
-use super::http::{self, Conn, ReqBody};
+mod prepare;
+
+use super::checks;
+use super::compile::{Program, RequestProg, StepProg};
 use super::shard::ShardCtx;
+use super::transport::{self, Conn, Failed, Outgoing, Reply};
 use crate::metrics::recorder::Sample;
 use crate::metrics::ErrorKind;
 use crate::scenario::model::ConnectionMode;
-use crate::template::{Escape, Values};
-use ::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
-use bytes::Bytes;
-use http_body_util::Full;
+use crate::template::Values;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cell::Cell;
@@ -105,6 +106,17 @@ impl Values for Session {
 
 fn pick(cum: &[f64], x: f64) -> usize {
     cum.iter().position(|c| x < *c).unwrap_or(cum.len() - 1)
+}
+
+/// The instants a request step is measured by.
+#[derive(Clone, Copy)]
+struct Times {
+    /// The planned start (latency counts from here).
+    intended: Instant,
+    sent: Instant,
+    ended: Instant,
+    /// When a wait or rendezvous released the session, for its first request after it.
+    released: Option<Instant>,
 }
 
 /// How a step ended.
@@ -268,80 +280,16 @@ impl Session {
         Some(true)
     }
 
-    fn build(&mut self, r: &RequestProg) -> Result<(::http::Request<ReqBody>, u64), ErrorKind> {
-        let prog = self.prog.clone();
-        let client = &prog.clients[self.client];
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        if self.conn.as_ref().is_some_and(Conn::is_h2)
-            || client.http == crate::scenario::model::HttpVersion::H2
-        {
-            buf.extend_from_slice(if prog.target.https {
-                b"https://"
-            } else {
-                b"http://"
-            });
-            buf.extend_from_slice(prog.target.authority.as_bytes());
-        }
-        self.render_target(r, &mut buf);
-        let uri = ::http::Uri::from_maybe_shared(Bytes::copy_from_slice(&buf));
-        self.buf = buf;
-        let uri = uri.map_err(|_| ErrorKind::Protocol)?;
-        let body: Bytes = match &r.body {
-            BodyProg::None => Bytes::new(),
-            _ => {
-                let mut out = Vec::with_capacity(128);
-                self.render_body(r, &mut out);
-                out.into()
-            }
-        };
-        let mut req = ::http::Request::new(Full::new(body.clone()));
-        *req.method_mut() = r.method.clone();
-        *req.uri_mut() = uri;
-        let h = req.headers_mut();
-        h.reserve(client.headers.len() + r.headers.len() + 3);
-        if client.http != crate::scenario::model::HttpVersion::H2 {
-            h.insert(HOST, prog.target_host_header.clone());
-        }
-        let mut tmp = Vec::new();
-        for (name, v) in client.headers.iter().chain(r.headers.iter()) {
-            let value = match v {
-                HeaderTpl::Static(v) => v.clone(),
-                HeaderTpl::Dynamic(b) => {
-                    tmp.clear();
-                    b.render(self, Escape::None, &mut tmp);
-                    HeaderValue::from_bytes(&tmp).map_err(|_| ErrorKind::Protocol)?
-                }
-            };
-            h.insert(name.clone(), value);
-        }
-        if !h.contains_key(USER_AGENT) {
-            h.insert(
-                USER_AGENT,
-                HeaderValue::from_static(concat!("flashcrowd/", env!("CARGO_PKG_VERSION"))),
-            );
-        }
-        if let Some(ct) = &r.content_type {
-            if !h.contains_key(CONTENT_TYPE) {
-                h.insert(CONTENT_TYPE, ct.clone());
-            }
-        }
-        if !body.is_empty() {
-            h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        Ok((req, body.len() as u64))
-    }
-
     async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
         let dial = self.ctx.dial(self.client);
         match client.connection {
             ConnectionMode::PerUser => match self.conn.take() {
                 Some(c) if c.is_open() => Ok(c),
-                _ => http::connect(&self.prog, client.http, client.lean, dial).await,
+                _ => transport::connect(&self.prog, client.http, client.lean, dial).await,
             },
             ConnectionMode::Fresh => {
-                http::connect(&self.prog, client.http, client.lean, dial).await
+                transport::connect(&self.prog, client.http, client.lean, dial).await
             }
             ConnectionMode::Shared => {
                 if client.http == crate::scenario::model::HttpVersion::H1 {
@@ -356,7 +304,7 @@ impl Session {
                 if let Some(c) = self.ctx.take_shared(self.client) {
                     return Ok(c);
                 }
-                http::connect(&self.prog, client.http, client.lean, dial).await
+                transport::connect(&self.prog, client.http, client.lean, dial).await
             }
         }
     }
@@ -372,311 +320,153 @@ impl Session {
         }
     }
 
-    /// Appends the request target: the path (base path included) and the query, URL-encoded.
-    fn render_target(&mut self, r: &RequestProg, out: &mut Vec<u8>) {
-        let start = out.len();
-        r.path.render(self, Escape::None, out);
-        let mut has_q = out[start..].contains(&b'?');
-        for (k, v) in &r.query {
-            out.push(if has_q { b'&' } else { b'?' });
-            has_q = true;
-            out.extend_from_slice(k.as_bytes());
-            out.push(b'=');
-            v.render(self, Escape::Url, out);
-        }
-    }
-
-    /// Appends the request body: JSON, a URL-encoded form, or raw text.
-    fn render_body(&mut self, r: &RequestProg, out: &mut Vec<u8>) {
-        match &r.body {
-            BodyProg::None => {}
-            BodyProg::Json(j) => j.render(self, out),
-            BodyProg::Raw(b) => b.render(self, Escape::None, out),
-            BodyProg::Form(fields) => {
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'&');
-                    }
-                    out.extend_from_slice(k.as_bytes());
-                    out.push(b'=');
-                    v.render(self, Escape::Url, out);
-                }
-            }
-        }
-    }
-
-    /// Serializes a request for the lean path into `out` (unless it is fully pre-serialized).
-    fn build_wire(&mut self, r: &RequestProg, out: &mut Vec<u8>) -> Result<(), ErrorKind> {
-        let w = &r.wire[self.client];
-        out.clear();
-        out.extend_from_slice(r.method.as_str().as_bytes());
-        out.push(b' ');
-        let line_start = out.len();
-        self.render_target(r, out);
-        // A rendered value must not break the request line (no request smuggling).
-        if out[line_start..]
-            .iter()
-            .any(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
-        {
-            return Err(ErrorKind::Protocol);
-        }
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(&w.head);
-        for (name, b) in &w.dynamic {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            let at = out.len();
-            b.render(self, Escape::None, out);
-            if out[at..].iter().any(|b| *b == b'\r' || *b == b'\n') {
-                return Err(ErrorKind::Protocol);
-            }
-            out.extend_from_slice(b"\r\n");
-        }
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        self.render_body(r, &mut body);
-        super::compile::finish_head(out, &r.method, &body);
-        self.body = body;
-        Ok(())
-    }
-
+    /// One request step: prepare (off the clock), send, exchange, record. Returns how the step
+    /// ended and when.
     async fn request(
         &mut self,
         r: &RequestProg,
         intended: Instant,
         released: Option<Instant>,
     ) -> (StepEnd, Instant) {
-        let phase = self.ctx.plan.phase_index_at(
-            intended
-                .saturating_duration_since(self.ctx.start)
-                .as_secs_f64(),
-        );
-        let lean = self.prog.clients[self.client].lean;
+        let since_start = intended.saturating_duration_since(self.ctx.start);
+        let phase = self.ctx.plan.phase_index_at(since_start.as_secs_f64());
         // Serialize before the clock starts: rendering is the generator's work, not the target's.
         let mut wire = std::mem::take(&mut self.wire);
-        let full = r.wire.get(self.client).and_then(|w| w.full.as_ref());
-        let (built, bytes_out): (Result<Option<::http::Request<ReqBody>>, ErrorKind>, u64) = if lean
-        {
-            match full {
-                Some(f) => (Ok(None), f.len() as u64),
-                None => match self.build_wire(r, &mut wire) {
-                    Ok(()) => (Ok(None), wire.len() as u64),
-                    Err(k) => (Err(k), 0),
-                },
-            }
-        } else {
-            match self.build(r) {
-                Ok((req, n)) => (Ok(Some(req)), n),
-                Err(k) => (Err(k), 0),
-            }
-        };
+        let prepared = self.prepare(r, &mut wire);
         let t_send = Instant::now();
         // An arrival may leave a little early (see `shard::Waker`): it is measured from when it
         // was sent, never from a later plan instant.
         let intended = intended.min(t_send);
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        let (bytes_out, outcome) = match prepared {
+            Err(kind) => (0, Err(Failed::early(kind))),
+            Ok((out, n)) => match self.send(r, out, &mut body).await {
+                Some(res) => (n, res),
+                None => {
+                    self.wire = wire;
+                    self.body = body;
+                    return (StepEnd::Stopped, Instant::now());
+                }
+            },
+        };
+        self.wire = wire;
+        // The pooled connection is back in the pool (or gone): free its slot.
+        self.permit = None;
+        let t_end = Instant::now();
+        let times = Times {
+            intended,
+            sent: t_send,
+            ended: t_end,
+            released,
+        };
+        let ok = self.record(r, phase, times, bytes_out, outcome, &body);
+        self.body = body;
+        (if ok { StepEnd::Ok } else { StepEnd::Failed }, t_end)
+    }
+
+    /// Exchanges within the step's timeout; None when a hard stop came first.
+    async fn send(
+        &mut self,
+        r: &RequestProg,
+        out: Outgoing<'_>,
+        body: &mut Vec<u8>,
+    ) -> Option<Result<Reply, Failed>> {
+        let stop = self.ctx.clone();
+        let keep = r.needs_body.then_some(body);
+        let head = r.method == ::http::Method::HEAD;
+        tokio::select! {
+            res = tokio::time::timeout(r.timeout, self.exchange(out, head, keep)) => {
+                Some(res.unwrap_or_else(|_| Err(Failed::early(ErrorKind::Timeout))))
+            }
+            _ = stop.hard_stopped() => None,
+        }
+    }
+
+    /// Takes a connection, exchanges on it and gives it back. The retry policy lives here: a
+    /// kept-alive connection the server closed while idle (closed before any byte of the answer)
+    /// is replaced once and the request sent again, as any client would.
+    async fn exchange(
+        &mut self,
+        out: Outgoing<'_>,
+        head: bool,
+        mut keep: Option<&mut Vec<u8>>,
+    ) -> Result<Reply, Failed> {
+        let max_body = self.prog.max_body;
+        let mut conn = self.obtain().await.map_err(Failed::early)?;
+        let again = if conn.reused() { out.again() } else { None };
+        let mut res = conn
+            .exchange(out, head, keep.as_deref_mut(), max_body)
+            .await;
+        if let (Err(f), Some(again)) = (&res, again) {
+            if f.closed_before_response() {
+                conn = self.reconnect().await.map_err(Failed::early)?;
+                if let Some(k) = keep.as_deref_mut() {
+                    k.clear();
+                }
+                res = conn.exchange(again, head, keep, max_body).await;
+            }
+        }
+        if res.is_ok() {
+            self.release(conn);
+        }
+        res
+    }
+
+    /// Turns the outcome into one `Sample` (status, expectations and captures checked) and
+    /// records it with the scheduler lag and burst spread. True when the step passed.
+    fn record(
+        &mut self,
+        r: &RequestProg,
+        phase: usize,
+        t: Times,
+        bytes_out: u64,
+        outcome: Result<Reply, Failed>,
+        body: &[u8],
+    ) -> bool {
+        let since = |at: Instant| at.saturating_duration_since(t.sent).as_micros() as u64;
         let mut sample = Sample {
             request: r.endpoint,
             client: self.client,
             phase,
-            latency_us: 0,
-            service_us: 0,
+            latency_us: t.ended.saturating_duration_since(t.intended).as_micros() as u64,
+            service_us: since(t.ended),
             ttfb_us: None,
             status: None,
             error: None,
             bytes_in: 0,
             bytes_out,
         };
-        let failed = |kind| http::Failed {
-            kind,
-            head_at: None,
-            status: None,
-            bytes_in: 0,
-        };
-        let keep = r.needs_body;
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        let outcome: Result<(u16, Instant, u64), http::Failed> = match built {
-            Err(k) => Err(failed(k)),
-            Ok(req) => {
-                let max_body = self.prog.max_body;
-                let stop = self.ctx.clone();
-                let is_head = r.method == ::http::Method::HEAD;
-                let bytes: &[u8] = match full {
-                    Some(f) => f,
-                    None => &wire,
-                };
-                let fut = async {
-                    let mut conn = self.obtain().await.map_err(failed)?;
-                    let res = match (&mut conn, req) {
-                        (Conn::Lean(c), None) => {
-                            let reused = c.used > 0;
-                            let mut res = c
-                                .exchange(bytes, is_head, keep.then_some(&mut body), max_body)
-                                .await;
-                            // A kept-alive connection the server closed while idle: reconnect
-                            // once, as any client would, and send again.
-                            if let Err(f) = &res {
-                                if reused && f.kind == ErrorKind::Reset && f.head_at.is_none() {
-                                    conn = self.reconnect().await.map_err(failed)?;
-                                    if let Conn::Lean(c) = &mut conn {
-                                        body.clear();
-                                        res = c
-                                            .exchange(
-                                                bytes,
-                                                is_head,
-                                                keep.then_some(&mut body),
-                                                max_body,
-                                            )
-                                            .await;
-                                    }
-                                }
-                            }
-                            res.map(|rep| (rep.status, rep.head_at, rep.bytes_in))
-                        }
-                        (c, Some(req)) => http::exchange(c, req, keep, max_body).await.map(|rep| {
-                            if let Some(b) = rep.body {
-                                body = b;
-                            }
-                            (rep.status, rep.head_at, rep.bytes_in)
-                        }),
-                        (_, None) => Err(failed(ErrorKind::Protocol)),
-                    };
-                    if res.is_ok() {
-                        self.release(conn);
-                    }
-                    res
-                };
-                tokio::select! {
-                    res = tokio::time::timeout(r.timeout, fut) => match res {
-                        Ok(r) => r,
-                        Err(_) => Err(failed(ErrorKind::Timeout)),
-                    },
-                    _ = stop.hard_stopped() => {
-                        self.wire = wire;
-                        self.body = body;
-                        return (StepEnd::Stopped, Instant::now());
-                    }
-                }
-            }
-        };
-        self.wire = wire;
-        // The pooled connection is back in the pool (or gone): free its slot.
-        self.permit = None;
-        let t_end = Instant::now();
-        sample.latency_us = t_end.saturating_duration_since(intended).as_micros() as u64;
-        sample.service_us = t_end.saturating_duration_since(t_send).as_micros() as u64;
-        let lag = t_send.saturating_duration_since(intended).as_micros() as u64;
-        let ok = match outcome {
+        match outcome {
             Err(f) => {
                 self.conn = None;
                 sample.error = Some(f.kind);
                 sample.status = f.status;
                 sample.bytes_in = f.bytes_in;
-                sample.ttfb_us = f
-                    .head_at
-                    .map(|h| h.saturating_duration_since(t_send).as_micros() as u64);
-                false
+                sample.ttfb_us = f.head_at.map(since);
             }
-            Ok((status, head_at, bytes_in)) => {
-                sample.status = Some(status);
-                sample.bytes_in = bytes_in;
-                sample.ttfb_us = Some(head_at.saturating_duration_since(t_send).as_micros() as u64);
-                sample.error = self.check(r, status, keep.then_some(body.as_slice()));
-                sample.error.is_none()
-            }
-        };
-        self.body = body;
-        {
-            let mut rec = self.ctx.rec.borrow_mut();
-            rec.record(&sample);
-            rec.record_lag(lag);
-            if let Some(at) = released {
-                let _ = rec
-                    .burst
-                    .record((t_send.saturating_duration_since(at).as_micros() as u64).max(1));
+            Ok(rep) => {
+                sample.status = Some(rep.status);
+                sample.bytes_in = rep.bytes_in;
+                sample.ttfb_us = Some(since(rep.head_at));
+                let kept = r.needs_body.then_some(body);
+                sample.error = checks::check(r, rep.status, kept, &mut self.vars);
             }
         }
-        (if ok { StepEnd::Ok } else { StepEnd::Failed }, t_end)
+        let lag = t.sent.saturating_duration_since(t.intended).as_micros() as u64;
+        let mut rec = self.ctx.rec.borrow_mut();
+        rec.record(&sample);
+        rec.record_lag(lag);
+        if let Some(at) = t.released {
+            let _ = rec.burst.record(since(at).max(1));
+        }
+        sample.error.is_none()
     }
-
     /// A new connection for this session's client, replacing a stale one.
     async fn reconnect(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
         let dial = self.ctx.dial(self.client);
-        http::connect(&self.prog, client.http, client.lean, dial).await
-    }
-
-    /// Status, expectations and captures; the error kind if any fails.
-    fn check(&mut self, r: &RequestProg, status: u16, body: Option<&[u8]>) -> Option<ErrorKind> {
-        let status_kind = || {
-            if status >= 500 {
-                ErrorKind::Http5xx
-            } else if status >= 400 {
-                ErrorKind::Http4xx
-            } else {
-                ErrorKind::ExpectFailed
-            }
-        };
-        match &r.expect.status {
-            Some(codes) => {
-                if !codes.contains(&status) {
-                    return Some(status_kind());
-                }
-            }
-            None => {
-                if status >= 400 {
-                    return Some(status_kind());
-                }
-            }
-        }
-        if !r.needs_body {
-            return None;
-        }
-        let body = body.unwrap_or(&[]);
-        if let Some(c) = &r.expect.contains {
-            let needle = c.as_bytes();
-            if !needle.is_empty() && !body.windows(needle.len()).any(|w| w == needle) {
-                return Some(ErrorKind::ExpectFailed);
-            }
-        }
-        if r.expect.json.is_empty() && r.captures.is_empty() {
-            return None;
-        }
-        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Some(if r.expect.json.is_empty() {
-                ErrorKind::CaptureFailed
-            } else {
-                ErrorKind::ExpectFailed
-            });
-        };
-        for (path, want) in &r.expect.json {
-            let got = path.query(&doc);
-            let matches = match got.first() {
-                Some(v) => v == want || json_loose_eq(v, want),
-                None => false,
-            };
-            if !matches {
-                return Some(ErrorKind::ExpectFailed);
-            }
-        }
-        for (idx, path) in &r.captures {
-            match path.query(&doc).first() {
-                Some(serde_json::Value::String(s)) => self.vars[*idx] = s.clone(),
-                Some(v) => self.vars[*idx] = v.to_string(),
-                None => return Some(ErrorKind::CaptureFailed),
-            }
-        }
-        None
-    }
-}
-
-/// `expect: { json: { $.id: "42" } }` matches 42 too: YAML authors rarely mean the type.
-fn json_loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    use serde_json::Value::*;
-    match (a, b) {
-        (Number(n), String(s)) | (String(s), Number(n)) => n.to_string() == *s,
-        (Bool(x), String(s)) | (String(s), Bool(x)) => x.to_string() == *s,
-        _ => false,
+        transport::connect(&self.prog, client.http, client.lean, dial).await
     }
 }
 

@@ -3,8 +3,8 @@
 //! `Control` flags it reads and the one snapshot per second it sends.
 
 use super::compile::Program;
-use super::http::Conn;
 use super::session;
+use super::transport::Conn;
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Model, Plan, Segment};
 use std::cell::{Cell, RefCell};
@@ -229,7 +229,7 @@ impl ShardCtx {
     }
 
     /// How to dial the next connection for `client`: the next source address in turn.
-    pub fn dial(&self, client: usize) -> super::http::Dial {
+    pub fn dial(&self, client: usize) -> super::transport::Dial {
         let ips = &self.prog.source_ips;
         let source = if ips.is_empty() {
             None
@@ -238,7 +238,7 @@ impl ShardCtx {
             self.source_rr.set(i.wrapping_add(1));
             Some(ips[i % ips.len()])
         };
-        super::http::Dial {
+        super::transport::Dial {
             source,
             linger0: self.prog.clients[client].linger0,
         }

@@ -1,36 +1,33 @@
-//! The lean HTTP/1.1 keep-alive path for plain-text targets: the session owns the TCP stream,
+//! The lean HTTP/1.1 keep-alive transport for plain-text targets: the session owns the stream,
 //! writes a request serialized straight from bound templates in one call, and parses the
 //! response with httparse out of a reused buffer. No connection task, no channel, no per-request
-//! allocation. hyper stays in charge of TLS, HTTP/2 and anything unusual (`http.rs`).
+//! allocation. hyper stays in charge of TLS, HTTP/2 and anything unusual (`hyper.rs`).
+//!
+//! The stream is any `AsyncRead + AsyncWrite` (a plain `TcpStream` by default), so a layer
+//! between the socket and the parser (network emulation) costs nothing when it is not used.
 //!
 //! What it handles: Content-Length and chunked bodies, bodies delimited by close, HEAD/204/304,
 //! 1xx interim responses, `Connection: close`, HTTP/1.0. What it refuses: a head over 64 KiB or
 //! with more than 64 headers (`protocol`), a body over the limit (`body`).
 
-use super::http::Failed;
+use super::{Failed, Reply};
 use crate::metrics::ErrorKind;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const INITIAL_BUF: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 
-pub struct H1Conn {
-    stream: TcpStream,
+pub struct H1Conn<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     start: usize,
     end: usize,
     /// Responses completed on this connection.
     pub used: u64,
     open: bool,
-}
-
-pub struct H1Reply {
-    pub status: u16,
-    pub head_at: Instant,
-    pub bytes_in: u64,
 }
 
 enum Framing {
@@ -48,9 +45,9 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
     }
 }
 
-impl H1Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> H1Conn {
+    pub fn new(stream: S) -> H1Conn<S> {
         H1Conn {
             stream,
             buf: vec![0; INITIAL_BUF],
@@ -61,16 +58,13 @@ impl H1Conn {
         }
     }
 
-    #[cfg(test)]
-    async fn connect(addr: std::net::SocketAddr) -> Result<H1Conn, ErrorKind> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        Ok(H1Conn::new(stream))
-    }
-
     pub fn is_open(&self) -> bool {
         self.open
+    }
+
+    /// Has a response already come back on it (so it may have gone stale while idle)?
+    pub fn reused(&self) -> bool {
+        self.used > 0
     }
 
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
@@ -104,7 +98,7 @@ impl H1Conn {
         head_request: bool,
         keep: Option<&mut Vec<u8>>,
         max_body: u64,
-    ) -> Result<H1Reply, Failed> {
+    ) -> Result<Reply, Failed> {
         let r = self.exchange_inner(req, head_request, keep, max_body).await;
         match &r {
             Ok(_) => self.used += 1,
@@ -119,7 +113,7 @@ impl H1Conn {
         head_request: bool,
         mut keep: Option<&mut Vec<u8>>,
         max_body: u64,
-    ) -> Result<H1Reply, Failed> {
+    ) -> Result<Reply, Failed> {
         let fail = |kind, head_at, status, bytes_in| Failed {
             kind,
             head_at,
@@ -319,11 +313,21 @@ impl H1Conn {
         if !reusable || self.start != self.end {
             self.open = false;
         }
-        Ok(H1Reply {
+        Ok(Reply {
             status,
             head_at,
             bytes_in,
         })
+    }
+}
+
+#[cfg(test)]
+impl H1Conn {
+    async fn connect(addr: std::net::SocketAddr) -> Result<H1Conn, ErrorKind> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        Ok(H1Conn::new(stream))
     }
 }
 
@@ -361,7 +365,7 @@ mod tests {
         replies: Vec<&'static [u8]>,
         head: bool,
         max: u64,
-    ) -> (H1Conn, Result<H1Reply, Failed>, Vec<u8>) {
+    ) -> (H1Conn, Result<Reply, Failed>, Vec<u8>) {
         let mut c = H1Conn::connect(canned(replies).await).await.unwrap();
         let mut body = Vec::new();
         let r = c.exchange(REQ, head, Some(&mut body), max).await;
@@ -441,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn misbehaving_responses_are_classified() {
-        let kind = |r: Result<H1Reply, Failed>| r.err().map(|f| f.kind);
+        let kind = |r: Result<Reply, Failed>| r.err().map(|f| f.kind);
         let (_, r, _) = one(
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"],
             false,

@@ -1,0 +1,162 @@
+//! The transport seam: how a prepared request reaches the target and its answer comes back.
+//!
+//! A `Conn` is one open connection of one transport; `connect` opens one for a client and
+//! `Conn::exchange` sends one request on it and reads the whole answer, returning a `Reply` or a
+//! `Failed` with its error kind. Each transport is one file: `lean.rs` (plain-text HTTP/1.1
+//! straight from a serialized request), `hyper_conn.rs` (hyper's HTTP/1.1 and HTTP/2, TLS
+//! included). Opening sockets and TLS sessions, and naming what went wrong while doing it, is
+//! `dial.rs`. The set is an enum, not a trait object: the hot path pays one `match`, no virtual
+//! call and no boxing of futures.
+//!
+//! What a transport does not do: render templates (`session::prepare`), check expectations or
+//! capture values (`checks.rs`), record samples, or decide to retry (`Session::exchange`).
+
+pub mod dial;
+pub mod hyper_conn;
+pub mod lean;
+
+use super::compile::Program;
+use crate::metrics::ErrorKind;
+use crate::scenario::model::HttpVersion;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::time::Instant;
+
+pub use dial::Dial;
+
+pub type ReqBody = Full<Bytes>;
+
+/// One open connection.
+pub enum Conn {
+    H1(::hyper::client::conn::http1::SendRequest<ReqBody>),
+    H2(::hyper::client::conn::http2::SendRequest<ReqBody>),
+    /// The lean HTTP/1.1 path (plain text).
+    Lean(Box<lean::H1Conn>),
+}
+
+/// A request ready to go: serialized bytes for the lean path, or a request for hyper.
+pub enum Outgoing<'a> {
+    Wire(&'a [u8]),
+    Hyper(Box<::http::Request<ReqBody>>),
+}
+
+impl<'a> Outgoing<'a> {
+    /// The same request again, for a resend on a fresh connection (None: it cannot be resent).
+    pub fn again(&self) -> Option<Outgoing<'a>> {
+        match self {
+            Outgoing::Wire(b) => Some(Outgoing::Wire(b)),
+            Outgoing::Hyper(_) => None,
+        }
+    }
+}
+
+/// What came back.
+pub struct Reply {
+    pub status: u16,
+    /// When the response head arrived.
+    pub head_at: Instant,
+    /// Body bytes received.
+    pub bytes_in: u64,
+}
+
+/// A failed exchange: the kind, and what had arrived before it failed.
+pub struct Failed {
+    pub kind: ErrorKind,
+    /// When the response head arrived, if it did.
+    pub head_at: Option<Instant>,
+    pub status: Option<u16>,
+    pub bytes_in: u64,
+}
+
+impl Failed {
+    /// A failure before any byte of a response.
+    pub fn early(kind: ErrorKind) -> Failed {
+        Failed {
+            kind,
+            head_at: None,
+            status: None,
+            bytes_in: 0,
+        }
+    }
+
+    /// The connection was found closed before any byte of the response: a kept-alive connection
+    /// the server closed while it was idle, where resending on a fresh one is what any client does.
+    pub fn closed_before_response(&self) -> bool {
+        self.kind == ErrorKind::Reset && self.head_at.is_none()
+    }
+}
+
+impl Conn {
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Conn::H2(_))
+    }
+
+    /// Can another request be sent on it?
+    pub fn is_open(&self) -> bool {
+        match self {
+            Conn::H1(s) => !s.is_closed(),
+            Conn::H2(s) => !s.is_closed(),
+            Conn::Lean(c) => c.is_open(),
+        }
+    }
+
+    /// Has it carried a response before (so it may have gone stale while idle)? Only the lean
+    /// path tells; hyper's connections answer false.
+    pub fn reused(&self) -> bool {
+        match self {
+            Conn::Lean(c) => c.reused(),
+            Conn::H1(_) | Conn::H2(_) => false,
+        }
+    }
+
+    /// A handle for another concurrent request (h2 only).
+    pub fn clone_h2(&self) -> Option<Conn> {
+        match self {
+            Conn::H2(s) => Some(Conn::H2(s.clone())),
+            Conn::H1(_) | Conn::Lean(_) => None,
+        }
+    }
+
+    /// Sends one request and reads the whole response. The body is counted, and appended to
+    /// `keep` when given; over `max_body` the exchange fails with `body`. On a failure the
+    /// connection must not be reused.
+    pub async fn exchange(
+        &mut self,
+        out: Outgoing<'_>,
+        head_request: bool,
+        keep: Option<&mut Vec<u8>>,
+        max_body: u64,
+    ) -> Result<Reply, Failed> {
+        match (self, out) {
+            (Conn::Lean(c), Outgoing::Wire(bytes)) => {
+                c.exchange(bytes, head_request, keep, max_body).await
+            }
+            (c, Outgoing::Hyper(req)) => hyper_conn::exchange(c, *req, keep, max_body).await,
+            (_, Outgoing::Wire(_)) => Err(Failed::early(ErrorKind::Protocol)),
+        }
+    }
+}
+
+/// Opens a connection to the target for a client's transport: TCP, then TLS with ALPN when
+/// https, then the HTTP handshake. `lean` asks for the lean HTTP/1.1 path (plain text only).
+pub async fn connect(
+    prog: &Program,
+    version: HttpVersion,
+    lean: bool,
+    d: Dial,
+) -> Result<Conn, ErrorKind> {
+    let t = &prog.target;
+    let tcp = dial::tcp(t.addr, d).await?;
+    if lean {
+        return Ok(Conn::Lean(Box::new(lean::H1Conn::new(tcp))));
+    }
+    let want_h2 = version == HttpVersion::H2;
+    if !t.https {
+        // Plain HTTP/2 is prior-knowledge h2c.
+        return hyper_conn::handshake(tcp, want_h2).await;
+    }
+    let cfg = if want_h2 { &prog.tls_h2 } else { &prog.tls };
+    let tls = dial::tls(cfg.as_ref(), &t.host, tcp).await?;
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    hyper_conn::handshake(tls, h2).await
+}
