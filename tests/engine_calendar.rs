@@ -334,7 +334,9 @@ fn assert_released_at(yaml: &str, extra: &[&str], moment: DateTime<Utc>) {
     );
     assert!(
         hi <= 50.0,
-        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ 50 ms"
+        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ 50 ms (the run started at {}, the moment is {})",
+        report["run"]["started_at"],
+        DateTime::<Utc>::from(moment).to_rfc3339_opts(SecondsFormat::Millis, true)
     );
     // The first requests came before, over the base.
     let last_first = first.iter().max().unwrap();
