@@ -41,6 +41,9 @@ pub enum Command {
     /// Merge the run directories of `--segment i/n` runs into one run directory: exact histograms,
     /// thresholds judged on the whole.
     Merge(MergeArgs),
+    /// One live page and terminal summary over many generators' endpoints (each `--segment`
+    /// process's --metrics-listen), their per-second histograms merged exactly.
+    Watch(WatchArgs),
     /// Write a commented, runnable scenario to start from (`flashcrowd new my-sale --template countdown`).
     New(NewArgs),
 }
@@ -158,6 +161,9 @@ pub struct ScenarioOpts {
     /// Multiply every duration of the load shape and think times: `1/60` runs a 2-hour curve in 2 minutes.
     #[arg(long = "time-scale", value_name = "FACTOR")]
     pub time_scale: Option<String>,
+    /// A malformed record in a replayed file is an error (exit 2, nothing sent), not a skipped line.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +246,25 @@ pub struct DemoArgs {
     /// Where the live page listens (a bare PORT: on 127.0.0.1; 0 picks a free one).
     #[arg(long = "metrics-listen", value_name = "ADDR", default_value = "0", value_parser = crate::ops::server::parse_listen)]
     pub metrics_listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Each segment's endpoint: http://HOST:PORT (its --metrics-listen).
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Where the merged live page listens (a bare PORT: on 127.0.0.1; 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "0", value_parser = crate::ops::server::parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// End this long after the last live segments went missing (default 10s).
+    #[arg(long = "give-up", value_name = "DURATION")]
+    pub give_up: Option<String>,
+    /// Print the merged totals as JSON on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// No line every five seconds; only segments going missing and the end.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
+pub mod records;
 pub mod report;
 pub mod scenario;
 pub mod shop;

@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 validator_version=1.37.0                       # the kubernetes-validate release pinned here
 kube_versions=${KUBE_VERSIONS:-"1.31.0 1.37.0"} # 1.31: podFailurePolicy is GA; 1.37: the newest it ships
-manifests=(scenario-configmap.yaml reports-pvc.yaml segments-job.yaml merge-job.yaml reports-reader.yaml)
+manifests=(scenario-configmap.yaml reports-pvc.yaml generators-service.yaml segments-job.yaml watch-job.yaml merge-job.yaml reports-reader.yaml)
 
 errors=0
 fail() { echo "FAIL: $*" >&2; errors=$((errors + 1)); }

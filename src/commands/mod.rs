@@ -9,6 +9,7 @@ mod report;
 mod run;
 mod shop;
 mod validate;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use std::fmt;
@@ -53,5 +54,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Capacity(a) => capacity::capacity(a),
         Command::Merge(a) => merge::merge(a),
         Command::New(a) => new::new(a),
+        Command::Watch(a) => watch::watch(a),
     }
 }

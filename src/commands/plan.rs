@@ -24,16 +24,20 @@ pub fn plan(a: PlanArgs) -> Outcome {
             Some(s) => parse_fraction(s).map_err(|e| Failure::BadInput(format!("{flag}: {e}"))),
         }
     };
+    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
+        .map_err(|d| Failure::BadInput(d.to_string()))?;
     let opts = PlanOptions {
         scale: factor("--scale", &a.opts.scale)?,
         time_scale: factor("--time-scale", &a.opts.time_scale)?,
-        ..PlanOptions::default()
+        strict: a.opts.strict,
+        ..PlanOptions::for_scenario(&loaded)
     };
-    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
-        .map_err(|d| Failure::BadInput(d.to_string()))?;
     let plan = Plan::compile(&loaded.scenario.load, &opts)
         .map_err(|e| Failure::BadInput(format!("{}: {e}", a.scenario.display())))?;
 
+    for n in &plan.notes {
+        println!("{n}");
+    }
     print!("{}", render(&loaded.scenario, &plan, &a.opts));
 
     if let Some(png) = &a.png {

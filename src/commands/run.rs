@@ -421,9 +421,14 @@ pub fn execute(req: RunRequest) -> Outcome {
             scale,
             time_scale,
             start,
+            strict: req.opts.strict,
+            ..PlanOptions::for_scenario(&loaded)
         },
     )
     .map_err(|e| bad(format!("{}: load: {e}", req.scenario.display())))?;
+    for n in &plan.notes {
+        eprintln!("{n}");
+    }
     let target_url = req
         .target
         .clone()
@@ -613,6 +618,7 @@ fn serve_options(
     if let Some(at) = plan.sale_start {
         moments.push(("sale start".to_string(), at));
     }
+    moments.extend(plan.moments().iter().map(|m| (m.name.clone(), m.at_s)));
     crate::ops::Serve {
         listen,
         token,
@@ -820,6 +826,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
             sets: vec![],
             scale: Some(a.scale.clone()),
             time_scale: Some(a.time_scale.clone()),
+            strict: false,
         },
         target: Some(url),
         out: a.out,

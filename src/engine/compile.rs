@@ -230,6 +230,82 @@ pub struct Program {
     pub target_host_header: HeaderValue,
     /// Local addresses to connect from, in turn (`--source-ips`); empty: the kernel chooses.
     pub source_ips: Vec<std::net::IpAddr>,
+    /// Requests a load source fixes (a replay): recorded under the `replay` journey.
+    pub fixed: Option<FixedProg>,
+}
+
+/// Where a load source's fixed requests are recorded, and how long they may take.
+pub struct FixedProg {
+    /// The `replay` journey's index.
+    pub journey: usize,
+    /// The endpoint of `Plan::fixed_names[0]`; the others follow in order.
+    pub endpoint_base: usize,
+    pub timeout: Duration,
+}
+
+/// A load source's fixed request, compiled for `client`: literal path, body and headers (the
+/// client's headers first, the recorded ones over them), no expectations beyond the status.
+pub fn fixed_request(
+    prog: &Program,
+    fixed: &FixedProg,
+    client: usize,
+    f: &crate::plan::FixedRequest,
+) -> Result<RequestProg, crate::metrics::ErrorKind> {
+    use crate::template::Part;
+    let bad = crate::metrics::ErrorKind::Protocol;
+    let scope = JourneyScope {
+        data: &prog.data,
+        vars: &[],
+    };
+    let literal = |text: String| {
+        Template {
+            parts: vec![Part::Lit(text)],
+        }
+        .bind(&scope)
+        .map_err(|_| bad)
+    };
+    let method = Method::from_bytes(f.method.as_bytes()).map_err(|_| bad)?;
+    let headers = f
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderTpl::Static(HeaderValue::from_str(v).ok()?),
+            ))
+        })
+        .collect();
+    let body = if f.body.is_empty() {
+        BodyProg::None
+    } else {
+        BodyProg::Raw(literal(String::from_utf8_lossy(&f.body).into_owned())?)
+    };
+    let mut r = RequestProg {
+        endpoint: fixed.endpoint_base + f.name as usize,
+        method,
+        path: literal(format!("{}{}", prog.target.base_path, f.target))?,
+        query: Vec::new(),
+        headers,
+        body,
+        content_type: None,
+        timeout: fixed.timeout,
+        captures: Vec::new(),
+        expect: ExpectProg {
+            status: None,
+            json: Vec::new(),
+            contains: None,
+        },
+        needs_body: false,
+        wire: Vec::new(),
+    };
+    let c = &prog.clients[client];
+    if c.lean {
+        r.wire = (0..prog.clients.len())
+            .map(|_| WireHead::default())
+            .collect();
+        r.wire[client] = wire_head(c, &r, &prog.target);
+    }
+    Ok(r)
 }
 
 impl Program {
@@ -431,6 +507,28 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
         });
     }
 
+    let fixed = (!plan.fixed_names.is_empty()).then(|| {
+        journeys.push(JourneyProg {
+            name: "replay".into(),
+            steps: Vec::new(),
+            n_vars: 0,
+            data_sets: Vec::new(),
+        });
+        let journey = journeys.len() - 1;
+        let endpoint_base = endpoints.len();
+        endpoints.extend(plan.fixed_names.iter().map(|n| Endpoint {
+            name: n.clone(),
+            journey,
+        }));
+        FixedProg {
+            journey,
+            endpoint_base,
+            timeout: default_timeout,
+        }
+    });
+    if fixed.is_none() && journeys.is_empty() {
+        return Err("the scenario has no journeys".into());
+    }
     let empty = JourneyScope {
         data: &data,
         vars: &[],
@@ -470,7 +568,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
                     .collect::<Vec<_>>()
             })
             .collect::<Vec<_>>();
-        if journeys_cum.iter().all(Vec::is_empty) {
+        if journeys_cum.iter().all(Vec::is_empty) && !sc.journeys.is_empty() {
             return Err(format!("client `{name}` may take no journey"));
         }
         clients.push(ClientProg {
@@ -542,6 +640,7 @@ pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program
     let target_host_header = HeaderValue::from_str(&target.authority)
         .map_err(|_| format!("target `{}` has an invalid host", target.url))?;
     Ok(Program {
+        fixed,
         source_ips: Vec::new(),
         target_host_header,
         scenario_name: sc.name.clone(),

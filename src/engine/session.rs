@@ -280,6 +280,36 @@ impl Session {
         Some(true)
     }
 
+    /// Sends the one request a load source fixed for this arrival, as its client (or the one
+    /// picked by share), recorded under the `replay` journey. Returns whether it succeeded.
+    async fn fixed(&mut self, f: &crate::plan::FixedRequest, arrived: Instant) -> Option<bool> {
+        let prog = self.prog.clone();
+        let fp = prog.fixed.as_ref()?;
+        if let Some(c) = f.client {
+            if (c as usize) < prog.clients.len() {
+                self.client = c as usize;
+            }
+        }
+        self.ctx
+            .rec
+            .borrow_mut()
+            .session_started(fp.journey, self.client);
+        let ok = match super::compile::fixed_request(&prog, fp, self.client, f) {
+            Ok(r) => match self.request(&r, arrived, None).await.0 {
+                StepEnd::Ok => true,
+                StepEnd::Failed => false,
+                StepEnd::Stopped => return None,
+            },
+            Err(_) => false,
+        };
+        let took = Instant::now().saturating_duration_since(arrived);
+        self.ctx
+            .rec
+            .borrow_mut()
+            .session_ended(fp.journey, ok, took.as_micros() as u64);
+        Some(ok)
+    }
+
     async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
         let dial = self.ctx.dial(self.client);
@@ -470,8 +500,13 @@ impl Session {
     }
 }
 
-/// An open-model arrival: one session, one journey.
-pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
+/// An open-model arrival: one session, one journey — or the one request its source fixed.
+pub async fn arrival(
+    ctx: Rc<ShardCtx>,
+    index: u64,
+    due: Instant,
+    fixed: Option<Arc<crate::plan::FixedRequest>>,
+) {
     let mut guard = InFlight::new(&ctx);
     // Woken a little early (see `shard::Waker`): the session starts now, not at a later instant.
     let due = due.min(Instant::now());
@@ -479,8 +514,14 @@ pub async fn arrival(ctx: Rc<ShardCtx>, index: u64, due: Instant) {
         .plan
         .phase_index_at(due.saturating_duration_since(ctx.start).as_secs_f64());
     let mut s = Session::new(&ctx, index, phase);
-    let j = s.pick_journey(phase);
-    if s.journey(j, due).await.is_some() {
+    let done = match fixed {
+        Some(f) => s.fixed(&f, due).await,
+        None => {
+            let j = s.pick_journey(phase);
+            s.journey(j, due).await
+        }
+    };
+    if done.is_some() {
         guard.done = true;
     }
 }

@@ -433,7 +433,9 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         Model::Open => open_loop(&ctx).await,
         Model::Closed => closed_loop(&ctx, end).await,
     }
-    // The plan is over (or stopped): wait for the tail of the sessions.
+    // The plan is over (or stopped): wait for the tail of the sessions. Sessions spawned last
+    // count themselves in flight when first polled: let them start before counting.
+    tokio::task::yield_now().await;
     ctx.sleep_until(end).await;
     let grace_end = Instant::now() + spec.grace;
     while ctx.in_flight.get() > 0 && Instant::now() < grace_end {
@@ -486,7 +488,7 @@ async fn open_loop(ctx: &Rc<ShardCtx>) {
             }
             // Extra sessions of a multiplied arrival get numbers of their own, past the plan's.
             let index = a.index + (k << 40);
-            tokio::task::spawn_local(session::arrival(ctx.clone(), index, due));
+            tokio::task::spawn_local(session::arrival(ctx.clone(), index, due, a.fixed.clone()));
         }
     }
 }

@@ -80,6 +80,7 @@ pub struct Verdict {
 }
 
 struct Inner {
+    info: BoardInfo,
     rows: Vec<Value>,
     intervals: Vec<Value>,
     total: Histogram<u64>,
@@ -97,7 +98,6 @@ struct Inner {
 }
 
 pub struct Board {
-    info: BoardInfo,
     redact: Redact,
     /// The timeline and steering of a local run (a watcher has none).
     steer: Option<Arc<super::Steer>>,
@@ -121,10 +121,10 @@ fn kinds(errors: &[u64; N_ERROR_KINDS]) -> Value {
 impl Board {
     pub fn new(info: BoardInfo, steer: Option<Arc<super::Steer>>, redact: Redact) -> Board {
         Board {
-            info,
             redact,
             steer,
             inner: Mutex::new(Inner {
+                info,
                 rows: Vec::new(),
                 intervals: Vec::new(),
                 total: crate::metrics::recorder::new_histogram(),
@@ -144,6 +144,11 @@ impl Board {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fixed facts, once known (a watcher learns them from the first segment's answer).
+    pub fn set_info(&self, info: BoardInfo) {
+        self.lock().info = info;
     }
 
     /// The run's wall-clock start (the watcher aligns segments on it).
@@ -246,7 +251,7 @@ impl Board {
     pub fn state(&self, from: usize) -> String {
         let mut g = self.lock();
         self.polled(&mut g);
-        let i = &self.info;
+        let i = g.info.clone();
         let lat = &g.total;
         let totals = json!({
             "requests": g.requests,
@@ -305,17 +310,19 @@ impl Board {
     pub fn intervals(&self, from: usize) -> String {
         let mut g = self.lock();
         self.polled(&mut g);
+        let i = &g.info;
         let v = json!({
-            "scenario": self.info.scenario,
-            "segment": self.info.segment,
+            "scenario": i.scenario,
+            "segment": i.segment,
             "started_at": g.started_at.map(|t| t.to_rfc3339()),
-            "duration_s": self.info.duration_s,
-            "closed": self.info.closed,
-            "phases": self.info.phases,
-            "moments": self.info.moments,
+            "duration_s": i.duration_s,
+            "closed": i.closed,
+            "phases": i.phases,
+            "moments": i.moments,
             "from": from.min(g.intervals.len()),
             "intervals": g.intervals.get(from.min(g.intervals.len())..).unwrap_or_default(),
             "done": g.verdict.is_some(),
+            "verdict": g.verdict,
         });
         (self.redact)(&v.to_string())
     }

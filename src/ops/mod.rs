@@ -19,6 +19,7 @@ pub mod keyboard;
 pub mod monitor;
 pub mod page;
 pub mod server;
+pub mod watch;
 
 use crate::engine::shard::{Control, STOPPING};
 use crate::metrics::{Catalog, Point, Recorder};

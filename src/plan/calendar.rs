@@ -422,6 +422,7 @@ pub(crate) fn compile(c: &Calendar, opts: &PlanOptions) -> Result<Shaped, String
         sale_start: None,
         drill: None,
         moments,
+        ..Shaped::default()
     })
 }
 

@@ -199,7 +199,7 @@ pub(crate) fn compile(c: &Countdown, opts: &PlanOptions) -> Result<Shaped, Strin
         phases,
         sale_start: Some(sale),
         drill: None,
-        moments: Vec::new(),
+        ..Shaped::default()
     })
 }
 

@@ -16,6 +16,7 @@
 pub mod calendar;
 mod countdown;
 pub mod curve;
+pub mod replay;
 pub mod segment;
 pub mod source;
 mod staged;
@@ -26,7 +27,9 @@ mod users;
 pub use calendar::Calendar;
 pub use countdown::Countdown;
 pub use curve::Curve;
+pub use replay::Replay;
 pub use segment::Segment;
+pub use source::FixedRequest;
 pub use stages::Stage;
 pub use steps::StepDrill;
 pub use users::UserStage;
@@ -39,6 +42,7 @@ use rand_distr::Exp1;
 use std::sync::Arc;
 
 /// What one load source compiles into, before the options common to all sources are applied.
+#[derive(Default)]
 pub struct Shaped {
     pub model: Model,
     /// The planned value over time, laid end to end from 0.
@@ -48,6 +52,12 @@ pub struct Shaped {
     /// The countdown's sale-start instant (seconds from run start), for `wait: sale-start`.
     pub sale_start: Option<f64>,
     pub drill: Option<Vec<DrillStep>>,
+    /// Arrivals the source places itself (with their requests), instead of the curve's.
+    pub feed: Option<Arc<dyn source::Feed>>,
+    /// The request names of the source's fixed requests.
+    pub names: Vec<String>,
+    /// What the source wants said before the run (records read, lines skipped).
+    pub notes: Vec<String>,
     /// A calendar's moments, in the order written (empty for other sources).
     pub moments: Vec<Moment>,
 }
@@ -59,6 +69,12 @@ pub struct PlanOptions {
     pub scale: f64,
     pub time_scale: f64,
     pub start: DateTime<Utc>,
+    /// Where files a load source reads (a replay's log) are found: the scenario's directory.
+    pub base_dir: std::path::PathBuf,
+    /// The scenario's clients in declaration order (a source fixes clients by index).
+    pub clients: Vec<String>,
+    /// `--strict`: a malformed record in a source's file is an error, not a skipped line.
+    pub strict: bool,
 }
 
 impl Default for PlanOptions {
@@ -67,13 +83,33 @@ impl Default for PlanOptions {
             scale: 1.0,
             time_scale: 1.0,
             start: Utc::now(),
+            base_dir: ".".into(),
+            clients: vec!["default".into()],
+            strict: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl PlanOptions {
+    /// The options for a loaded scenario: its directory and clients, the rest as given.
+    pub fn for_scenario(loaded: &crate::scenario::Loaded) -> PlanOptions {
+        let s = &loaded.scenario;
+        PlanOptions {
+            base_dir: loaded.base_dir.clone(),
+            clients: if s.clients.is_empty() {
+                vec!["default".into()]
+            } else {
+                s.clients.keys().cloned().collect()
+            },
+            ..PlanOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Model {
     /// Sessions arrive at planned instants whatever the target does (stages, countdown, steps).
+    #[default]
     Open,
     /// A planned number of users loop their journeys (users).
     Closed,
@@ -114,12 +150,14 @@ pub struct Moment {
     pub instant: Option<DateTime<chrono::FixedOffset>>,
 }
 
-/// One planned arrival: its global number (for segment ownership and seeding) and its intended
-/// instant in seconds from the run start.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One planned arrival: its global number (for segment ownership and seeding), its intended
+/// instant in seconds from the run start, and the request it sends when its source fixed one
+/// (None: the session picks a client and journey by share).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Arrival {
     pub index: u64,
     pub t: f64,
+    pub fixed: Option<Arc<FixedRequest>>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +180,12 @@ pub struct Plan {
     pub time_scale: f64,
     /// The planned value over time, shared with the arrival iterators.
     curve: Arc<Curve>,
+    /// Arrivals placed by the source itself (replay).
+    feed: Option<Arc<dyn source::Feed>>,
+    /// The request names of fixed requests (`FixedRequest::name` indexes this).
+    pub fixed_names: Vec<String>,
+    /// What the load source wants said before the run.
+    pub notes: Vec<String>,
 }
 
 /// Tolerance for "the integral reaches k": a total within a billionth of an integer counts as
@@ -223,6 +267,9 @@ impl Plan {
             scale: opts.scale,
             time_scale: opts.time_scale,
             curve: Arc::new(curve),
+            feed: shaped.feed,
+            fixed_names: shaped.names,
+            notes: shaped.notes,
         })
     }
 
@@ -265,6 +312,15 @@ impl Plan {
         if self.model == Model::Closed {
             return Box::new(std::iter::empty());
         }
+        let placed = self.placed(segment);
+        match &self.feed {
+            Some(feed) => feed.arrivals(segment, placed),
+            None => placed,
+        }
+    }
+
+    /// The arrivals the curve places for `segment` (see `arrivals`).
+    fn placed(&self, segment: Segment) -> Box<dyn Iterator<Item = Arrival> + Send> {
         let limit = arrival_limit(self.curve.total());
         let curve = Arc::clone(&self.curve);
         match self.arrivals {
@@ -354,7 +410,11 @@ impl Iterator for UniformArrivals {
         }
         let t = self.curve.inverse(y, &mut self.cursor)?;
         self.next += 1;
-        Some(Arrival { index, t })
+        Some(Arrival {
+            index,
+            t,
+            fixed: None,
+        })
     }
 }
 
@@ -388,7 +448,11 @@ impl Iterator for PoissonArrivals {
             }
             if self.segment.owns(index) {
                 let t = self.curve.inverse(self.y, &mut self.cursor)?;
-                return Some(Arrival { index, t });
+                return Some(Arrival {
+                    index,
+                    t,
+                    fixed: None,
+                });
             }
         }
         None

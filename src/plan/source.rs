@@ -9,10 +9,11 @@
 //! engine changes. A source may give its arrivals a `Payload` (a fixed request) instead of
 //! letting the session pick a client and journey by share.
 
-use super::{PlanOptions, Shaped};
-use crate::scenario::model::Load;
+use super::{Arrival, PlanOptions, Segment, Shaped};
+use crate::scenario::model::{Load, Scenario};
 use crate::scenario::spans::KeyPath;
 use crate::scenario::Issue;
+use std::path::Path;
 
 /// One block under `load:` that decides when sessions arrive (or how many users there are).
 pub trait LoadSource {
@@ -21,6 +22,14 @@ pub trait LoadSource {
 
     /// The rules beyond types, each problem pushed at its key path under `at` (`load.KEY`).
     fn check(&self, at: &KeyPath, issues: &mut Vec<Issue>);
+
+    /// The rules that need the rest of the scenario (its declared clients, files beside it).
+    fn check_in(&self, _at: &KeyPath, _s: &Scenario, _base_dir: &Path, _issues: &mut Vec<Issue>) {}
+
+    /// Does every arrival carry its own request (a replay)? Then the scenario has no journeys.
+    fn brings_requests(&self) -> bool {
+        false
+    }
 
     /// The phase names, in time order, known without compiling (a broken block gives what it
     /// can; its problems are `check`'s to report).
@@ -41,8 +50,40 @@ pub trait LoadSource {
     fn compile(&self, opts: &PlanOptions) -> Result<Shaped, String>;
 }
 
+/// Arrivals a source places itself, with what each one sends (a replay reads them from its
+/// file). Called once per shard; the iterator must be in time order and O(1) in memory.
+pub trait Feed: Send + Sync + std::fmt::Debug {
+    /// The arrivals of `segment`; `placed` are those the plan's curve would place there.
+    fn arrivals(
+        &self,
+        segment: Segment,
+        placed: Box<dyn Iterator<Item = Arrival> + Send>,
+    ) -> Box<dyn Iterator<Item = Arrival> + Send>;
+}
+
+/// A request a load source fixed for one arrival: sent once, as it is, by a session of
+/// `client`, recorded under `Plan::fixed_names[name]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedRequest {
+    pub method: String,
+    /// Path and query (the target's base path goes in front).
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub name: u32,
+    /// Index into `PlanOptions::clients`; None: picked by share, like any session's.
+    pub client: Option<u32>,
+}
+
 /// The keys of every load source, in the order messages list them.
-pub const KEYS: &[&str] = &["stages", "users", "countdown", "steps", "calendar"];
+pub const KEYS: &[&str] = &[
+    "stages",
+    "users",
+    "countdown",
+    "steps",
+    "calendar",
+    "replay",
+];
 
 /// The load sources given in `load`, in the order of `KEYS`. Exactly one is valid.
 pub fn given(load: &Load) -> Vec<&dyn LoadSource> {
@@ -62,6 +103,9 @@ pub fn given(load: &Load) -> Vec<&dyn LoadSource> {
     if let Some(s) = &load.calendar {
         out.push(s);
     }
+    if let Some(s) = &load.replay {
+        out.push(s);
+    }
     out
 }
 
@@ -70,7 +114,7 @@ pub fn keys_sentence() -> String {
     sentence(KEYS.iter().map(|k| k.to_string()).collect())
 }
 
-/// "`stages`, `users`, `countdown` or `steps`".
+/// "`stages`, `users`, `countdown`, … or `replay`".
 pub fn keys_quoted() -> String {
     sentence(KEYS.iter().map(|k| format!("`{k}`")).collect())
 }
@@ -112,18 +156,18 @@ mod tests {
     fn keys_read_as_a_sentence() {
         assert_eq!(
             keys_sentence(),
-            "stages, users, countdown, steps or calendar"
+            "stages, users, countdown, steps, calendar or replay"
         );
         assert_eq!(
             keys_quoted(),
-            "`stages`, `users`, `countdown`, `steps` or `calendar`"
+            "`stages`, `users`, `countdown`, `steps`, `calendar` or `replay`"
         );
     }
 
     #[test]
     fn every_key_has_a_source() {
         // A scenario with every block set lists each key once, in KEYS order.
-        let text = "stages: [ { rate: 1/s, for: 1s } ]\nusers: [ { users: 1, for: 1s } ]\ncountdown: { sale_start: 1s, before: 1/s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 5s }\nsteps: { start: 1/s, step: 1/s, every: 1s, max: 2/s }\ncalendar: { until: 9s, base: 1/s, moments: { m: { at: 1s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s } } }\n";
+        let text = "stages: [ { rate: 1/s, for: 1s } ]\nusers: [ { users: 1, for: 1s } ]\ncountdown: { sale_start: 1s, before: 1/s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s, after: 1/s, end: 5s }\nsteps: { start: 1/s, step: 1/s, every: 1s, max: 2/s }\ncalendar: { until: 9s, base: 1/s, moments: { m: { at: 1s, peak: 2/s, rise: 1s, hold: 1s, decay: 1s } } }\nreplay: { from: x.log }\n";
         let load: Load = serde_yaml::from_str(text).unwrap();
         let keys: Vec<&str> = given(&load).iter().map(|s| s.key()).collect();
         assert_eq!(keys, KEYS);

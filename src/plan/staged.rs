@@ -45,7 +45,7 @@ pub(crate) fn staged(model: Model, stages: Vec<(Form, Option<String>)>) -> Shape
         phases,
         sale_start: None,
         drill: None,
-        moments: Vec::new(),
+        ..Shaped::default()
     }
 }
 

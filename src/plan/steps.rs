@@ -149,7 +149,7 @@ pub(crate) fn compile(d: &StepDrill, opts: &PlanOptions) -> Result<Shaped, Strin
         phases,
         sale_start: None,
         drill: Some(drill),
-        moments: Vec::new(),
+        ..Shaped::default()
     })
 }
 

@@ -30,6 +30,8 @@ pub struct Scenario {
     pub clients: IndexMap<String, Client>,
     #[serde(default)]
     pub data: IndexMap<String, DataSet>,
+    /// What an arriving user does; none when the load brings its own requests (a replay).
+    #[serde(default)]
     pub journeys: IndexMap<String, Journey>,
     pub load: Load,
     #[serde(default)]
@@ -461,6 +463,8 @@ pub struct Load {
     pub steps: Option<StepDrill>,
     #[serde(default)]
     pub calendar: Option<Calendar>,
+    #[serde(default)]
+    pub replay: Option<Replay>,
     /// Cap on sessions in flight (open model); arrivals beyond it are dropped and counted.
     #[serde(default)]
     pub max_users: Option<u64>,
@@ -471,7 +475,7 @@ pub struct Load {
     pub seed: Option<u64>,
 }
 
-pub use crate::plan::{Calendar, Countdown, Stage, StepDrill, UserStage};
+pub use crate::plan::{Calendar, Countdown, Replay, Stage, StepDrill, UserStage};
 
 /// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time, kept in the
 /// offset it was written in (`+08:00`) so that listings show it as the author wrote it.

@@ -124,6 +124,8 @@ pub fn check_threshold(loaded: &Loaded, expr: &str) -> Result<Threshold, String>
 /// The names a scenario defines, for expressions.
 struct Names {
     requests: Vec<String>,
+    /// The load brings its own requests (a replay): their names come from its file.
+    open_requests: bool,
     journeys: Vec<String>,
     clients: Vec<String>,
     phases: Vec<String>,
@@ -143,9 +145,17 @@ impl Names {
                 }
             }
         }
+        let brought = crate::plan::source::given(&s.load)
+            .iter()
+            .any(|l| l.brings_requests());
         Names {
             requests,
-            journeys: s.journeys.keys().cloned().collect(),
+            open_requests: brought,
+            journeys: if brought {
+                vec!["replay".into()]
+            } else {
+                s.journeys.keys().cloned().collect()
+            },
             clients: client_names(s),
             phases: during_names(&s.load),
             monitor: monitor_names(s),
@@ -169,7 +179,7 @@ impl Names {
         let mut out = Vec::new();
         match &t.selector {
             Selector::All => {}
-            Selector::Request(n) if !self.requests.contains(n) => {
+            Selector::Request(n) if !self.open_requests && !self.requests.contains(n) => {
                 out.push(unknown("request", n, &self.requests))
             }
             Selector::Journey(n) if !self.journeys.contains(n) => {
@@ -501,6 +511,23 @@ impl Validator<'_> {
     fn journeys(&mut self) {
         let s = self.s;
         let jpath = root().key("journeys");
+        let brought = crate::plan::source::given(&s.load)
+            .iter()
+            .find(|l| l.brings_requests())
+            .map(|l| l.key());
+        if let Some(key) = brought {
+            if !s.journeys.is_empty() {
+                self.push(
+                    Issue::at(
+                        jpath.clone(),
+                        format!("`load.{key}` sends its own recorded requests: these journeys would never run"),
+                    )
+                    .on_key()
+                    .help("remove `journeys`, or use another load shape"),
+                );
+            }
+            return;
+        }
         if s.journeys.is_empty() {
             self.push(
                 Issue::at(
@@ -1200,6 +1227,7 @@ impl Validator<'_> {
         }
         for s in &given {
             s.check(&lp.key(s.key()), &mut self.issues);
+            s.check_in(&lp.key(s.key()), self.s, self.base_dir, &mut self.issues);
         }
         if l.max_users == Some(0) {
             self.push(

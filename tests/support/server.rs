@@ -30,6 +30,9 @@ pub struct Freeze {
 pub struct Hit {
     pub path: String,
     pub at: Instant,
+    pub method: String,
+    /// Path and query.
+    pub target: String,
 }
 
 struct State {
@@ -159,7 +162,16 @@ async fn answer(
     let now = Instant::now();
     let path = req.uri().path().to_string();
     let hold = state.hold(&path, now);
-    state.hits.lock().unwrap().push(Hit { path, at: now });
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(path.clone(), |p| p.as_str().to_string());
+    state.hits.lock().unwrap().push(Hit {
+        path,
+        at: now,
+        method: req.method().to_string(),
+        target,
+    });
     if !hold.is_zero() {
         tokio::time::sleep_until((now + hold).into()).await;
     }
