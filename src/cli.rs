@@ -21,6 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a runnable scenario from an access log, JSON lines or a HAR file: clients and shares
+    /// from User-Agents, journeys from sessions, think times from gaps, the observed rate as stages.
+    Import(ImportArgs),
     /// Start the embedded shop, run the countdown demo against it (about a minute) with the live
     /// page on a loopback port (the URL is printed), and write a report.
     Demo(DemoArgs),
@@ -308,4 +311,20 @@ pub struct ShopArgs {
     /// Red packets in stock before "sold out".
     #[arg(long, default_value_t = 1000)]
     pub redpackets: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The access log (nginx/Apache combined), JSON lines or HAR file; `.gz` is read directly.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// combined | jsonl | har (default: guessed from the content).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Where to write the scenario (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "SCENARIO")]
+    pub output: Option<PathBuf>,
+    /// The scenario's target (default: http://127.0.0.1:8080).
+    #[arg(long)]
+    pub target: Option<String>,
 }

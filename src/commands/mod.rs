@@ -2,6 +2,7 @@
 
 mod capacity;
 mod compare;
+mod import;
 mod merge;
 mod new;
 mod plan;
@@ -44,6 +45,7 @@ pub type Outcome = Result<u8, Failure>;
 
 pub fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
+        Command::Import(a) => import::import(a),
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
         Command::Run(a) => run::run(a),
