@@ -9,7 +9,7 @@ mod support;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::{Duration, Instant, SystemTime};
 use support::server::TestServer;
-use support::{count, num, Scenario};
+use support::{count, num, wait_for, Scenario};
 
 /// The tests of this file run one at a time: the timing of a release is measured at the server,
 /// and a 650/s calendar run beside it on two cores would measure the machine, not the release.
@@ -334,7 +334,9 @@ fn assert_released_at(yaml: &str, extra: &[&str], moment: DateTime<Utc>) {
     );
     assert!(
         hi <= 50.0,
-        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ 50 ms"
+        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ 50 ms (the run started at {}, the moment is {})",
+        report["run"]["started_at"],
+        DateTime::<Utc>::from(moment).to_rfc3339_opts(SecondsFormat::Millis, true)
     );
     // The first requests came before, over the base.
     let last_first = first.iter().max().unwrap();
@@ -367,4 +369,80 @@ fn users_waiting_for_a_moment_of_a_compressed_calendar_reach_the_server_within_5
         &["--time-scale", "1/10", "--start-at", &start_at],
         moment,
     );
+}
+
+/// Does process `pid` catch SIGINT (bit 2 of SigCgt in /proc/PID/status)?
+fn catches_sigint(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+}
+
+#[test]
+fn ctrl_c_while_waiting_on_calendar_cancels_with_no_load_sent() {
+    let server = TestServer::start();
+    let from = Utc::now() + chrono::Duration::seconds(120);
+    let sc = Scenario::new(&gathering(Some(from), 1.0));
+    let run = sc.spawn(&server.url(), &["--on-calendar"]);
+    // Signalled once the run counts signals, two minutes before the calendar starts.
+    wait_for(
+        "flashcrowd to catch SIGINT",
+        Duration::from_secs(30),
+        || catches_sigint(run.pid()),
+    );
+    run.signal(libc::SIGINT);
+    let done = run.wait(Duration::from_secs(30));
+    assert_eq!(done.code, Some(3), "{}", done.output());
+    assert!(
+        done.stderr.contains("--on-calendar: waiting") && done.stderr.contains("Ctrl-C cancels"),
+        "{}",
+        done.output()
+    );
+    let report = sc.report(&done);
+    assert_eq!(report["run"]["status"], "interrupted", "{report:#}");
+    assert_eq!(count(&report, "/totals/requests"), 0);
+    assert_eq!(server.count("/rv/"), 0, "no load was sent");
+}
+
+#[test]
+fn on_calendar_refuses_what_it_cannot_run_literally() {
+    let server = TestServer::start();
+    let refuse = |yaml: &str, extra: &[&str], says: &str| {
+        let sc = Scenario::new(yaml);
+        let done = sc.run(&server.url(), extra, Duration::from_secs(30));
+        assert_eq!(done.code, Some(2), "{}", done.output());
+        assert!(
+            done.stderr.contains(says),
+            "expected `{says}` in\n{}",
+            done.output()
+        );
+    };
+    let past = Utc::now() - chrono::Duration::minutes(3);
+    refuse(
+        &gathering(Some(past), 1.0),
+        &["--on-calendar"],
+        "the calendar has begun",
+    );
+    let later = Utc::now() + chrono::Duration::minutes(3);
+    refuse(
+        &gathering(Some(later), 1.0),
+        &["--on-calendar", "--time-scale", "1/10"],
+        "drop --time-scale",
+    );
+    refuse(
+        &gathering(None, 1.0),
+        &["--on-calendar"],
+        "load.calendar has no `from`",
+    );
+    refuse(
+        &gathering(Some(later), 1.0),
+        &["--on-calendar", "--start-at", "2030-01-01T00:00:00Z"],
+        "cannot be used with",
+    );
+    assert_eq!(server.count("/rv/") + server.count("/cal/"), 0);
 }

@@ -231,3 +231,55 @@ fn bad_input_exits_2_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--png"));
 }
+
+#[test]
+fn calendar_plan_lists_the_moments_with_their_instants_and_draws_them() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/double11-calendar.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("night.png");
+    let out = flashcrowd(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The base at 300/s for the 5 minutes before the pre-sale, its rise (300+3000)/2·30, its
+    // peak 3000·120; the sale's rise (300+6000)/2·26 and peak 6000·60; the base comes back.
+    for row in [
+        "base                 0s        5m            300/s      90,000     180,000",
+        "presale.rise         5m     5m30s   300/s → 3000/s      49,500      99,000",
+        "presale.peak      5m30s     7m30s           3000/s     360,000     720,000",
+        "base             17m30s      4h5m            300/s   4,095,000   8,190,000",
+        "sale.rise          4h5m   4h5m26s   300/s → 6000/s      81,900     163,800",
+        "sale.peak       4h5m26s   4h6m26s           6000/s     360,000     720,000",
+        // The sale's decay runs on under the balance payments: their spikes add up.
+        "balance.rise      4h35m  4h35m10s   349/s → 2547/s",
+    ] {
+        assert!(text.contains(row), "missing `{row}` in:\n{text}");
+    }
+    let moments = "\
+moment      at                    instant    peak   peak at   over at
+presale     5m  2026-11-10T20:00:00+08:00  3000/s     5m30s    17m30s
+sale      4h5m  2026-11-11T00:00:00+08:00  6000/s   4h5m26s  4h36m26s
+balance  4h35m  2026-11-11T00:30:00+08:00  2500/s  4h35m10s     5h10s
+";
+    assert!(text.contains(moments), "{text}");
+    assert!(text.contains("peak      6000/s at 4h5m26s (the top of `sale`, 26s after its instant)"));
+    // The terminal chart marks each moment (and the base's return) on its axis and names them.
+    let axis = text.lines().find(|l| l.contains('└')).unwrap();
+    assert_eq!(axis.matches('┬').count(), 5, "{axis}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("sale") && l.contains("balance") && !l.contains('│')),
+        "{text}"
+    );
+    let bytes = std::fs::read(&png).expect("the PNG is written");
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+}

@@ -195,7 +195,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     let mut reason: Option<String> = None;
     if cancelled {
         status = Status::Interrupted;
-        reason = Some("interrupted while waiting for the start: nothing was sent".into());
+        reason = Some("interrupted while waiting for the start: no load was sent".into());
         steer.log(
             "interrupt",
             "Ctrl-C or SIGTERM while waiting for the start".into(),

@@ -181,12 +181,13 @@ impl LoadSource for Calendar {
                 if end > until + 1e-9 {
                     issues.push(
                         Issue::at(mp.clone(), format!(
-                            "the moment `{name}` ends {} after `from` (at + rise + hold + decay), after `until` ({})",
+                            "the moment `{name}` ends {} after {} (at + rise + hold + decay), after `until` ({})",
                             fmt(std::time::Duration::from_secs_f64(end)),
+                            if from.is_some() { "`from`" } else { "the start" },
                             fmt(std::time::Duration::from_secs_f64(until.max(0.0)))
                         ))
                         .on_key()
-                        .help(format!("move `until` to {} after `from` or later, or shorten the decay", fmt(std::time::Duration::from_secs_f64(end)))),
+                        .help(format!("move `until` to {} or later, or shorten the decay", fmt(std::time::Duration::from_secs_f64(end)))),
                     );
                 }
             }
