@@ -67,12 +67,17 @@ pub fn fmt_time(t: f64) -> String {
     }
     let total = t.round() as u64;
     let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    match (h, m, s) {
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
     }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 {
+        out += &format!("{s}s");
+    }
+    out
 }
 
 /// Formats a value compactly: whole numbers as such, large ones rounded, small ones with up to
@@ -374,6 +379,7 @@ mod tests {
         assert_eq!(fmt_time(59.999), "1m");
         assert_eq!(fmt_time(5400.0), "1h30m");
         assert_eq!(fmt_time(7200.0), "2h");
+        assert_eq!(fmt_time(14726.0), "4h5m26s");
     }
 
     #[test]
