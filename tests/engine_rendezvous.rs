@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::server::TestServer;
-use support::{count, Scenario};
+use support::{count, num, Scenario};
 
 /// 200 users arrive before the sale, each makes a first request, then waits for the sale to start
 /// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
@@ -90,6 +90,71 @@ fn users_waiting_on_sale_start_reach_the_server_within_50ms() {
         "200 users released at sale-start reached the server over {:.1} ms, want ≤ 50 ms",
         ms(s)
     );
+    // The generator's own figure: send − release of each timed request. 200 writes cannot all
+    // leave within 10 µs of the release, and none leaves before it.
+    let burst = &report["generator"]["burst_ms"];
+    assert_eq!(count(burst, "/count"), 200, "{burst}");
+    let max = num(burst, "/max");
+    assert!(
+        (0.01..1000.0).contains(&max),
+        "burst_ms.max {max} ms: {burst}"
+    );
+}
+
+/// Users that reach `wait: sale-start` without a request before it: each opens its keep-alive
+/// connection while it waits, so the server has every connection before the first timed request
+/// (none is opened at the release, when 200 handshakes would smear the crowd).
+const SALE_START_COLD: &str = r#"
+name: sale-start-armed
+target: http://127.0.0.1:9
+clients:
+  app: { share: 100%, http: h1, connection: per-user }
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - wait: sale-start
+      - get: /rv/go?u={{ user() }}
+load:
+  countdown:
+    sale_start: 2s
+    before: 99.9/s
+    peak: 0/s
+    rise: 1ms
+    hold: 0s
+    decay: 0s
+    after: 0/s
+    end: 3s
+  arrivals: uniform
+"#;
+
+#[test]
+fn users_waiting_on_sale_start_open_their_connections_before_the_release() {
+    let server = TestServer::start();
+    let sc = Scenario::new(SALE_START_COLD);
+    let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let go = server.arrivals("/rv/go");
+    assert_eq!(go.len(), 200);
+    let first_go = *go.iter().min().unwrap();
+    let accepts = server.accepts();
+    let before = accepts.iter().filter(|a| **a < first_go).count();
+    let after = accepts.len() - before;
+    eprintln!(
+        "armed: {before} connections before the first timed request, {after} after; 200 timed \
+         requests over {:.1} ms",
+        ms(spread(&go))
+    );
+    // 200 users' connections (and the run's reachability probe's) were open before the release.
+    assert!(
+        before >= 200,
+        "only {before} connections before the release"
+    );
+    assert_eq!(
+        after, 0,
+        "{after} connections opened at or after the release"
+    );
+    assert_eq!(count(&report, "/generator/burst_ms/count"), 200);
 }
 
 #[test]
