@@ -57,7 +57,9 @@ pub struct NewArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
     /// What to start from: smoke (a short steady load with thresholds, for CI), countdown (the
-    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity).
+    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity),
+    /// calendar (a sale night's moments in one run), replay (an access log as the load; a sample
+    /// log is written beside the scenario).
     #[arg(long, short, value_enum, default_value_t = Template::Smoke)]
     pub template: Template,
     /// Where to write it (default: NAME.yaml in the current directory).
@@ -74,6 +76,8 @@ pub enum Template {
     Smoke,
     Countdown,
     Drill,
+    Calendar,
+    Replay,
 }
 
 impl Template {
@@ -82,6 +86,8 @@ impl Template {
             Template::Smoke => "smoke",
             Template::Countdown => "countdown",
             Template::Drill => "drill",
+            Template::Calendar => "calendar",
+            Template::Replay => "replay",
         }
     }
 }

@@ -133,6 +133,10 @@ pub fn wait_warnings(loaded: &crate::scenario::Loaded, plan: &Plan) -> Vec<Strin
 /// Mean number of request steps per session in `phase`: each journey's request count weighted
 /// by the share of that phase's sessions that take it (`plan::waits::journey_shares`).
 pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
+    if s.load.replay.is_some() {
+        // Each record of a replay is one arrival sending its own request.
+        return 1.0;
+    }
     crate::plan::waits::journey_shares(s, phase)
         .iter()
         .map(|(_, j, w)| {
@@ -254,7 +258,12 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
         crate::scenario::model::Arrivals::Poisson => "poisson",
         crate::scenario::model::Arrivals::Uniform => "uniform",
     };
-    if open {
+    if s.load.replay.as_ref().is_some_and(|r| r.shape.is_none()) {
+        let _ = writeln!(
+            out,
+            "model     open: each record is sent at its own time in the log, one request each"
+        );
+    } else if open {
         let _ = writeln!(
             out,
             "model     open: sessions arrive at planned instants ({arrivals}, seed {})",
@@ -298,7 +307,14 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
     let (mut sessions, mut requests) = (0.0, 0.0);
     for ph in &plan.phases {
         let mut row = vec![ph.name.clone(), fmt_time(ph.start), fmt_time(ph.end)];
-        row.push(span(plan, ph.start, ph.end, unit));
+        let by_own_timing = s.load.replay.as_ref().is_some_and(|r| r.shape.is_none());
+        if by_own_timing && ph.end > ph.start {
+            // A log's own timing is no curve: its mean rate says more than its first second.
+            let n = plan.expected_arrivals(ph.start, ph.end);
+            row.push(format!("mean {}{unit}", fmt_value(n / (ph.end - ph.start))));
+        } else {
+            row.push(span(plan, ph.start, ph.end, unit));
+        }
         if open {
             let n = plan.expected_arrivals(ph.start, ph.end);
             let k = requests_per_session(s, &ph.name);

@@ -102,6 +102,10 @@ pub struct WaitWarning {
 /// The warnings for the scenario's waits and rendezvous under `plan` (after `--scale`).
 pub fn warnings(s: &Scenario, plan: &Plan) -> Vec<WaitWarning> {
     let mut out = Vec::new();
+    if s.load.replay.is_some() {
+        // A replay's arrivals send their own requests: no journey, no wait.
+        return out;
+    }
     let mut seen: Vec<String> = Vec::new();
     for (jname, j) in &s.journeys {
         for (i, st) in j.steps.iter().enumerate() {
