@@ -47,7 +47,8 @@ pub fn new(a: NewArgs) -> Outcome {
     }
     let file = path.display().to_string();
     // The replay template comes with a sample log beside the scenario, so it runs as written.
-    let log = (a.template == Template::Replay).then(|| path.with_file_name(format!("{base}.access.log")));
+    let log =
+        (a.template == Template::Replay).then(|| path.with_file_name(format!("{base}.access.log")));
     if let Some(log) = log.as_ref().filter(|l| l.exists() && !a.force) {
         return Err(Failure::BadInput(format!(
             "{} already exists: choose another name, or --force to overwrite it",
