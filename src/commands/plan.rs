@@ -25,7 +25,7 @@ pub fn plan(a: PlanArgs) -> Outcome {
             Some(s) => parse_fraction(s).map_err(|e| Failure::BadInput(format!("{flag}: {e}"))),
         }
     };
-    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
+    let loaded = crate::scenario::load(&a.scenario, &a.opts.all_sets())
         .map_err(|d| Failure::BadInput(d.to_string()))?;
     let opts = PlanOptions {
         scale: factor("--scale", &a.opts.scale)?,
@@ -291,6 +291,16 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
             out,
             "cap       {} sessions in flight; arrivals beyond it are dropped",
             grouped(m as f64)
+        );
+    }
+    if let Some(n) = plan.iterations {
+        let what = match open {
+            true => format!("{} sessions in all", grouped(n as f64)),
+            false => format!("{} journeys per user", grouped(n as f64)),
+        };
+        let _ = writeln!(
+            out,
+            "iterations {what}; the run ends when they are done (at the latest when the plan does)"
         );
     }
     out.push('\n');
