@@ -347,8 +347,8 @@ fn say_calendar_wait(from: DateTime<Utc>) {
 }
 
 pub fn execute(req: RunRequest) -> Outcome {
-    let loaded =
-        crate::scenario::load(&req.scenario, &req.opts.sets).map_err(|d| bad(d.to_string()))?;
+    let loaded = crate::scenario::load(&req.scenario, &req.opts.all_sets())
+        .map_err(|d| bad(d.to_string()))?;
     let sc = &loaded.scenario;
     let scale = match &req.opts.scale {
         Some(s) => parse_fraction(s).map_err(|e| bad(format!("--scale: {e}")))?,
@@ -429,6 +429,9 @@ pub fn execute(req: RunRequest) -> Outcome {
     .map_err(|e| bad(format!("{}: load: {e}", req.scenario.display())))?;
     for n in &plan.notes {
         eprintln!("{n}");
+    }
+    for w in super::plan::wait_warnings(&loaded, &plan) {
+        eprintln!("{w}");
     }
     let target_url = req
         .target
@@ -873,6 +876,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
             scale: Some(a.scale.clone()),
             time_scale: Some(a.time_scale.clone()),
             strict: false,
+            iterations: None,
         },
         target: Some(url),
         out: a.out,
