@@ -11,17 +11,21 @@ use support::{count, num, Scenario, BURST_SLACK_MS};
 /// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
 /// 99.9/s over 2 s plus a 1 ms rise (which must be longer than zero) to a peak of 0/s plans
 /// 199.85 arrivals: k = 0…199, the last at 1.992 s, none at or after the sale start.
-const SALE_START: &str = r#"
+const SALE_START: &str = "      - get: /rv/first\n      - wait: sale-start\n      - get: /rv/go\n";
+
+/// The countdown of `SALE_START` around a journey of `steps` (YAML lines), per-user connections.
+fn sale_start(steps: &str) -> String {
+    format!(
+        r#"
 name: sale-start-gate
 target: http://127.0.0.1:9
+clients:
+  app: {{ share: 100%, http: h1, connection: per-user }}
 journeys:
   buy:
     share: 100%
     steps:
-      - get: /rv/first
-      - wait: sale-start
-      - get: /rv/go
-load:
+{steps}load:
   countdown:
     sale_start: 2s
     before: 99.9/s
@@ -32,7 +36,9 @@ load:
     after: 0/s
     end: 3s
   arrivals: uniform
-"#;
+"#
+    )
+}
 
 /// `n` users arrive at `rate` (then the plan idles for `idle` so they can finish), each makes a
 /// first request, meets at a count rendezvous of `users` with `timeout`, then sends a second.
@@ -69,7 +75,7 @@ fn ms(d: Duration) -> f64 {
 #[test]
 fn users_waiting_on_sale_start_reach_the_server_together() {
     let server = TestServer::start();
-    let sc = Scenario::new(SALE_START);
+    let sc = Scenario::new(&sale_start(SALE_START));
     let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
     assert_eq!(
         count(&report, "/totals/sessions_started"),
@@ -104,34 +110,12 @@ fn users_waiting_on_sale_start_reach_the_server_together() {
 /// Users that reach `wait: sale-start` without a request before it: each opens its keep-alive
 /// connection while it waits, so the server has every connection before the first timed request
 /// (none is opened at the release, when 200 handshakes would smear the crowd).
-const SALE_START_COLD: &str = r#"
-name: sale-start-armed
-target: http://127.0.0.1:9
-clients:
-  app: { share: 100%, http: h1, connection: per-user }
-journeys:
-  buy:
-    share: 100%
-    steps:
-      - wait: sale-start
-      - get: /rv/go?u={{ user() }}
-load:
-  countdown:
-    sale_start: 2s
-    before: 99.9/s
-    peak: 0/s
-    rise: 1ms
-    hold: 0s
-    decay: 0s
-    after: 0/s
-    end: 3s
-  arrivals: uniform
-"#;
+const SALE_START_COLD: &str = "      - wait: sale-start\n      - get: /rv/go?u={{ user() }}\n";
 
 #[test]
 fn users_waiting_on_sale_start_open_their_connections_before_the_release() {
     let server = TestServer::start();
-    let sc = Scenario::new(SALE_START_COLD);
+    let sc = Scenario::new(&sale_start(SALE_START_COLD));
     let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
     assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
     let go = server.arrivals("/rv/go");

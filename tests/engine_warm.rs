@@ -8,26 +8,30 @@ use std::time::Duration;
 use support::server::TestServer;
 use support::{count, num, Scenario};
 
-/// An open model at 1,000/s for 2 s on shared keep-alive connections (pool 64), one shard.
-const OPEN_SHARED: &str = r#"
+/// An open model of one GET at `rate` for `for_` on `connection` connections, one shard.
+fn open(connection: &str, rate: &str, for_: &str) -> String {
+    format!(
+        r#"
 name: warm-open
 target: http://127.0.0.1:9
 clients:
-  app: { share: 100%, http: h1, connection: shared, pool: 64 }
+  app: {{ share: 100%, http: h1, connection: {connection}, pool: 64 }}
 journeys:
   get:
     share: 100%
     steps:
       - get: /w/item
 load:
-  stages: [ { rate: 1000/s, for: 2s } ]
+  stages: [ {{ rate: {rate}, for: {for_} }} ]
   arrivals: uniform
-"#;
+"#
+    )
+}
 
 #[test]
 fn an_open_model_opens_its_first_connections_before_time_zero_and_reports_it() {
     let server = TestServer::start();
-    let sc = Scenario::new(OPEN_SHARED);
+    let sc = Scenario::new(&open("shared", "1000/s", "2s"));
     let done = sc.run(&server.url(), &["--threads", "1"], Duration::from_secs(60));
     assert_eq!(done.code, Some(0), "{}", done.output());
     let report = sc.report(&done);
@@ -64,25 +68,11 @@ fn an_open_model_opens_its_first_connections_before_time_zero_and_reports_it() {
 }
 
 /// `per-user` connections open with their users (a crowd of new phones): nothing ahead.
-const OPEN_PER_USER: &str = r#"
-name: warm-none
-target: http://127.0.0.1:9
-clients:
-  app: { share: 100%, http: h1, connection: per-user }
-journeys:
-  get:
-    share: 100%
-    steps:
-      - get: /w/item
-load:
-  stages: [ { rate: 100/s, for: 1s } ]
-  arrivals: uniform
-"#;
 
 #[test]
 fn per_user_connections_are_not_opened_ahead() {
     let server = TestServer::start();
-    let sc = Scenario::new(OPEN_PER_USER);
+    let sc = Scenario::new(&open("per-user", "100/s", "1s"));
     let report = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(60));
     assert_eq!(count(&report, "/totals/requests"), 100, "{report:#}");
     assert_eq!(count(&report, "/generator/warm_up/connections"), 0);
