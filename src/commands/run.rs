@@ -376,8 +376,9 @@ pub fn execute(req: RunRequest) -> Outcome {
     }
     // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on absolute
     // amounts shrink with them (`flashcrowd merge` judges the whole against the full values).
+    let why = crate::gate::scaling_reason(scale, Some((req.segment.index + 1, req.segment.count)));
     for t in thresholds.iter_mut() {
-        t.shrink_absolute(scale / req.segment.count as f64);
+        t.shrink_absolute(scale / req.segment.count as f64, why.clone());
     }
     let monitor_names = crate::scenario::validate::monitor_names(sc);
     let abort = sc

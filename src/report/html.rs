@@ -154,7 +154,7 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
                 if v.passed { "✓" } else { "✗" },
                 esc(&v.expr),
                 esc(v.observed_text.as_deref().unwrap_or("nothing measured")),
-                esc(&v.limit_text),
+                esc(&v.limit_shown()),
                 if v.passed { "ok" } else { "bad" },
                 if v.passed { "pass" } else { "FAIL" }
             );

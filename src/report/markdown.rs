@@ -59,7 +59,7 @@ pub fn render(r: &RunReport) -> String {
                 if v.passed { "✓" } else { "✗" },
                 v.expr.replace('`', "'").replace('|', "\\|"),
                 v.observed_text.as_deref().unwrap_or("nothing measured"),
-                v.limit_text
+                v.limit_shown()
             );
         }
         let _ = writeln!(o);
