@@ -360,8 +360,7 @@ fn scaled_thresholds_show_the_written_and_the_scaled_limit() {
         done.output()
     );
     assert!(
-        done.stdout
-            .contains("✓ rate > 40/s   observed 2.4"),
+        done.stdout.contains("✓ rate > 40/s   observed 2.4"),
         "{}",
         done.output()
     );

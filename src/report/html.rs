@@ -113,6 +113,9 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     for w in crate::report::summary::error_warnings(rep) {
         let _ = writeln!(o, "<div class=\"stop\"><b>Errors:</b> {}</div>", esc(&w));
     }
+    if let Some(d) = crate::report::summary::diagnosis(rep) {
+        let _ = writeln!(o, "<div class=\"stop\"><b>Diagnosis:</b> {}</div>", esc(&d));
+    }
     if let Some(w) = overload_warning(rep) {
         let _ = writeln!(
             o,

@@ -35,6 +35,10 @@ pub fn render(r: &RunReport) -> String {
         let _ = writeln!(o, "> ⚠️ **{}**", cell(&w));
         let _ = writeln!(o);
     }
+    if let Some(d) = crate::report::summary::diagnosis(r) {
+        let _ = writeln!(o, "> **Diagnosis:** {}", cell(&d));
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "{:.1}s · segment {} · {} requests ({:.0}/s) · errors {} ({}) · p50 {} · p99 {} · max {}",
