@@ -90,6 +90,27 @@ pub fn render(r: &RunReport) -> String {
         }
         let _ = writeln!(o);
     }
+    if !r.timeline.is_empty() {
+        let _ = writeln!(o, "| t | event | detail |");
+        let _ = writeln!(o, "|---:|---|---|");
+        for e in r.timeline.iter().take(super::summary::TIMELINE_SHOWN) {
+            let _ = writeln!(
+                o,
+                "| {:.1}s | {} | {} |",
+                e.t,
+                cell(&e.event),
+                cell(&e.detail)
+            );
+        }
+        if r.timeline.len() > super::summary::TIMELINE_SHOWN {
+            let _ = writeln!(
+                o,
+                "\n… and {} more in report.json `timeline`",
+                r.timeline.len() - super::summary::TIMELINE_SHOWN
+            );
+        }
+        let _ = writeln!(o);
+    }
     if let Some(w) = overload_warning(r) {
         let _ = writeln!(o, "> **Warning:** {w}");
         let _ = writeln!(o);

@@ -90,6 +90,27 @@ pub fn diagnosis(r: &Report) -> Option<String> {
     Some(why)
 }
 
+/// Most timeline events the terminal summary and summary.md list (report.json has them all).
+pub const TIMELINE_SHOWN: usize = 20;
+
+/// The run's timeline (live control, rules, signals) as lines: `2.0s  rate  factor 0.5 (×0.5)`,
+/// at most `TIMELINE_SHOWN` of them, then how many more report.json has.
+pub fn timeline_lines(r: &Report) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .timeline
+        .iter()
+        .take(TIMELINE_SHOWN)
+        .map(|e| format!("{:>7}  {}  {}", format!("{:.1}s", e.t), e.event, e.detail))
+        .collect();
+    if r.timeline.len() > TIMELINE_SHOWN {
+        out.push(format!(
+            "… and {} more in report.json `timeline`",
+            r.timeline.len() - TIMELINE_SHOWN
+        ));
+    }
+    out
+}
+
 /// Terminal columns a string takes: East Asian wide characters (CJK, fullwidth forms) take two.
 pub fn display_width(s: &str) -> usize {
     s.chars()
@@ -292,6 +313,14 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
     if let Some(c) = &r.capacity {
         let _ = writeln!(o);
         let _ = writeln!(o, "  {}", crate::capacity::summary_line(c));
+    }
+    let timeline = timeline_lines(r);
+    if !timeline.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "  timeline (live control, rules, signals)");
+        for l in timeline {
+            let _ = writeln!(o, "  {l}");
+        }
     }
     let _ = writeln!(o);
     let _ = writeln!(
