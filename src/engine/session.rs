@@ -315,10 +315,14 @@ impl Session {
         let client = &self.prog.clients[self.client];
         let dial = self.ctx.dial(self.client);
         match client.connection {
-            ConnectionMode::PerUser => match self.conn.take() {
-                Some(c) if c.is_open() => Ok(c),
-                _ => transport::connect(&self.prog, client.http, client.lean, dial).await,
-            },
+            ConnectionMode::PerUser => {
+                if let Some(mut c) = self.conn.take() {
+                    if c.still_open() {
+                        return Ok(c);
+                    }
+                }
+                transport::connect(&self.prog, client.http, client.lean, dial).await
+            }
             ConnectionMode::Fresh => {
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
@@ -428,31 +432,38 @@ impl Session {
         let stop = self.ctx.clone();
         let keep = r.needs_body.then_some(body);
         let head = r.method == ::http::Method::HEAD;
+        let idempotent = idempotent(&r.method);
         tokio::select! {
-            res = tokio::time::timeout(r.timeout, self.exchange(out, head, keep)) => {
+            res = tokio::time::timeout(r.timeout, self.exchange(out, head, idempotent, keep)) => {
                 Some(res.unwrap_or_else(|_| Err(Failed::early(ErrorKind::Timeout))))
             }
             _ = stop.hard_stopped() => None,
         }
     }
 
-    /// Takes a connection, exchanges on it and gives it back. The retry policy lives here: a
-    /// kept-alive connection the server closed while idle (closed before any byte of the answer)
-    /// is replaced once and the request sent again, as any client would.
+    /// Takes a connection, exchanges on it and gives it back. The retry policy lives here, as
+    /// browsers have it: a kept-alive connection the server closed while idle is noticed before
+    /// use and replaced (nothing was sent: no retry); a request whose connection then closed
+    /// before any byte of the answer is sent once more on a new connection when its method is
+    /// idempotent (a POST or PATCH is counted as `reset`, never resent: the server may have
+    /// acted on it); a request an HTTP/2 server refused unprocessed (GOAWAY, REFUSED_STREAM) is
+    /// sent once more whatever its method. Each resend is counted as `retried`.
     async fn exchange(
         &mut self,
         out: Outgoing<'_>,
         head: bool,
+        idempotent: bool,
         mut keep: Option<&mut Vec<u8>>,
     ) -> Result<Reply, Failed> {
         let max_body = self.prog.max_body;
         let mut conn = self.obtain().await.map_err(Failed::early)?;
-        let again = if conn.reused() { out.again() } else { None };
+        let again = out.again();
         let mut res = conn
             .exchange(out, head, keep.as_deref_mut(), max_body)
             .await;
-        if let (Err(f), Some(again)) = (&res, again) {
-            if f.closed_before_response() {
+        if let Err(f) = &res {
+            if f.unprocessed || (idempotent && f.closed_before_response()) {
+                self.ctx.rec.borrow_mut().retried += 1;
                 conn = self.reconnect().await.map_err(Failed::early)?;
                 if let Some(k) = keep.as_deref_mut() {
                     k.clear();
@@ -521,6 +532,15 @@ impl Session {
         let dial = self.ctx.dial(self.client);
         transport::connect(&self.prog, client.http, client.lean, dial).await
     }
+}
+
+/// Methods a client may send again without changing what the server did (RFC 9110 9.2.2).
+fn idempotent(m: &::http::Method) -> bool {
+    use ::http::Method as M;
+    matches!(
+        *m,
+        M::GET | M::HEAD | M::PUT | M::DELETE | M::OPTIONS | M::TRACE
+    )
 }
 
 /// An open-model arrival: one session, one journey — or the one request its source fixed.

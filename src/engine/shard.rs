@@ -255,8 +255,8 @@ impl ShardCtx {
 
     pub fn take_shared(&self, client: usize) -> Option<Conn> {
         let mut pool = self.shared[client].borrow_mut();
-        while let Some(c) = pool.pop() {
-            if c.is_open() {
+        while let Some(mut c) = pool.pop() {
+            if c.still_open() {
                 if let Some(h2) = c.clone_h2() {
                     pool.push(c);
                     return Some(h2);

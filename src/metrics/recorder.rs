@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 13;
+pub const N_ERROR_KINDS: usize = 14;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +28,8 @@ pub enum ErrorKind {
     WsClosed,
     /// An event stream that ended or broke before the step was done.
     StreamCut,
+    /// An HTTP/2 server reset the request's stream (RST_STREAM) while its connection lived on.
+    StreamReset,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
         ErrorKind::WsHandshake,
         ErrorKind::WsClosed,
         ErrorKind::StreamCut,
+        ErrorKind::StreamReset,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::WsHandshake => "ws_handshake",
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::StreamReset => "stream_reset",
         }
     }
 }
@@ -238,6 +242,9 @@ pub struct Recorder {
     pub sessions_paused: u64,
     /// Sessions cut short by the end of the run or a stop.
     pub sessions_interrupted: u64,
+    /// Requests sent a second time on a new connection because the first attempt certainly
+    /// got no answer (see `Session::exchange`); each is still one request in the counts.
+    pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
 }
@@ -257,6 +264,7 @@ impl Recorder {
             sessions_dropped: 0,
             sessions_paused: 0,
             sessions_interrupted: 0,
+            retried: 0,
             in_flight: 0,
         }
     }
@@ -356,6 +364,7 @@ impl Recorder {
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.retried += o.retried;
         self.in_flight += o.in_flight;
     }
 

@@ -5,6 +5,7 @@
 //! Every test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod closing;
 pub mod counting;
 pub mod endpoint;
 pub mod hostile;

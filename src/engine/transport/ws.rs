@@ -52,6 +52,7 @@ pub async fn open(
             head_at: Some(std::time::Instant::now()),
             status: Some(resp.status().as_u16()),
             bytes_in: 0,
+            unprocessed: false,
         }),
         Err(tungstenite::Error::Io(e)) => Err(Failed::early(classify_io(&e, false))),
         Err(_) => Err(Failed::early(ErrorKind::WsHandshake)),
