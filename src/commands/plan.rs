@@ -24,7 +24,7 @@ pub fn plan(a: PlanArgs) -> Outcome {
             Some(s) => parse_fraction(s).map_err(|e| Failure::BadInput(format!("{flag}: {e}"))),
         }
     };
-    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
+    let loaded = crate::scenario::load(&a.scenario, &a.opts.all_sets())
         .map_err(|d| Failure::BadInput(d.to_string()))?;
     let opts = PlanOptions {
         scale: factor("--scale", &a.opts.scale)?,
@@ -104,6 +104,10 @@ fn moments_table(plan: &Plan) -> String {
 /// each client may take there (journey shares renormalized among those journeys).
 pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
     use crate::scenario::validate::{during_entry, journey_during};
+    if s.load.replay.is_some() {
+        // Each record of a replay is one arrival sending its own request.
+        return 1.0;
+    }
     let clients: Vec<(&str, f64)> = if s.clients.is_empty() {
         vec![("default", 1.0)]
     } else {
@@ -267,7 +271,12 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
         crate::scenario::model::Arrivals::Poisson => "poisson",
         crate::scenario::model::Arrivals::Uniform => "uniform",
     };
-    if open {
+    if s.load.replay.as_ref().is_some_and(|r| r.shape.is_none()) {
+        let _ = writeln!(
+            out,
+            "model     open: each record is sent at its own time in the log, one request each"
+        );
+    } else if open {
         let _ = writeln!(
             out,
             "model     open: sessions arrive at planned instants ({arrivals}, seed {})",
@@ -297,6 +306,16 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
             grouped(m as f64)
         );
     }
+    if let Some(n) = plan.iterations {
+        let what = match open {
+            true => format!("{} sessions in all", grouped(n as f64)),
+            false => format!("{} journeys per user", grouped(n as f64)),
+        };
+        let _ = writeln!(
+            out,
+            "iterations {what}; the run ends when they are done (at the latest when the plan does)"
+        );
+    }
     out.push('\n');
 
     let mut rows = vec![];
@@ -311,7 +330,14 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
     let (mut sessions, mut requests) = (0.0, 0.0);
     for ph in &plan.phases {
         let mut row = vec![ph.name.clone(), fmt_time(ph.start), fmt_time(ph.end)];
-        row.push(span(plan, ph.start, ph.end, unit));
+        let by_own_timing = s.load.replay.as_ref().is_some_and(|r| r.shape.is_none());
+        if by_own_timing && ph.end > ph.start {
+            // A log's own timing is no curve: its mean rate says more than its first second.
+            let n = plan.expected_arrivals(ph.start, ph.end);
+            row.push(format!("mean {}{unit}", fmt_value(n / (ph.end - ph.start))));
+        } else {
+            row.push(span(plan, ph.start, ph.end, unit));
+        }
         if open {
             let n = plan.expected_arrivals(ph.start, ph.end);
             let k = requests_per_session(s, &ph.name);

@@ -347,8 +347,8 @@ fn say_calendar_wait(from: DateTime<Utc>) {
 }
 
 pub fn execute(req: RunRequest) -> Outcome {
-    let loaded =
-        crate::scenario::load(&req.scenario, &req.opts.sets).map_err(|d| bad(d.to_string()))?;
+    let loaded = crate::scenario::load(&req.scenario, &req.opts.all_sets())
+        .map_err(|d| bad(d.to_string()))?;
     let sc = &loaded.scenario;
     let scale = match &req.opts.scale {
         Some(s) => parse_fraction(s).map_err(|e| bad(format!("--scale: {e}")))?,
@@ -873,6 +873,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
             scale: Some(a.scale.clone()),
             time_scale: Some(a.time_scale.clone()),
             strict: false,
+            iterations: None,
         },
         target: Some(url),
         out: a.out,

@@ -9,7 +9,7 @@ use super::{Failure, Outcome};
 pub fn validate(a: crate::cli::ValidateArgs) -> Outcome {
     let mut bad = 0;
     for path in &a.scenarios {
-        match crate::scenario::load(path, &a.opts.sets) {
+        match crate::scenario::load(path, &a.opts.all_sets()) {
             Ok(l) => {
                 let problems: Vec<String> = a
                     .thresholds
