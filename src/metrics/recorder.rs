@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 14;
+pub const N_ERROR_KINDS: usize = 19;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,7 +12,20 @@ pub enum ErrorKind {
     Timeout,
     Connect,
     Reset,
+    /// TLS could not be set up on the client's side (no configuration, a host name that cannot
+    /// be a TLS server name); the server's failures have the kinds below.
     Tls,
+    /// The server's certificate has expired (or is not valid yet).
+    TlsExpired,
+    /// The server's certificate is issued by a CA this client does not trust.
+    TlsUnknownCa,
+    /// The server's certificate is not for the host name the client asked for.
+    TlsHostname,
+    /// Anything else wrong with the server's certificate (a bad signature, revoked, ...).
+    TlsCert,
+    /// The TLS handshake failed: no common version, cipher suite or ALPN protocol, an alert
+    /// from the server, or an answer that is not TLS.
+    TlsHandshake,
     Http4xx,
     Http5xx,
     ExpectFailed,
@@ -38,6 +51,11 @@ impl ErrorKind {
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Tls,
+        ErrorKind::TlsExpired,
+        ErrorKind::TlsUnknownCa,
+        ErrorKind::TlsHostname,
+        ErrorKind::TlsCert,
+        ErrorKind::TlsHandshake,
         ErrorKind::Http4xx,
         ErrorKind::Http5xx,
         ErrorKind::ExpectFailed,
@@ -56,6 +74,11 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Reset => "reset",
             ErrorKind::Tls => "tls",
+            ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            ErrorKind::TlsHostname => "tls_hostname",
+            ErrorKind::TlsCert => "tls_cert",
+            ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::ExpectFailed => "expect_failed",
