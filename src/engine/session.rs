@@ -339,9 +339,30 @@ impl Session {
                 if let Some(c) = self.ctx.take_shared(self.client) {
                     return Ok(c);
                 }
+                if client.http == crate::scenario::model::HttpVersion::H2 {
+                    return self.open_shared_h2().await;
+                }
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
         }
+    }
+
+    /// Opens the shard's shared HTTP/2 connection for this client, or waits for the session
+    /// already opening it and takes a handle to that one. The new connection goes into the pool
+    /// at once, before its first exchange, so a burst of sessions multiplexes onto it.
+    async fn open_shared_h2(&mut self) -> Result<Conn, ErrorKind> {
+        let ctx = self.ctx.clone();
+        let _opening = ctx.h2_opening[self.client].lock().await;
+        if let Some(c) = ctx.take_shared(self.client) {
+            return Ok(c);
+        }
+        let client = &self.prog.clients[self.client];
+        let dial = ctx.dial(self.client);
+        let c = transport::connect(&self.prog, client.http, client.lean, dial).await?;
+        if let Some(h) = c.clone_h2() {
+            ctx.put_shared(self.client, h);
+        }
+        Ok(c)
     }
 
     fn release(&mut self, conn: Conn) {
@@ -526,9 +547,15 @@ impl Session {
         }
         sample.error.is_none()
     }
-    /// A new connection for this session's client, replacing a stale one.
+    /// A new connection for this session's client, replacing one that failed (a shared HTTP/2
+    /// connection is replaced once for all the sessions that were using it).
     async fn reconnect(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
+        if client.connection == ConnectionMode::Shared
+            && client.http == crate::scenario::model::HttpVersion::H2
+        {
+            return self.open_shared_h2().await;
+        }
         let dial = self.ctx.dial(self.client);
         transport::connect(&self.prog, client.http, client.lean, dial).await
     }

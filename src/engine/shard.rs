@@ -148,6 +148,9 @@ pub struct ShardCtx {
     shared: Vec<RefCell<Vec<Conn>>>,
     /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
     pub pools: Vec<Arc<tokio::sync::Semaphore>>,
+    /// Per client: held while a `connection: shared` HTTP/2 connection is being opened, so that
+    /// sessions arriving together wait for it and share it instead of each opening their own.
+    pub h2_opening: Vec<tokio::sync::Mutex<()>>,
     source_rr: Cell<usize>,
     /// Emulated-network connections opened (shard number in the top bits): their jitter seeds.
     net_seq: Cell<u64>,
@@ -269,6 +272,7 @@ impl ShardCtx {
 
     pub fn put_shared(&self, client: usize, conn: Conn) {
         let mut pool = self.shared[client].borrow_mut();
+        pool.retain(|c| c.is_open());
         if conn.is_h2() && !pool.is_empty() {
             return; // one multiplexed connection is enough
         }
@@ -359,6 +363,9 @@ fn run(spec: ShardSpec) {
             .clients
             .iter()
             .map(|c| Arc::new(tokio::sync::Semaphore::new(c.pool)))
+            .collect(),
+        h2_opening: (0..spec.prog.clients.len())
+            .map(|_| tokio::sync::Mutex::new(()))
             .collect(),
         source_rr: Cell::new(spec.index),
         net_seq: Cell::new((spec.index as u64) << 48),

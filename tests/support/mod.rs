@@ -8,6 +8,7 @@
 pub mod closing;
 pub mod counting;
 pub mod endpoint;
+pub mod goaway;
 pub mod hostile;
 pub mod python;
 pub mod server;

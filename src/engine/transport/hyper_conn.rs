@@ -38,10 +38,15 @@ pub fn classify(e: &hyper::Error) -> ErrorKind {
     ErrorKind::Reset
 }
 
-/// Did the server say, per RFC 9113, that it did not process this stream? A GOAWAY whose last
-/// stream id is below it (h2 fails such streams with the GOAWAY's error), or RST_STREAM with
-/// REFUSED_STREAM. Either may be sent again on a new connection, whatever the method.
+/// Was the request certainly not processed? hyper says so (`is_canceled`: its connection closed
+/// before the request was even started), or the server did, per RFC 9113: a GOAWAY whose last
+/// stream id is below the stream (h2 fails such streams, and any opened after it, with the
+/// GOAWAY's error), or RST_STREAM with REFUSED_STREAM. Such a request may be sent again on a new
+/// connection, whatever its method.
 pub fn unprocessed(e: &hyper::Error) -> bool {
+    if e.is_canceled() {
+        return true;
+    }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(h2) = s.downcast_ref::<h2::Error>() {
