@@ -63,6 +63,9 @@ pub struct Session {
     vars: Vec<String>,
     rows: Vec<usize>,
     conn: Option<Conn>,
+    /// The target address set's generation when the per-user connection was opened: one opened
+    /// under an older set is retired, so the load follows a DNS change.
+    conn_generation: u64,
     buf: Vec<u8>,
     /// The lean path's serialized request, and the kept response body.
     wire: Vec<u8>,
@@ -140,6 +143,7 @@ impl Session {
             vars: Vec::new(),
             rows: vec![usize::MAX; prog.data.len()],
             conn: None,
+            conn_generation: 0,
             buf: Vec::new(),
             wire: Vec::new(),
             body: Vec::new(),
@@ -316,11 +320,13 @@ impl Session {
         let dial = self.ctx.dial(self.client);
         match client.connection {
             ConnectionMode::PerUser => {
+                let generation = self.ctx.addr_generation();
                 if let Some(mut c) = self.conn.take() {
-                    if c.still_open() {
+                    if c.still_open() && self.conn_generation == generation {
                         return Ok(c);
                     }
                 }
+                self.conn_generation = generation;
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
             ConnectionMode::Fresh => {
@@ -556,6 +562,7 @@ impl Session {
         {
             return self.open_shared_h2().await;
         }
+        self.conn_generation = self.ctx.addr_generation();
         let dial = self.ctx.dial(self.client);
         transport::connect(&self.prog, client.http, client.lean, dial).await
     }

@@ -30,6 +30,8 @@ pub struct Seen {
     pub conn: usize,
     /// Answered (true) or closed without an answer.
     pub answered: bool,
+    /// When its head was read.
+    pub at: Instant,
 }
 
 struct Shared {
@@ -58,8 +60,20 @@ impl ClosingServer {
         Self::with(Some(idle))
     }
 
+    /// A keep-alive server on `ip:port` (another loopback address, a port taken elsewhere);
+    /// an error when it cannot be bound.
+    pub fn start_on(ip: std::net::IpAddr, port: u16) -> std::io::Result<ClosingServer> {
+        Ok(Self::on(TcpListener::bind((ip, port))?, None))
+    }
+
     fn with(idle: Option<Duration>) -> ClosingServer {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind loopback");
+        Self::on(
+            TcpListener::bind(("127.0.0.1", 0)).expect("bind loopback"),
+            idle,
+        )
+    }
+
+    fn on(listener: TcpListener, idle: Option<Duration>) -> ClosingServer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -183,6 +197,7 @@ fn serve(mut stream: TcpStream, id: usize, shared: Arc<Shared>) {
             path,
             conn: id,
             answered: !close,
+            at: Instant::now(),
         });
         if close {
             return; // dropped: the client sees the connection close before any answer

@@ -15,6 +15,8 @@ pub struct Dial {
     pub linger0: bool,
     /// The network to emulate on this connection, and a seed for its jitter.
     pub network: Option<(super::network::Profile, u64)>,
+    /// Which of the target's addresses to connect to (None: the first it resolved to).
+    pub to: Option<std::net::SocketAddr>,
 }
 
 /// Opens a TCP connection (TCP_NODELAY on).

@@ -178,7 +178,7 @@ pub async fn connect(
     d: Dial,
 ) -> Result<Conn, ErrorKind> {
     let t = &prog.target;
-    let tcp = dial::tcp(t.addr, d).await?;
+    let tcp = dial::tcp(d.to.unwrap_or(t.addr), d).await?;
     match d.network {
         None if lean => Ok(Conn::Lean(Box::new(lean::H1Conn::new(tcp)))),
         None => over(prog, version, tcp).await,
