@@ -6,6 +6,7 @@
 
 use super::{Failure, Outcome};
 use crate::cli::PlanArgs;
+use crate::plan::waits::grouped;
 use crate::plan::{Model, Phase, Plan, PlanOptions};
 use crate::report::chart::{self, fmt_time, fmt_value, Series};
 use crate::scenario::model::Scenario;
@@ -39,6 +40,13 @@ pub fn plan(a: PlanArgs) -> Outcome {
         println!("{n}");
     }
     print!("{}", render(&loaded.scenario, &plan, &a.opts));
+    let warnings = wait_warnings(&loaded, &plan);
+    if !warnings.is_empty() {
+        println!();
+    }
+    for w in warnings {
+        println!("{w}");
+    }
 
     if let Some(png) = &a.png {
         let (series_name, y_label) = match plan.model {
@@ -99,68 +107,47 @@ fn moments_table(plan: &Plan) -> String {
     table(&rows)
 }
 
-/// Mean number of request steps per session in `phase`: client shares (their `during` share in
-/// that phase, else their base share, renormalized) times the mean request count of the journeys
-/// each client may take there (journey shares renormalized among those journeys).
+/// The plan's warnings about its waits and rendezvous (`plan::waits`), each as
+/// `warning: FILE:LINE: …` pointing at the step.
+pub fn wait_warnings(loaded: &crate::scenario::Loaded, plan: &Plan) -> Vec<String> {
+    use crate::scenario::spans::KeyPath;
+    let spans = crate::scenario::spans::index(&loaded.source).ok();
+    crate::plan::waits::warnings(&loaded.scenario, plan)
+        .into_iter()
+        .map(|w| {
+            let path = KeyPath::root()
+                .key("journeys")
+                .key(&w.journey)
+                .key("steps")
+                .index(w.step);
+            let line = spans
+                .as_ref()
+                .and_then(|s| s.nearest(&path))
+                .map(|(sp, _)| format!(":{}", sp.key.unwrap_or(sp.value).line))
+                .unwrap_or_default();
+            format!("warning: {}{line}: {}", loaded.file.display(), w.message)
+        })
+        .collect()
+}
+
+/// Mean number of request steps per session in `phase`: each journey's request count weighted
+/// by the share of that phase's sessions that take it (`plan::waits::journey_shares`).
 pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
-    use crate::scenario::validate::{during_entry, journey_during};
     if s.load.replay.is_some() {
         // Each record of a replay is one arrival sending its own request.
         return 1.0;
     }
-    let clients: Vec<(&str, f64)> = if s.clients.is_empty() {
-        vec![("default", 1.0)]
-    } else {
-        s.clients
-            .iter()
-            .map(|(name, c)| {
-                (
-                    name.as_str(),
-                    during_entry(&c.during, phase).unwrap_or(&c.share).0,
-                )
-            })
-            .collect()
-    };
-    let client_total: f64 = clients.iter().map(|c| c.1).sum();
-    if client_total <= 0.0 {
-        return 0.0;
-    }
-    let mut mean = 0.0;
-    for (client, share) in &clients {
-        let (mut weight, mut requests) = (0.0, 0.0);
-        for j in s.journeys.values() {
-            let allowed = match &j.clients {
-                None => true,
-                Some(list) => s.clients.is_empty() || list.iter().any(|c| c == client),
-            } && journey_during(j.during.as_deref(), phase);
-            if allowed {
-                let n = j
-                    .steps
-                    .iter()
-                    .filter(|st| st.request().is_some() || st.stream().is_some())
-                    .count();
-                weight += j.share.0;
-                requests += j.share.0 * n as f64;
-            }
-        }
-        if weight > 0.0 {
-            mean += share / client_total * requests / weight;
-        }
-    }
-    mean
-}
-
-/// A whole number with thousands separators: `1,861,374`.
-fn grouped(v: f64) -> String {
-    let digits = format!("{}", v.round().max(0.0) as u64);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::plan::waits::journey_shares(s, phase)
+        .iter()
+        .map(|(_, j, w)| {
+            let n = j
+                .steps
+                .iter()
+                .filter(|st| st.request().is_some() || st.stream().is_some())
+                .count();
+            w * n as f64
+        })
+        .sum()
 }
 
 /// The planned value at the start of a phase and just before its end: `300/s` or `300/s → 6000/s`.

@@ -447,6 +447,9 @@ pub fn execute(req: RunRequest) -> Outcome {
     for n in &plan.notes {
         eprintln!("{n}");
     }
+    for w in super::plan::wait_warnings(&loaded, &plan) {
+        eprintln!("{w}");
+    }
     let target_url = req
         .target
         .clone()

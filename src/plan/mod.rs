@@ -23,6 +23,7 @@ mod staged;
 mod stages;
 mod steps;
 mod users;
+pub mod waits;
 
 pub use calendar::Calendar;
 pub use countdown::Countdown;
