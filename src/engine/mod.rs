@@ -11,6 +11,7 @@ pub mod session;
 pub mod shard;
 pub mod tls;
 pub mod transport;
+pub mod warm;
 
 use crate::gate::AbortRule;
 use crate::metrics::{Collector, Point, Recorder, Snapshot};
@@ -70,6 +71,8 @@ pub struct RunOutcome {
     pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
     /// The monitor's series names, in declaration order.
     pub monitor_names: Vec<String>,
+    /// Connections opened before time 0, and how long that took.
+    pub warm_up: warm::WarmUp,
 }
 
 /// An abort rule's running state: how long its condition has held.
@@ -128,8 +131,9 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
 
     // Signals are counted from here on, so that Ctrl-C cancels a wait for the start too.
     let signals = Signals::install();
-    // Wait for the wall-clock start, then fix the shared monotonic start: run time 0 is the
-    // instant asked for (shards get `SPAWN_LEAD` to start before it), or `SPAWN_LEAD` from now.
+    // Wait for the wall-clock start (less the warm-up's budget), start the shards, let them
+    // open their first connections (`warm.rs`), then fix the shared monotonic start: run time 0
+    // is the instant asked for, or `SPAWN_LEAD` after the warm-up.
     let mut cancelled = false;
     if let Some(at) = opts.start_at {
         let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -137,22 +141,16 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             eprintln!("waiting {:.1}s for the start at {at}", wait.as_secs_f64());
         }
         cancelled = wait_for(
-            at - chrono::Duration::from_std(SPAWN_LEAD).unwrap_or_default(),
+            at - chrono::Duration::from_std(SPAWN_LEAD + warm::WARM_MAX).unwrap_or_default(),
             &signals,
         );
     }
-    let lead = match opts.start_at {
-        Some(at) if !cancelled => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-        _ => SPAWN_LEAD,
-    };
-    let cpu0 = process_cpu_seconds();
-    let start = Instant::now() + lead;
-    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
     if cancelled {
-        // Nothing is sent: the shards start stopped and the report says why.
+        // Nothing is sent, nothing opened: the shards start stopped and the report says why.
         control.raise(STOPPING);
     }
-    steer.set_start(start);
+    let cpu0 = process_cpu_seconds();
+    let starter = Arc::new(warm::Starter::new(threads));
     let mut handles = Vec::new();
     for t in 0..threads {
         let spec = ShardSpec {
@@ -160,15 +158,39 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             segment: opts.segment.split(t as u32, threads as u32),
             prog: prog.clone(),
             plan: plan.clone(),
-            start,
+            starter: starter.clone(),
             control: control.clone(),
             tx: tx.clone(),
             grace: opts.grace,
             shape: shape.empty_like(),
         };
-        handles.push(shard::spawn(spec).map_err(|e| format!("cannot start a shard thread: {e}"))?);
+        match shard::spawn(spec) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // The shards already started must not wait for a start that never comes.
+                control.raise(HARD_STOP);
+                starter.go(Instant::now());
+                return Err(format!("cannot start a shard thread: {e}"));
+            }
+        }
     }
     drop(tx);
+    let warm_up = if cancelled {
+        warm::WarmUp::default()
+    } else {
+        starter.wait_ready(warm::WARM_MAX + Duration::from_secs(1))
+    };
+    let lead = match opts.start_at {
+        Some(at) if !cancelled => (at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(1)),
+        _ => SPAWN_LEAD,
+    };
+    let start = Instant::now() + lead;
+    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
+    steer.set_start(start);
+    starter.go(start);
 
     let mut live = live::Live::new(opts.quiet, plan.duration, &plan);
     let mut keyboard = match &ops {
@@ -358,6 +380,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         timeline: steer.timeline(),
         scrapes,
         monitor_names,
+        warm_up,
     })
 }
 
@@ -377,7 +400,7 @@ fn observe(
     }
 }
 
-/// How long before run time 0 the shards are started.
+/// How long after the warm-up run time 0 comes.
 const SPAWN_LEAD: Duration = Duration::from_millis(20);
 
 /// Sleeps until the wall clock reads `at`, in short naps so that a signal ends the wait. True

@@ -554,6 +554,7 @@ impl Journal {
             scrapes: Vec::new(),
             monitor_names: h.monitor_names,
             monitor_every_s: h.monitor_every_s,
+            warm_up: None,
             max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
             incomplete: Some(Incomplete {
                 last_complete_second: last_second,

@@ -461,6 +461,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         monitor_names: Vec::new(),
         monitor_every_s: None,
         incomplete: None,
+        warm_up: None,
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

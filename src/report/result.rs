@@ -91,6 +91,9 @@ pub struct RunResult {
     pub max_error_rate: f64,
     /// A run rebuilt from its journal: what was recorded and what is missing.
     pub incomplete: Option<super::model::Incomplete>,
+    /// Connections opened before time 0 and how long that took (None when not known: a run
+    /// rebuilt from its journal, a merge).
+    pub warm_up: Option<crate::engine::warm::WarmUp>,
 }
 
 /// Planned mean rate per phase (open model: arrivals/s; closed: users).
@@ -204,6 +207,7 @@ impl RunResult {
             monitor_every_s: None,
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
             incomplete: None,
+            warm_up: Some(outcome.warm_up),
         }
     }
 
