@@ -296,19 +296,24 @@ fn every_request_tagged(sc: &crate::scenario::Scenario) -> bool {
 }
 
 /// One GET to the target before any load, at the address the run resolved its name to: a
-/// refused or unanswered connection stops the run.
-fn probe(url: &str, target: &engine::compile::Target, tag_header: &str) -> Result<(), String> {
+/// refused or unanswered connection stops the run. The error says what failed, and whether it
+/// was the probe's time bound (a silent target).
+fn probe(
+    url: &str,
+    target: &engine::compile::Target,
+    tag_header: &str,
+) -> Result<(), (String, bool)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), false))?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .danger_accept_invalid_certs(true)
             .resolve(&target.host, target.addr)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), false))?;
         match client
             .get(url)
             .header(tag_header, "flashcrowd-probe")
@@ -323,7 +328,7 @@ fn probe(url: &str, target: &engine::compile::Target, tag_header: &str) -> Resul
                     msg = format!("{msg}: {s}");
                     src = s.source();
                 }
-                Err(msg)
+                Err((msg, e.is_timeout()))
             }
         }
     })
@@ -406,8 +411,9 @@ pub fn execute(req: RunRequest) -> Outcome {
     }
     // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on absolute
     // amounts shrink with them (`flashcrowd merge` judges the whole against the full values).
+    let why = crate::gate::scaling_reason(scale, Some((req.segment.index + 1, req.segment.count)));
     for t in thresholds.iter_mut() {
-        t.shrink_absolute(scale / req.segment.count as f64);
+        t.shrink_absolute(scale / req.segment.count as f64, why.clone());
     }
     let monitor_names = crate::scenario::validate::monitor_names(sc);
     let abort = sc
@@ -494,10 +500,27 @@ pub fn execute(req: RunRequest) -> Outcome {
             shown_target, sc.safety.tag_header
         )));
     }
-    if let Err(e) = probe(&target_url, &prog.target, &sc.safety.tag_header) {
-        return Err(Failure::Aborted(rundir::redact_url_userinfo(&format!(
-            "the target {shown_target} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
-        ))));
+    if let Err((e, timed_out)) = probe(&target_url, &prog.target, &sc.safety.tag_header) {
+        // An answer that is not HTTP is a wrong port or scheme, not a target that is down (a
+        // target that said nothing in 5 s is not asked again).
+        let sniffed = (!timed_out)
+            .then(|| {
+                engine::transport::sniff::not_speaking_http(
+                    &target_url,
+                    &sc.safety.tag_header,
+                    Duration::from_secs(2),
+                )
+            })
+            .flatten();
+        let said = match sniffed {
+            Some(why) => format!(
+                "the target {shown_target} is not speaking HTTP: {why}\nNo load was sent. Check --target's scheme and port."
+            ),
+            None => format!(
+                "the target {shown_target} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
+            ),
+        };
+        return Err(Failure::Aborted(rundir::redact_url_userinfo(&said)));
     }
     let mut prog = prog;
     prog.source_ips = req.source_ips.clone();

@@ -220,6 +220,7 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
         op,
         value,
         phase,
+        scaled: None,
     };
     if let Err(mut e) = value_result {
         e.partial = Some(Box::new(threshold));
@@ -320,6 +321,7 @@ fn parse_monitor(
             op,
             value,
             phase: None,
+            scaled: None,
         },
         for_,
     ))

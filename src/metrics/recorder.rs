@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 19;
+pub const N_ERROR_KINDS: usize = 20;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +43,10 @@ pub enum ErrorKind {
     StreamCut,
     /// An HTTP/2 server reset the request's stream (RST_STREAM) while its connection lived on.
     StreamReset,
+    /// The target answered, but its first bytes are not an HTTP response at all (another
+    /// protocol on the port, or TLS on a plain-HTTP port): not `protocol` (HTTP gone wrong) and
+    /// not `connect` (nobody there).
+    NotHttp,
 }
 
 impl ErrorKind {
@@ -66,6 +70,7 @@ impl ErrorKind {
         ErrorKind::WsClosed,
         ErrorKind::StreamCut,
         ErrorKind::StreamReset,
+        ErrorKind::NotHttp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +94,7 @@ impl ErrorKind {
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::StreamCut => "stream_cut",
             ErrorKind::StreamReset => "stream_reset",
+            ErrorKind::NotHttp => "not_http",
         }
     }
 }

@@ -378,7 +378,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
                 e.message
             )
         })?;
-        t.shrink_absolute(scale);
+        t.shrink_absolute(scale, crate::gate::scaling_reason(scale, None));
         let observed = catalog.observe(&total, &t, duration_s.max(1e-9));
         verdicts.push(Verdict {
             passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
