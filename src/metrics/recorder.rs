@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 14;
+pub const N_ERROR_KINDS: usize = 20;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,7 +12,20 @@ pub enum ErrorKind {
     Timeout,
     Connect,
     Reset,
+    /// TLS could not be set up on the client's side (no configuration, a host name that cannot
+    /// be a TLS server name); the server's failures have the kinds below.
     Tls,
+    /// The server's certificate has expired (or is not valid yet).
+    TlsExpired,
+    /// The server's certificate is issued by a CA this client does not trust.
+    TlsUnknownCa,
+    /// The server's certificate is not for the host name the client asked for.
+    TlsHostname,
+    /// Anything else wrong with the server's certificate (a bad signature, revoked, ...).
+    TlsCert,
+    /// The TLS handshake failed: no common version, cipher suite or ALPN protocol, an alert
+    /// from the server, or an answer that is not TLS.
+    TlsHandshake,
     Http4xx,
     Http5xx,
     ExpectFailed,
@@ -28,6 +41,8 @@ pub enum ErrorKind {
     WsClosed,
     /// An event stream that ended or broke before the step was done.
     StreamCut,
+    /// An HTTP/2 server reset the request's stream (RST_STREAM) while its connection lived on.
+    StreamReset,
     /// The target answered, but its first bytes are not an HTTP response at all (another
     /// protocol on the port, or TLS on a plain-HTTP port): not `protocol` (HTTP gone wrong) and
     /// not `connect` (nobody there).
@@ -40,6 +55,11 @@ impl ErrorKind {
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Tls,
+        ErrorKind::TlsExpired,
+        ErrorKind::TlsUnknownCa,
+        ErrorKind::TlsHostname,
+        ErrorKind::TlsCert,
+        ErrorKind::TlsHandshake,
         ErrorKind::Http4xx,
         ErrorKind::Http5xx,
         ErrorKind::ExpectFailed,
@@ -49,6 +69,7 @@ impl ErrorKind {
         ErrorKind::WsHandshake,
         ErrorKind::WsClosed,
         ErrorKind::StreamCut,
+        ErrorKind::StreamReset,
         ErrorKind::NotHttp,
     ];
 
@@ -58,6 +79,11 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Reset => "reset",
             ErrorKind::Tls => "tls",
+            ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            ErrorKind::TlsHostname => "tls_hostname",
+            ErrorKind::TlsCert => "tls_cert",
+            ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::ExpectFailed => "expect_failed",
@@ -67,6 +93,7 @@ impl ErrorKind {
             ErrorKind::WsHandshake => "ws_handshake",
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::StreamReset => "stream_reset",
             ErrorKind::NotHttp => "not_http",
         }
     }
@@ -199,6 +226,9 @@ pub struct JourneyStats {
     pub errors: u64,
     /// Whole-session duration from the arrival instant, µs (completed sessions only).
     pub latency: Option<Box<Histogram<u64>>>,
+    /// For sessions a `wait` or rendezvous held: from the last release to the end, µs
+    /// (completed sessions only). What a buyer waits once the sale opens.
+    pub from_release: Option<Box<Histogram<u64>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -244,6 +274,9 @@ pub struct Recorder {
     pub sessions_paused: u64,
     /// Sessions cut short by the end of the run or a stop.
     pub sessions_interrupted: u64,
+    /// Requests sent a second time on a new connection because the first attempt certainly
+    /// got no answer (see `Session::exchange`); each is still one request in the counts.
+    pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
 }
@@ -263,6 +296,7 @@ impl Recorder {
             sessions_dropped: 0,
             sessions_paused: 0,
             sessions_interrupted: 0,
+            retried: 0,
             in_flight: 0,
         }
     }
@@ -323,12 +357,26 @@ impl Recorder {
         self.clients[client].sessions += 1;
     }
 
-    pub fn session_ended(&mut self, journey: usize, ok: bool, duration_us: u64) {
+    /// A session ended; `from_release_us` is its time since the last wait or rendezvous let it
+    /// go, when one did.
+    pub fn session_ended(
+        &mut self,
+        journey: usize,
+        ok: bool,
+        duration_us: u64,
+        from_release_us: Option<u64>,
+    ) {
         let j = &mut self.journeys[journey];
         if ok {
             j.completed += 1;
             let h = j.latency.get_or_insert_with(|| Box::new(new_histogram()));
             let _ = h.record(duration_us.max(1));
+            if let Some(us) = from_release_us {
+                let h = j
+                    .from_release
+                    .get_or_insert_with(|| Box::new(new_histogram()));
+                let _ = h.record(us.max(1));
+            }
         } else {
             j.errors += 1;
         }
@@ -351,6 +399,12 @@ impl Recorder {
                     .get_or_insert_with(|| Box::new(new_histogram()))
                     .add(&**h);
             }
+            if let Some(h) = &b.from_release {
+                let _ = a
+                    .from_release
+                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .add(&**h);
+            }
         }
         for (a, b) in self.clients.iter_mut().zip(o.clients.iter()) {
             a.sessions += b.sessions;
@@ -362,6 +416,7 @@ impl Recorder {
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.retried += o.retried;
         self.in_flight += o.in_flight;
     }
 

@@ -89,6 +89,9 @@ pub struct Totals {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Requests resent once on a new connection (absent in reports from before retries).
+    #[serde(default)]
+    pub retried: u64,
     pub errors_by_kind: IndexMap<String, u64>,
     pub status: IndexMap<String, u64>,
 }
@@ -143,6 +146,9 @@ pub struct JourneyRow {
     pub completed: u64,
     pub errors: u64,
     pub latency_ms: Percentiles,
+    /// Sessions a wait or rendezvous held: from the last release to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_release_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -100,6 +100,8 @@ pub struct Journey {
     pub completed: u64,
     pub errors: u64,
     pub latency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_release: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +121,9 @@ pub struct RecorderState {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Absent in states written before retries were counted.
+    #[serde(default)]
+    pub retried: u64,
     pub in_flight: u64,
 }
 
@@ -167,6 +172,7 @@ impl RecorderState {
                     completed: j.completed,
                     errors: j.errors,
                     latency: j.latency.as_deref().map(enc),
+                    from_release: j.from_release.as_deref().map(enc),
                 })
                 .collect(),
             clients: r
@@ -182,6 +188,7 @@ impl RecorderState {
             sessions_started: r.sessions_started,
             sessions_dropped: r.sessions_dropped,
             sessions_interrupted: r.sessions_interrupted,
+            retried: r.retried,
             in_flight: r.in_flight,
         }
     }
@@ -246,6 +253,10 @@ impl RecorderState {
                     Some(h) => Some(Box::new(decode_histogram(h)?)),
                     None => None,
                 },
+                from_release: match &b.from_release {
+                    Some(h) => Some(Box::new(decode_histogram(h)?)),
+                    None => None,
+                },
             };
         }
         for (a, b) in r.clients.iter_mut().zip(&self.clients) {
@@ -259,6 +270,7 @@ impl RecorderState {
         r.sessions_started = self.sessions_started;
         r.sessions_dropped = self.sessions_dropped;
         r.sessions_interrupted = self.sessions_interrupted;
+        r.retried = self.retried;
         r.in_flight = self.in_flight;
         Ok(r)
     }
@@ -447,7 +459,7 @@ mod tests {
             st.close_codes.push((1011, 2));
         }
         r.session_started(0, 1);
-        r.session_ended(0, true, 12_345);
+        r.session_ended(0, true, 12_345, Some(2_345));
         let _ = r.burst.record(777);
         let st = RecorderState::from_recorder(&r);
         let text = serde_json::to_string(&st).unwrap();
@@ -484,6 +496,8 @@ mod tests {
         assert_eq!(r.lag, b.lag);
         assert_eq!(r.burst, b.burst);
         assert_eq!(r.journeys[0].latency, b.journeys[0].latency);
+        assert_eq!(r.journeys[0].from_release, b.journeys[0].from_release);
+        assert!(b.journeys[0].from_release.is_some());
         assert_eq!(b.clients[1].sessions, 1);
         assert_eq!(b.sessions_started, 1);
     }
