@@ -99,53 +99,6 @@ fn moments_table(plan: &Plan) -> String {
     table(&rows)
 }
 
-/// Mean number of request steps per session in `phase`: client shares (their `during` share in
-/// that phase, else their base share, renormalized) times the mean request count of the journeys
-/// each client may take there (journey shares renormalized among those journeys).
-pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
-    use crate::scenario::validate::{during_entry, journey_during};
-    let clients: Vec<(&str, f64)> = if s.clients.is_empty() {
-        vec![("default", 1.0)]
-    } else {
-        s.clients
-            .iter()
-            .map(|(name, c)| {
-                (
-                    name.as_str(),
-                    during_entry(&c.during, phase).unwrap_or(&c.share).0,
-                )
-            })
-            .collect()
-    };
-    let client_total: f64 = clients.iter().map(|c| c.1).sum();
-    if client_total <= 0.0 {
-        return 0.0;
-    }
-    let mut mean = 0.0;
-    for (client, share) in &clients {
-        let (mut weight, mut requests) = (0.0, 0.0);
-        for j in s.journeys.values() {
-            let allowed = match &j.clients {
-                None => true,
-                Some(list) => s.clients.is_empty() || list.iter().any(|c| c == client),
-            } && journey_during(j.during.as_deref(), phase);
-            if allowed {
-                let n = j
-                    .steps
-                    .iter()
-                    .filter(|st| st.request().is_some() || st.stream().is_some())
-                    .count();
-                weight += j.share.0;
-                requests += j.share.0 * n as f64;
-            }
-        }
-        if weight > 0.0 {
-            mean += share / client_total * requests / weight;
-        }
-    }
-    mean
-}
-
 /// A whole number with thousands separators: `1,861,374`.
 fn grouped(v: f64) -> String {
     let digits = format!("{}", v.round().max(0.0) as u64);
@@ -314,7 +267,7 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
         row.push(span(plan, ph.start, ph.end, unit));
         if open {
             let n = plan.expected_arrivals(ph.start, ph.end);
-            let k = requests_per_session(s, &ph.name);
+            let k = crate::scenario::requests_per_session(s, &ph.name);
             per_session.push(k);
             sessions += n;
             requests += n * k;
@@ -411,28 +364,5 @@ mod tests {
         assert_eq!(grouped(999.4), "999");
         assert_eq!(grouped(1000.0), "1,000");
         assert_eq!(grouped(1861374.339), "1,861,374");
-    }
-
-    #[test]
-    fn journey_shares_renormalize_among_a_clients_journeys() {
-        let yaml = r#"
-name: t
-clients:
-  app: { share: 50%, during: { rush: 100% } }
-  pc: { share: 50%, during: { rush: 0% } }
-journeys:
-  browse:
-    share: 50%
-    steps: [ { get: /a } ]
-  buy:
-    share: 50%
-    clients: [app]
-    steps: [ { get: /a }, { think: 1s }, { post: /b }, { post: /c } ]
-load: { stages: [ { rate: 1/s, for: 1s } ] }
-"#;
-        let s: Scenario = serde_yaml::from_str(yaml).unwrap();
-        // app: (1 + 3)/2 = 2; pc: only browse = 1.
-        assert_eq!(requests_per_session(&s, "stage-1"), 1.5);
-        assert_eq!(requests_per_session(&s, "rush"), 2.0);
     }
 }
