@@ -58,7 +58,9 @@ pub struct NewArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
     /// What to start from: smoke (a short steady load with thresholds, for CI), countdown (the
-    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity).
+    /// Double-11 shape with mobile and PC users), drill (a step drill that finds capacity),
+    /// calendar (a sale night's moments in one run), replay (an access log as the load; a sample
+    /// log is written beside the scenario).
     #[arg(long, short, value_enum, default_value_t = Template::Smoke)]
     pub template: Template,
     /// Where to write it (default: NAME.yaml in the current directory).
@@ -75,6 +77,8 @@ pub enum Template {
     Smoke,
     Countdown,
     Drill,
+    Calendar,
+    Replay,
 }
 
 impl Template {
@@ -83,6 +87,8 @@ impl Template {
             Template::Smoke => "smoke",
             Template::Countdown => "countdown",
             Template::Drill => "drill",
+            Template::Calendar => "calendar",
+            Template::Replay => "replay",
         }
     }
 }
@@ -174,6 +180,32 @@ pub struct ScenarioOpts {
     /// its thresholds pass or it has none. CI=true in the environment does the latter too.
     #[arg(long)]
     pub strict: bool,
+    /// Run N journeys per user (closed model) or N sessions in all (open model), then end
+    /// without waiting for the rest of the plan: for smoke and calibration runs. The same as
+    /// `--set load.iterations=N`.
+    #[arg(long, value_name = "N", value_parser = parse_iterations)]
+    pub iterations: Option<u64>,
+}
+
+/// `--iterations N`: a whole number of at least 1.
+fn parse_iterations(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a count of iterations: give a whole number of at least 1, like 10"
+        )),
+    }
+}
+
+impl ScenarioOpts {
+    /// The `--set` overrides, with `--iterations` as the one it stands for.
+    pub fn all_sets(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(n) = self.iterations {
+            sets.push(format!("load.iterations={n}"));
+        }
+        sets
+    }
 }
 
 #[derive(Debug, Args)]

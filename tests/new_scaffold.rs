@@ -126,6 +126,67 @@ fn the_drill_template_finds_a_capacity() {
 }
 
 #[test]
+fn the_calendar_template_runs_its_moments_against_the_shop() {
+    let shop = start_background(ShopConfig::default()).expect("start the shop");
+    let r = scaffold_and_run("calendar", &shop.url(), &["--time-scale", "1/4"]);
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "base",
+        "presale.peak",
+        "sale.rise",
+        "sale.peak",
+        "sale.decay",
+    ] {
+        assert!(phases.contains(&want), "{want} missing from {phases:?}");
+    }
+    assert_eq!(r["totals"]["errors"], 0, "{}", r["totals"]);
+    let count = |name: &str| {
+        r["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["name"] == name)
+            .map(|q| q["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(
+        count("pay-deposit") > 0,
+        "the pre-sale journey paid nothing"
+    );
+    assert!(
+        count("create-order") > 0,
+        "the sale journey ordered nothing"
+    );
+}
+
+#[test]
+fn the_replay_template_sends_every_line_of_its_sample_log() {
+    let shop = start_background(ShopConfig::default()).expect("start the shop");
+    let log = flashcrowd::commands::new::sample_access_log();
+    let lines = log.lines().count() as u64;
+    assert_eq!(
+        lines, 1135,
+        "10/s for 10 s, 80/s for 5 s, then 70·(29−s)/15 + 10 for 15 s"
+    );
+    let r = scaffold_and_run("replay", &shop.url(), &["--time-scale", "1/2"]);
+    // Every line is a GET under /api/ (the filter keeps them all): one request each.
+    assert_eq!(r["totals"]["requests"], lines, "{}", r["totals"]);
+    assert_eq!(r["totals"]["errors"], 0, "{}", r["totals"]);
+    let names: Vec<&str> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"GET /api/items/{id}"), "{names:?}");
+}
+
+#[test]
 fn new_refuses_to_overwrite_and_refuses_a_bad_name() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(new(dir.path(), &["a"]).status.code(), Some(0));

@@ -283,3 +283,40 @@ balance  4h35m  2026-11-11T00:30:00+08:00  2500/s  4h35m10s     5h10s
     let bytes = std::fs::read(&png).expect("the PNG is written");
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
 }
+
+/// The countdown at `max_users: 5000`: before the sale, 300/s × 2 m = 36,000 arrivals, 80 % of
+/// them mobile and 30 % of those take `flash-buy`, which parks at `wait: sale-start`: 8,640
+/// parked sessions for a cap of 5,000. The cap is full at 5,000 / (300 × 0.24) = 69.4 s; every
+/// arrival from then to 2 m is dropped: 300 × 50.6 s = 15,167.
+#[test]
+fn a_wait_that_parks_more_than_max_users_is_warned_by_plan_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = COUNTDOWN.replace("max_users: 50000", "max_users: 5000");
+    let file = write_scenario(dir.path(), "crowded.yaml", &text);
+    let line = text
+        .lines()
+        .position(|l| l.contains("- wait: sale-start"))
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "warning: {}:{line}: `wait: sale-start` parks the 8,640 sessions the plan sends to it before \
+         it releases at 2m, but max_users caps sessions in flight at 5,000: waiting sessions count \
+         against the cap, so from about 1m9s until the release every arrival is dropped (about \
+         15,167 of them) while the target sits idle. Raise max_users above 8,640",
+        file.display()
+    );
+    let out = flashcrowd(&["plan", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+    let out = flashcrowd(&["validate", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning is not an error\n{err}");
+    assert!(err.contains(&expected), "{err}");
+
+    // The same scenario with room for every parked buyer warns about nothing.
+    let file = write_scenario(dir.path(), "roomy.yaml", COUNTDOWN);
+    let out = flashcrowd(&["plan", file.to_str().unwrap()]);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+    let out = flashcrowd(&["validate", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+}

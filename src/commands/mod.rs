@@ -4,7 +4,7 @@ mod capacity;
 mod compare;
 mod import;
 mod merge;
-mod new;
+pub mod new;
 mod plan;
 mod report;
 mod run;

@@ -14,6 +14,8 @@ pub fn template_text(t: Template) -> &'static str {
         Template::Smoke => include_str!("../../assets/templates/smoke.yaml"),
         Template::Countdown => include_str!("../../assets/templates/countdown.yaml"),
         Template::Drill => include_str!("../../assets/templates/drill.yaml"),
+        Template::Calendar => include_str!("../../assets/templates/calendar.yaml"),
+        Template::Replay => include_str!("../../assets/templates/replay.yaml"),
     }
 }
 
@@ -44,19 +46,47 @@ pub fn new(a: NewArgs) -> Outcome {
         )));
     }
     let file = path.display().to_string();
+    // The replay template comes with a sample log beside the scenario, so it runs as written.
+    let log =
+        (a.template == Template::Replay).then(|| path.with_file_name(format!("{base}.access.log")));
+    if let Some(log) = log.as_ref().filter(|l| l.exists() && !a.force) {
+        return Err(Failure::BadInput(format!(
+            "{} already exists: choose another name, or --force to overwrite it",
+            log.display()
+        )));
+    }
+    let log_name = log
+        .as_ref()
+        .and_then(|l| l.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let text = template_text(a.template)
         .replace("{{NAME}}", &base)
-        .replace("{{FILE}}", &file);
+        .replace("{{FILE}}", &file)
+        .replace("{{LOG}}", &log_name);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::BadInput(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if let Some(log) = &log {
+        std::fs::write(log, sample_access_log())
+            .map_err(|e| Failure::BadInput(format!("cannot write {}: {e}", log.display())))?;
+    }
     // What is written must validate; a template that does not is a bug, said as such.
-    if let Err(d) = crate::scenario::load_str(&file, &text, &[]) {
+    let base_dir = dir.unwrap_or(std::path::Path::new("."));
+    let env = |n: &str| std::env::var(n).ok();
+    if let Err(d) = crate::scenario::load_str_in(&file, &text, base_dir, &[], &env) {
+        if let Some(log) = &log {
+            let _ = std::fs::remove_file(log);
+        }
         return Err(Failure::BadInput(format!(
             "internal error: the {:?} template does not validate:\n{d}",
             a.template
         )));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::BadInput(format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(log) = &log {
+        println!("wrote {} (a sample access log to replay).", log.display());
     }
     std::fs::write(&path, text)
         .map_err(|e| Failure::BadInput(format!("cannot write {file}: {e}")))?;
@@ -73,4 +103,56 @@ pub fn new(a: NewArgs) -> Outcome {
     println!();
     println!("Then point `target:` (or --target URL) at your own system; docs/scenario.md explains every key.");
     Ok(0)
+}
+
+/// A 30-second combined access log in the shape of a flash crowd: 10 requests a second, rising
+/// to 80 at second 10, decaying back over the next 15. Item lists and item pages from phones
+/// and PCs, the same bytes every time.
+pub fn sample_access_log() -> String {
+    use std::fmt::Write;
+    let agents = [
+        "ShopApp-iOS/10.4 (iPhone; iOS 17.1)",
+        "ShopApp-Android/10.4 okhttp/4.12",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+    ];
+    let mut x: u64 = 11;
+    let mut next = move |n: u64| {
+        // A 64-bit linear congruential generator (Knuth's MMIX constants): deterministic noise.
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let mut out = String::new();
+    for sec in 0..30u64 {
+        let rate = match sec {
+            0..=9 => 10,
+            10..=14 => 80,
+            s => 10 + 70 * (29 - s) / 15,
+        };
+        let (h, m, s) = (23, 59, 30 + sec);
+        let (h, m, s) = if s >= 60 { (0, 0, s - 60) } else { (h, m, s) };
+        let day = if h == 23 { 10 } else { 11 };
+        for _ in 0..rate {
+            let agent = agents[match next(100) {
+                0..=59 => 0,
+                60..=79 => 1,
+                _ => 2,
+            }];
+            let path = if next(3) == 0 {
+                format!("/api/items?page={}", 1 + next(50))
+            } else {
+                format!("/api/items/{}", 1 + next(1000))
+            };
+            let _ = writeln!(
+                out,
+                "10.{}.{}.{} - - [{day:02}/Nov/2026:{h:02}:{m:02}:{s:02} +0800] \"GET {path} HTTP/1.1\" 200 {} \"-\" \"{agent}\"",
+                next(8),
+                next(256),
+                next(256),
+                800 + next(2500),
+            );
+        }
+    }
+    out
 }

@@ -6,6 +6,7 @@
 
 use super::{Failure, Outcome};
 use crate::cli::PlanArgs;
+use crate::plan::waits::grouped;
 use crate::plan::{Model, Phase, Plan, PlanOptions};
 use crate::report::chart::{self, fmt_time, fmt_value, Series};
 use crate::scenario::model::Scenario;
@@ -24,7 +25,7 @@ pub fn plan(a: PlanArgs) -> Outcome {
             Some(s) => parse_fraction(s).map_err(|e| Failure::BadInput(format!("{flag}: {e}"))),
         }
     };
-    let loaded = crate::scenario::load(&a.scenario, &a.opts.sets)
+    let loaded = crate::scenario::load(&a.scenario, &a.opts.all_sets())
         .map_err(|d| Failure::BadInput(d.to_string()))?;
     let opts = PlanOptions {
         scale: factor("--scale", &a.opts.scale)?,
@@ -39,6 +40,13 @@ pub fn plan(a: PlanArgs) -> Outcome {
         println!("{n}");
     }
     print!("{}", render(&loaded.scenario, &plan, &a.opts));
+    let warnings = wait_warnings(&loaded, &plan);
+    if !warnings.is_empty() {
+        println!();
+    }
+    for w in warnings {
+        println!("{w}");
+    }
 
     if let Some(png) = &a.png {
         let (series_name, y_label) = match plan.model {
@@ -99,17 +107,27 @@ fn moments_table(plan: &Plan) -> String {
     table(&rows)
 }
 
-/// A whole number with thousands separators: `1,861,374`.
-fn grouped(v: f64) -> String {
-    let digits = format!("{}", v.round().max(0.0) as u64);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// The plan's warnings about its waits and rendezvous (`plan::waits`), each as
+/// `warning: FILE:LINE: …` pointing at the step.
+pub fn wait_warnings(loaded: &crate::scenario::Loaded, plan: &Plan) -> Vec<String> {
+    use crate::scenario::spans::KeyPath;
+    let spans = crate::scenario::spans::index(&loaded.source).ok();
+    crate::plan::waits::warnings(&loaded.scenario, plan)
+        .into_iter()
+        .map(|w| {
+            let path = KeyPath::root()
+                .key("journeys")
+                .key(&w.journey)
+                .key("steps")
+                .index(w.step);
+            let line = spans
+                .as_ref()
+                .and_then(|s| s.nearest(&path))
+                .map(|(sp, _)| format!(":{}", sp.key.unwrap_or(sp.value).line))
+                .unwrap_or_default();
+            format!("warning: {}{line}: {}", loaded.file.display(), w.message)
+        })
+        .collect()
 }
 
 /// The planned value at the start of a phase and just before its end: `300/s` or `300/s → 6000/s`.
@@ -220,7 +238,12 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
         crate::scenario::model::Arrivals::Poisson => "poisson",
         crate::scenario::model::Arrivals::Uniform => "uniform",
     };
-    if open {
+    if s.load.replay.as_ref().is_some_and(|r| r.shape.is_none()) {
+        let _ = writeln!(
+            out,
+            "model     open: each record is sent at its own time in the log, one request each"
+        );
+    } else if open {
         let _ = writeln!(
             out,
             "model     open: sessions arrive at planned instants ({arrivals}, seed {})",
@@ -250,6 +273,16 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
             grouped(m as f64)
         );
     }
+    if let Some(n) = plan.iterations {
+        let what = match open {
+            true => format!("{} sessions in all", grouped(n as f64)),
+            false => format!("{} journeys per user", grouped(n as f64)),
+        };
+        let _ = writeln!(
+            out,
+            "iterations {what}; the run ends when they are done (at the latest when the plan does)"
+        );
+    }
     out.push('\n');
 
     let mut rows = vec![];
@@ -264,10 +297,17 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
     let (mut sessions, mut requests) = (0.0, 0.0);
     for ph in &plan.phases {
         let mut row = vec![ph.name.clone(), fmt_time(ph.start), fmt_time(ph.end)];
-        row.push(span(plan, ph.start, ph.end, unit));
+        let by_own_timing = s.load.replay.as_ref().is_some_and(|r| r.shape.is_none());
+        if by_own_timing && ph.end > ph.start {
+            // A log's own timing is no curve: its mean rate says more than its first second.
+            let n = plan.expected_arrivals(ph.start, ph.end);
+            row.push(format!("mean {}{unit}", fmt_value(n / (ph.end - ph.start))));
+        } else {
+            row.push(span(plan, ph.start, ph.end, unit));
+        }
         if open {
             let n = plan.expected_arrivals(ph.start, ph.end);
-            let k = crate::scenario::requests_per_session(s, &ph.name);
+            let k = crate::plan::waits::requests_per_session(s, &ph.name);
             per_session.push(k);
             sessions += n;
             requests += n * k;

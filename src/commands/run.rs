@@ -227,8 +227,8 @@ fn say_calendar_wait(from: DateTime<Utc>) {
 }
 
 pub fn execute(req: RunRequest) -> Outcome {
-    let loaded =
-        crate::scenario::load(&req.scenario, &req.opts.sets).map_err(|d| bad(d.to_string()))?;
+    let loaded = crate::scenario::load(&req.scenario, &req.opts.all_sets())
+        .map_err(|d| bad(d.to_string()))?;
     let sc = &loaded.scenario;
     let scale = match &req.opts.scale {
         Some(s) => parse_fraction(s).map_err(|e| bad(format!("--scale: {e}")))?,
@@ -258,6 +258,9 @@ pub fn execute(req: RunRequest) -> Outcome {
         },
     )
     .map_err(bad)?;
+    for w in super::plan::wait_warnings(&loaded, &prepared.plan) {
+        eprintln!("{w}");
+    }
     prepared
         .preflight(req.untagged_ok, &req.source_ips)
         .map_err(refused)?;
@@ -656,6 +659,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
             scale: Some(scale),
             time_scale: Some(time_scale),
             strict: false,
+            iterations: None,
         },
         target: Some(url),
         out: a.out,

@@ -9,7 +9,7 @@ use super::{Failure, Outcome};
 pub fn validate(a: crate::cli::ValidateArgs) -> Outcome {
     let mut bad = 0;
     for path in &a.scenarios {
-        match crate::scenario::load(path, &a.opts.sets) {
+        match crate::scenario::load(path, &a.opts.all_sets()) {
             Ok(l) => {
                 let problems: Vec<String> = a
                     .thresholds
@@ -18,6 +18,21 @@ pub fn validate(a: crate::cli::ValidateArgs) -> Outcome {
                     .collect();
                 if problems.is_empty() {
                     println!("ok: {} ({})", path.display(), l.scenario.name);
+                    // What the plan does with its waits (at --scale 1), when it has any.
+                    let waits = l.scenario.journeys.values().any(|j| {
+                        j.steps
+                            .iter()
+                            .any(|s| s.wait.is_some() || s.rendezvous.is_some())
+                    });
+                    let opts = crate::plan::PlanOptions::for_scenario(&l);
+                    let plan = waits
+                        .then(|| crate::plan::Plan::compile(&l.scenario.load, &opts).ok())
+                        .flatten();
+                    if let Some(plan) = plan {
+                        for w in super::plan::wait_warnings(&l, &plan) {
+                            eprintln!("{w}");
+                        }
+                    }
                 } else {
                     for p in problems {
                         eprintln!("error: --threshold {p}\n  --> {}", path.display());

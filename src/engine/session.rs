@@ -561,11 +561,19 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
         .phase_index_at(now.saturating_duration_since(ctx.start).as_secs_f64());
     let mut s = Session::new(&ctx, index, phase);
     let mut next = now;
+    let mut journeys = 0u64;
     loop {
         if retired.get() || ctx.stopping() {
             guard.done = true;
             return;
         }
+        if ctx.plan.iterations.is_some_and(|n| journeys >= n) {
+            // Its journeys are run: the user leaves, and says so on its flag.
+            retired.set(true);
+            guard.done = true;
+            return;
+        }
+        journeys += 1;
         let phase = ctx
             .plan
             .phase_index_at(next.saturating_duration_since(ctx.start).as_secs_f64());

@@ -439,14 +439,17 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         })
     };
     let end = ctx.start + Duration::from_secs_f64(ctx.plan.duration);
-    match ctx.plan.model {
+    let iterations_done = match ctx.plan.model {
         Model::Open => open_loop(&ctx).await,
         Model::Closed => closed_loop(&ctx, end).await,
-    }
-    // The plan is over (or stopped): wait for the tail of the sessions. Sessions spawned last
-    // count themselves in flight when first polled: let them start before counting.
+    };
+    // The plan is over (or stopped, or its iterations are done): wait for the tail of the
+    // sessions. Sessions spawned last count themselves in flight when first polled: let them
+    // start before counting.
     tokio::task::yield_now().await;
-    ctx.sleep_until(end).await;
+    if !iterations_done {
+        ctx.sleep_until(end).await;
+    }
     let grace_end = Instant::now() + spec.grace;
     while ctx.in_flight.get() > 0 && Instant::now() < grace_end {
         ctx.stopping();
@@ -459,10 +462,15 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
     watcher.abort();
 }
 
-async fn open_loop(ctx: &Rc<ShardCtx>) {
+/// Releases the planned arrivals. True when it ended because `load.iterations` sessions (over
+/// all segments: arrival numbers are global) were released.
+async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
     for (n, a) in ctx.plan.arrivals(ctx.segment).enumerate() {
+        if ctx.plan.iterations.is_some_and(|i| a.index >= i) {
+            return true;
+        }
         let due = ctx.start + Duration::from_secs_f64(a.t);
         // Overdue arrivals are started back to back; yield now and then so that sessions, the
         // per-second snapshot and stop requests still run when the plan outpaces the machine.
@@ -470,10 +478,10 @@ async fn open_loop(ctx: &Rc<ShardCtx>) {
             tokio::task::yield_now().await;
         }
         if !ctx.sleep_on_time(due).await {
-            return;
+            return false;
         }
         if ctx.stopping() {
-            return;
+            return false;
         }
         // Live steering: thin or multiply the planned arrivals deterministically. Each planned
         // arrival adds the factor to an accumulator and starts floor(acc) sessions, so ×0.5 starts
@@ -501,18 +509,30 @@ async fn open_loop(ctx: &Rc<ShardCtx>) {
             tokio::task::spawn_local(session::arrival(ctx.clone(), index, due, a.fixed.clone()));
         }
     }
+    false
 }
 
 /// At most this many sessions start at one planned arrival, whatever the factor.
 const MAX_PER_ARRIVAL: f64 = 1000.0;
 
-async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) {
+/// Keeps the planned number of users running. True when it ended because every user the plan
+/// has ever has run its `load.iterations` journeys.
+async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) -> bool {
     let mut users: Vec<Rc<Cell<bool>>> = Vec::new();
     let tick = Duration::from_millis(10);
+    // With iterations, a user that has run its journeys leaves (and retires its own flag); the
+    // run is done once the plan's largest count of users has been started and all have left.
+    let most = ctx.plan.iterations.map(|_| {
+        ctx.segment
+            .share_of((ctx.plan.peak().0 + 1e-9).floor() as u64) as usize
+    });
     loop {
         let now = Instant::now();
         if now >= end || ctx.stopping() {
             break;
+        }
+        if most.is_some_and(|m| users.len() >= m && users.iter().all(|f| f.get())) {
+            return true;
         }
         let t = now.saturating_duration_since(ctx.start).as_secs_f64();
         let steer = ctx.control.steering();
@@ -548,4 +568,5 @@ async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) {
     for f in users {
         f.set(true);
     }
+    false
 }

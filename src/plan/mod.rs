@@ -23,6 +23,7 @@ mod staged;
 mod stages;
 mod steps;
 mod users;
+pub mod waits;
 
 pub use calendar::Calendar;
 pub use countdown::Countdown;
@@ -172,6 +173,9 @@ pub struct Plan {
     /// The countdown's sale-start instant (seconds from run start), for `wait: sale-start`.
     pub sale_start: Option<f64>,
     pub max_users: Option<u64>,
+    /// `load.iterations`: journeys per user (closed model) or sessions in all (open model);
+    /// the run ends when they are done. Not scaled: it is a count, not a rate.
+    pub iterations: Option<u64>,
     /// Capacity-drill steps (steps load only).
     pub drill: Option<Vec<DrillStep>>,
     /// A calendar's moments, in the order written (calendar load only).
@@ -262,6 +266,7 @@ impl Plan {
             phases,
             sale_start: shaped.sale_start,
             max_users,
+            iterations: load.iterations,
             drill: shaped.drill,
             moments: shaped.moments,
             scale: opts.scale,

@@ -129,7 +129,7 @@ pub fn port_warning(sc: &Scenario, plan: &Plan, sources: usize, loopback: bool) 
     }
     let peak = (busiest / 60.0).min(peak_rate);
     let phase = &plan.phases[plan.phase_index_at(at)].name;
-    let per_session = crate::scenario::requests_per_session(sc, phase);
+    let per_session = crate::plan::waits::requests_per_session(sc, phase);
     let mut per_second = 0.0;
     for c in sc.clients.values() {
         if c.reset_on_close {

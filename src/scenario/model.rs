@@ -665,6 +665,10 @@ pub struct Load {
     /// Cap on sessions in flight (open model); arrivals beyond it are dropped and counted.
     #[serde(default)]
     pub max_users: Option<u64>,
+    /// Closed model: journeys per user; open model: sessions in all. The run ends when they
+    /// are done (or the plan is over, whichever comes first).
+    #[serde(default)]
+    pub iterations: Option<u64>,
     #[serde(default)]
     pub arrivals: Arrivals,
     /// Seed for arrivals, client/journey picks and random data; same seed, same plan.

@@ -1418,6 +1418,12 @@ impl Validator<'_> {
                     .help("leave it out for no cap"),
             );
         }
+        if l.iterations == Some(0) {
+            self.push(
+                Issue::at(lp.key("iterations"), "iterations must be at least 1")
+                    .help("leave it out to run the whole plan"),
+            );
+        }
     }
 
     fn expressions(&mut self) {
