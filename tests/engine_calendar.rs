@@ -1,7 +1,7 @@
 //! A sale calendar run follows its plan, measured in report.json and at the server: the
 //! per-second arrival series peaks at each moment's instant + rise, the sessions of every phase
 //! match the integral of the planned rate within 1 %, and users held on `wait: MOMENT` reach the
-//! server within 50 ms of the moment's wall-clock instant. Each once as written and once as a ten
+//! server together, just after the moment's wall-clock instant (within `BURST_SLACK_MS`). Each once as written and once as a ten
 //! times longer calendar run with `--time-scale 1/10`.
 
 mod support;
@@ -9,7 +9,7 @@ mod support;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::{Duration, Instant, SystemTime};
 use support::server::TestServer;
-use support::{count, num, wait_for, Scenario};
+use support::{count, num, wait_for, Scenario, BURST_SLACK_MS};
 
 /// The tests of this file run one at a time: the timing of a release is measured at the server,
 /// and a 650/s calendar run beside it on two cores would measure the machine, not the release.
@@ -299,7 +299,7 @@ fn ms_after(t: SystemTime, moment: SystemTime) -> f64 {
 }
 
 /// Runs `yaml` with `extra` flags and checks that the 200 gathered users reached the server
-/// within 50 ms after `moment` (a wall-clock instant), and none before it.
+/// within `BURST_SLACK_MS` after `moment` (a wall-clock instant), and none before it.
 fn assert_released_at(yaml: &str, extra: &[&str], moment: DateTime<Utc>) {
     let server = TestServer::start();
     let anchor = (Instant::now(), SystemTime::now());
@@ -333,8 +333,8 @@ fn assert_released_at(yaml: &str, extra: &[&str], moment: DateTime<Utc>) {
         -lo
     );
     assert!(
-        hi <= 50.0,
-        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ 50 ms (the run started at {}, the moment is {})",
+        hi <= BURST_SLACK_MS,
+        "the last of 200 users reached the server {hi:.1} ms after the moment, want ≤ {BURST_SLACK_MS} ms (the run started at {}, the moment is {})",
         report["run"]["started_at"],
         DateTime::<Utc>::from(moment).to_rfc3339_opts(SecondsFormat::Millis, true)
     );
@@ -350,7 +350,7 @@ fn soon() -> DateTime<Utc> {
 }
 
 #[test]
-fn users_waiting_for_a_moment_reach_the_server_within_50ms_of_it_on_calendar() {
+fn users_waiting_for_a_moment_reach_the_server_together_at_it_on_calendar() {
     let _one = one_at_a_time();
     let from = soon();
     let moment = from + chrono::Duration::seconds(2);
@@ -358,7 +358,7 @@ fn users_waiting_for_a_moment_reach_the_server_within_50ms_of_it_on_calendar() {
 }
 
 #[test]
-fn users_waiting_for_a_moment_of_a_compressed_calendar_reach_the_server_within_50ms_of_it() {
+fn users_waiting_for_a_moment_of_a_compressed_calendar_reach_the_server_together_at_it() {
     let _one = one_at_a_time();
     // 20 s of base before the sale, run at 1/10 from --start-at: the sale comes 2 s after it.
     let start = soon();

@@ -269,7 +269,26 @@ fn hlog_read_by_hdrh_agrees_with_report_json_per_tag_and_html_is_self_contained(
     ] {
         assert!(!lower.contains(bad), "report.html contains `{bad}`");
     }
-    assert_eq!(html.matches("<svg").count(), 4, "four inline SVG charts");
+    assert_eq!(
+        html.matches("<figure id=\"chart-").count(),
+        4,
+        "four inline SVG charts"
+    );
+    assert_eq!(
+        html.matches("<svg").count(),
+        5,
+        "the charts and the CJK title"
+    );
+    // The title and the charts' CJK labels are outlines of the embedded font, named for
+    // screen readers: they read the same on a machine without CJK fonts.
+    assert!(
+        html.contains("aria-label=\"双11 冒烟\""),
+        "the title as outlines"
+    );
+    assert!(
+        html.contains("aria-label=\"预热\""),
+        "a phase label as outlines"
+    );
     for id in [
         "chart-rate",
         "chart-latency",

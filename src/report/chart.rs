@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 /// WenQuanYi Micro Hei (Apache-2.0, see assets/fonts/wqy-microhei-LICENSE.txt): Latin and CJK
 /// glyphs in one font, so names like `下单` draw on a machine without any fonts.
-static FONT: &[u8] = include_bytes!("../../assets/fonts/wqy-microhei.ttc");
+pub(crate) static FONT: &[u8] = include_bytes!("../../assets/fonts/wqy-microhei.ttc");
 
 /// The family name charts ask plotters for.
 pub const FAMILY: &str = "sans-serif";
@@ -122,7 +122,8 @@ fn draw(
     let y_top = points.map(|p| p.1).fold(0.0f64, f64::max);
     let y_max = if y_top > 0.0 { y_top * 1.15 } else { 1.0 };
 
-    let root = BitMapBackend::new(path, (1200, 560)).into_drawing_area();
+    let root =
+        super::glyphs::OutlineText(BitMapBackend::new(path, (1200, 560))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FAMILY, 26))

@@ -13,6 +13,7 @@
 //! the target recovered. Marks are read from the typed fields, never from a sentence.
 
 use super::chart::{fmt_time, fmt_value, register_font, FAMILY};
+use super::glyphs::{outline_svg_text, OutlineText};
 use super::model::PhaseRow;
 use super::{Exporter, RunReport};
 use anyhow::anyhow;
@@ -517,14 +518,14 @@ pub fn svg(kind: &str, r: &RunReport) -> anyhow::Result<String> {
         let root = SVGBackend::with_string(&mut out, (1000, 400)).into_drawing_area();
         draw(&root, &s, false)?;
     }
-    Ok(out)
+    Ok(outline_svg_text(&out))
 }
 
 /// The chart `kind` as a PNG file.
 pub fn png(kind: &str, r: &RunReport, path: &Path) -> anyhow::Result<()> {
     register_font()?;
     let s = spec(kind, r);
-    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = OutlineText(BitMapBackend::new(path, (1200, 520))).into_drawing_area();
     draw(&root, &s, true)
 }
 
@@ -614,12 +615,12 @@ impl Lines {
             let root = SVGBackend::with_string(&mut out, (1000, 400)).into_drawing_area();
             draw(&root, &self.spec(), false)?;
         }
-        Ok(out)
+        Ok(outline_svg_text(&out))
     }
 
     pub fn png(&self, path: &Path) -> anyhow::Result<()> {
         register_font()?;
-        let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+        let root = OutlineText(BitMapBackend::new(path, (1200, 520))).into_drawing_area();
         draw(&root, &self.spec(), true)
     }
 }

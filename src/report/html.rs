@@ -36,7 +36,8 @@ td:first-child,th:first-child,td.l,th.l{text-align:left}
 figure{background:#fff;margin:0 0 14px;padding:8px;border-radius:8px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 figure svg{width:100%;height:auto;display:block}
 footer{color:#5b6475;font-size:12px;margin-top:30px}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+code{font-family:ui-monospace,Menlo,Consolas,"Noto Sans Mono CJK SC","Noto Sans CJK SC","Microsoft YaHei",monospace;font-size:12px}
+svg.glyphs{vertical-align:-4px}
 "#;
 
 fn kpi(o: &mut String, value: &str, label: &str) {
@@ -59,6 +60,27 @@ fn frac_pct(f: f64) -> String {
     format!("{:.2}%", f * 100.0)
 }
 
+/// An RFC 3339 instant of report.json as people read it, to the second in its own offset:
+/// `2026-11-11 00:00:26 +08:00` (`UTC` for offset zero); only the time of day when it falls on
+/// the same day as `since`. Text that is not an instant is shown as it is.
+fn when(at: &str, since: Option<&str>) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(at) else {
+        return at.to_string();
+    };
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "UTC".to_string()
+    } else {
+        t.format("%:z").to_string()
+    };
+    let same_day = since
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .is_some_and(|s| s.date_naive() == t.date_naive() && s.offset() == t.offset());
+    match same_day {
+        true => format!("{} {zone}", t.format("%H:%M:%S")),
+        false => format!("{} {zone}", t.format("%Y-%m-%d %H:%M:%S")),
+    }
+}
+
 pub fn render(r: &RunReport) -> anyhow::Result<String> {
     let rep = &r.report;
     let t = &rep.totals;
@@ -71,10 +93,16 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         esc(&rep.scenario.name),
         esc(&rep.run.status)
     );
+    // A name in a script the system may have no font for is drawn from the embedded font.
+    let title = if rep.scenario.name.is_ascii() {
+        esc(&rep.scenario.name)
+    } else {
+        super::glyphs::inline_svg(&rep.scenario.name, 30.0, "#1d2330")
+    };
     let _ = writeln!(
         o,
         "<h1>{}<span class=\"badge {}\">{}</span></h1>",
-        esc(&rep.scenario.name),
+        title,
         esc(&rep.run.status),
         if rep.run.status == "completed" {
             "COMPLETED · NOTHING CHECKED".to_string()
@@ -85,8 +113,8 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     let _ = writeln!(
         o,
         "<div class=\"meta\">{} → {} · {:.1}s of {:.1}s planned · target <code>{}</code> · segment {} · seed {} · {} thread(s) · scenario <code>{}</code> · flashcrowd {}</div>",
-        esc(&rep.run.started_at),
-        esc(&rep.run.ended_at),
+        esc(&when(&rep.run.started_at, None)),
+        esc(&when(&rep.run.ended_at, Some(&rep.run.started_at))),
         rep.run.duration_s,
         rep.run.planned_duration_s,
         esc(&rep.scenario.target),

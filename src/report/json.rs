@@ -295,8 +295,8 @@ pub fn build(r: &RunResult) -> Value {
             "target": r.scenario.target,
         },
         "run": {
-            "started_at": r.started_at.to_rfc3339(),
-            "ended_at": r.ended_at.to_rfc3339(),
+            "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "ended_at": r.ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "duration_s": (r.duration_s * 1000.0).round() / 1000.0,
             "planned_duration_s": r.plan_duration_s,
             "status": r.status.name(),
@@ -305,7 +305,7 @@ pub fn build(r: &RunResult) -> Value {
             "segment": r.segment.to_string(),
             "seed": r.seed,
             "threads": r.threads,
-            "planned_start": r.planned_start.map(|t| t.to_rfc3339()),
+            "planned_start": r.planned_start.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             "start_lag_ms": r.planned_start.map(|p| {
                 ((r.started_at - p).num_microseconds().unwrap_or(0) as f64 / 1000.0 * 1000.0).round() / 1000.0
             }),

@@ -9,6 +9,7 @@
 
 pub mod chart;
 pub mod charts;
+pub mod glyphs;
 pub mod hlog;
 pub mod html;
 pub mod journal;

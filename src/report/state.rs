@@ -301,9 +301,15 @@ impl RunState {
                 .collect(),
             status: r.status.name().to_string(),
             reason: r.reason.as_deref().map(red),
-            started_at: r.started_at.to_rfc3339(),
-            ended_at: r.ended_at.to_rfc3339(),
-            planned_start: r.planned_start.map(|t| t.to_rfc3339()),
+            started_at: r
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ended_at: r
+                .ended_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            planned_start: r
+                .planned_start
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             duration_s: r.duration_s,
             plan_duration_s: r.plan_duration_s,
             threads: r.threads,
