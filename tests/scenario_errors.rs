@@ -426,6 +426,26 @@ fn a_comment_inside_braces_says_to_quote_it() {
 }
 
 #[test]
+fn a_comment_that_swallows_the_closing_brace_is_shown_on_its_own_line() {
+    let from = "json: { sku: 1, qty: 1 }";
+    let to = "json: { sku: 1, qty: 1   # one of each }";
+    let run = broken(from, to);
+    // The parser notices only on a later line; the error points at the comment.
+    let line = 1 + BASE.lines().position(|l| l.contains(from)).unwrap();
+    let text = BASE.lines().nth(line - 1).unwrap().replace(from, to);
+    let column = text.find(" #").unwrap() + 2;
+    assert_located(
+        &run,
+        line,
+        column,
+        &[
+            "a comment cuts this line's braces short (the parser noticed on line",
+            "end the braces before the comment: `json: { sku: 1, qty: 1 }   # one of each`",
+        ],
+    );
+}
+
+#[test]
 fn tab_indentation_says_to_use_spaces() {
     let run = broken("    hold: 5s", "\thold: 5s");
     assert_located(

@@ -359,7 +359,10 @@ mod tests {
         assert!((mm as i32 - 2 * m as i32).abs() <= 1, "m {m}, mm {mm}");
         // A CJK glyph is about a full em wide.
         let (cjk, h) = text_size("下单", 20.0);
-        assert!((29..44).contains(&cjk), "two CJK glyphs at 20 px: {cjk} wide");
+        assert!(
+            (29..44).contains(&cjk),
+            "two CJK glyphs at 20 px: {cjk} wide"
+        );
         assert!((18..=24).contains(&h), "line height {h}");
     }
 

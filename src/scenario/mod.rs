@@ -371,17 +371,41 @@ fn de_issue(e: de::DeError) -> Issue {
     }
 }
 
+/// The message for a flow collection cut short by a comment: what is wrong on the line shown,
+/// and what the parser said where it noticed.
+fn cut_flow_message(noticed: usize, parser: &str) -> String {
+    let parser = parser.split(" at line ").next().unwrap_or(parser);
+    format!(
+        "a comment cuts this line's braces short (the parser noticed on line {noticed}: {parser})"
+    )
+}
+
 /// A help line for a YAML syntax error at `line`:`column` (1-based): a value to quote on that
-/// line, or a comment inside a flow collection on the line before that cut it short.
-fn syntax_help(lines: &[&str], line: usize, column: usize) -> Option<String> {
+/// line, or a comment inside a flow collection that cut it short. The parser notices a flow
+/// collection cut by a comment only on a later line, so the place to fix is returned as well when
+/// it is another line: the line and column of the ` #`.
+fn syntax_help(
+    lines: &[&str],
+    line: usize,
+    column: usize,
+) -> Option<(String, Option<(usize, usize)>)> {
     let here = lines.get(line.wrapping_sub(1));
-    here.and_then(|l| pitfalls::syntax_help(l, column))
-        .or_else(|| here.and_then(|l| pitfalls::comment_in_flow_help(l)))
-        .or_else(|| {
-            lines
-                .get(line.wrapping_sub(2))
-                .and_then(|l| pitfalls::comment_in_flow_help(l))
-        })
+    if let Some(h) = here.and_then(|l| pitfalls::syntax_help(l, column)) {
+        return Some((h, None));
+    }
+    if let Some(h) = here.and_then(|l| pitfalls::comment_in_flow_help(l)) {
+        return Some((h, None));
+    }
+    // The lines above, nearest first, up to the start of the block the error is in.
+    (1..line.min(6)).find_map(|back| {
+        let l = lines.get(line - back - 1)?;
+        let h = pitfalls::comment_in_flow_help(l)?;
+        let hash = l
+            .find(" #")
+            .map(|b| l[..b].chars().count() + 2)
+            .unwrap_or(1);
+        Some((h, Some((line - back, hash))))
+    })
 }
 
 /// Removes the deepest mapping key on `path` so that reading can go on past a type error.
@@ -447,10 +471,27 @@ fn load_text(
             if let Some(d) = tab_error(e.pos.line + 1) {
                 return Err(d);
             }
-            let help = e
-                .help
-                .or_else(|| syntax_help(&lines, e.pos.line, e.pos.column));
-            return Err(single(e.pos.line, e.pos.column, e.message, help));
+            let (mut line, mut column) = (e.pos.line, e.pos.column);
+            let help = match e.help {
+                Some(h) => Some(h),
+                None => syntax_help(&lines, line, column).map(|(h, at)| {
+                    if let Some((l, c)) = at {
+                        (line, column) = (l, c);
+                    }
+                    h
+                }),
+            };
+            let message = match line == e.pos.line {
+                true => e.message,
+                false => {
+                    let said = e.message.trim_start_matches("this is not valid YAML: ");
+                    format!(
+                        "this is not valid YAML: {}",
+                        cut_flow_message(e.pos.line, said)
+                    )
+                }
+            };
+            return Err(single(line, column, message, help));
         }
     };
     let mut tree: serde_yaml::Value = match serde_yaml::from_str(text) {
@@ -476,14 +517,22 @@ fn load_text(
                     help
                 })
             } else {
-                syntax_help(&lines, line, column)
+                syntax_help(&lines, line, column).map(|(h, at)| {
+                    if let Some((l, c)) = at {
+                        (line, column) = (l, c);
+                    }
+                    h
+                })
             };
-            return Err(single(
-                line,
-                column,
-                format!("this is not valid YAML: {message}"),
-                help,
-            ));
+            let noticed = e.location().map(|l| l.line()).unwrap_or(line);
+            let message = match line == noticed {
+                true => format!("this is not valid YAML: {message}"),
+                false => format!(
+                    "this is not valid YAML: {}",
+                    cut_flow_message(noticed, &message)
+                ),
+            };
+            return Err(single(line, column, message, help));
         }
     };
 

@@ -90,6 +90,26 @@ pub fn string_for_mapping_help(message: &str) -> Option<String> {
 pub fn comment_in_flow_help(line: &str) -> Option<String> {
     let open = line.find(['{', '['])?;
     let hash = open + line[open..].find(" #")?;
+    let comment = &line[hash + 2..];
+    let closers: String = comment
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| matches!(c, '}' | ']' | ' '))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .filter(|c| *c != ' ')
+        .collect();
+    if comment.starts_with(' ') && !closers.is_empty() {
+        // `{ status: 200   # must be found }`: a comment as people write them, that swallowed
+        // the closer. Move it out.
+        let text = comment.trim_end().trim_end_matches(['}', ']', ' ']).trim();
+        return Some(format!(
+            "` #` starts a comment, which cuts the line and its closing `{closers}`; end the braces before the comment: `{} {closers}   # {text}`",
+            line[..hash].trim()
+        ));
+    }
     let chars: Vec<char> = line.chars().collect();
     let at = line[..hash].chars().count();
     let start = value_start(&chars, at)?;
@@ -261,6 +281,14 @@ mod tests {
         let h = comment_in_flow_help("        query: { q: red #1 }").unwrap();
         assert!(h.ends_with("`\"red #1\"`"), "{h}");
         assert_eq!(comment_in_flow_help("  get: /a # a comment"), None);
+        // A comment as people write them, that swallowed the closer: move it out.
+        let h = comment_in_flow_help("        expect: { status: 200   # must be found }").unwrap();
+        assert!(
+            h.ends_with(
+                "end the braces before the comment: `expect: { status: 200 }   # must be found`"
+            ),
+            "{h}"
+        );
     }
 
     #[test]
