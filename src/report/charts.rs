@@ -435,11 +435,19 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
     }
 
-    // Events and actions: a dashed line and the name (actions in red).
-    for (i, m) in s.marks.iter().enumerate() {
+    // Events and actions: a dashed line and the name (actions in red), each label on the first
+    // row it does not overlap (marks close in time stack down).
+    let mut label_ends = [f64::MIN; 6];
+    for m in &s.marks {
         if m.t > s.x_end {
             continue;
         }
+        let width = (m.label.chars().count() as f64 * 7.0 + 8.0) / px_per_x;
+        let row = label_ends
+            .iter()
+            .position(|end| m.t >= *end)
+            .unwrap_or(label_ends.len() - 1);
+        label_ends[row] = m.t + width;
         let color = if m.action {
             RGBColor(200, 30, 30)
         } else {
@@ -456,7 +464,7 @@ fn draw<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::once(Text::new(
                 m.label.clone(),
-                (m.t + 3.0 / px_per_x, y_max * (0.86 - 0.06 * (i % 3) as f64)),
+                (m.t + 3.0 / px_per_x, y_max * (0.86 - 0.06 * row as f64)),
                 font(12.0).into_font().color(&color),
             )))
             .map_err(e)?;
