@@ -422,3 +422,49 @@ fn the_shop_fails_slows_and_recovers_on_command() {
         assert_eq!(post("/admin/slow").await.unwrap().status(), 400);
     });
 }
+
+#[test]
+fn the_night_drill_schedules_its_actions_at_its_moments() {
+    use flashcrowd::plan::{Plan, PlanOptions};
+    use flashcrowd::run::actions::{compile, Permissions, Trigger};
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/double11-night.yaml");
+    let loaded = flashcrowd::scenario::load(&file, &[]).expect("the drill validates");
+    let compiled = |time_scale: f64| {
+        let plan = Plan::compile(
+            &loaded.scenario.load,
+            &PlanOptions {
+                time_scale,
+                ..PlanOptions::for_scenario(&loaded)
+            },
+        )
+        .unwrap();
+        let perms = Permissions {
+            allow_run: false,
+            untagged_ok: false,
+        };
+        compile(&loaded.scenario, &plan, "http://127.0.0.1:8080", &perms).unwrap()
+    };
+    let at = |actions: &[flashcrowd::run::actions::Action], name: &str| {
+        let a = actions.iter().find(|a| a.name == name).unwrap();
+        match &a.trigger {
+            Trigger::At { t, .. } => Some(*t),
+            Trigger::When { .. } => None,
+        }
+    };
+    let actions = compiled(1.0);
+    assert_eq!(actions.len(), 3);
+    // The sale is at 40 s, the balance payments at 1m45s.
+    assert_eq!(at(&actions, "db-failover"), Some(70.0));
+    assert_eq!(at(&actions, "payments-slow"), Some(107.0));
+    assert_eq!(at(&actions, "degrade-on"), None, "a rule, not an instant");
+    assert_eq!(
+        actions[0].what.describe(),
+        "POST http://127.0.0.1:8080/admin/fail?for=6s",
+        "a /path goes to the run's target"
+    );
+    // --time-scale moves the moments and the offsets alike.
+    let half = compiled(0.5);
+    assert_eq!(at(&half, "db-failover"), Some(35.0));
+    assert_eq!(at(&half, "payments-slow"), Some(53.5));
+}
