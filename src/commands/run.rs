@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub control_token: Option<String>,
     /// The error rate past which the summary warns (`--max-errors`), a fraction.
     pub max_error_rate: f64,
+    /// `--otlp`: the collector's metrics URL and headers.
+    pub otlp: Option<(String, Vec<(String, String)>)>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -82,6 +84,16 @@ pub fn run(a: RunArgs) -> Outcome {
     };
     let max_error_rate = crate::scenario::units::parse_share(&a.max_errors)
         .map_err(|e| bad(format!("--max-errors: {e}")))?;
+    let otlp = match &a.otlp {
+        Some(u) => {
+            use crate::ops::otlp::OtlpSpec;
+            let url = OtlpSpec::metrics_url(u).map_err(|e| bad(format!("--otlp: {e}")))?;
+            let env = std::env::var("OTEL_EXPORTER_OTLP_HEADERS").ok();
+            let headers = OtlpSpec::parse_headers(&a.otlp_headers, env.as_deref()).map_err(bad)?;
+            Some((url, headers))
+        }
+        None => None,
+    };
     execute(RunRequest {
         max_error_rate,
         source_ips,
@@ -99,6 +111,7 @@ pub fn run(a: RunArgs) -> Outcome {
         allow_run: a.allow_run,
         metrics_listen: a.metrics_listen,
         control_token: a.control_token,
+        otlp,
     })
 }
 
@@ -317,7 +330,7 @@ pub fn execute(req: RunRequest) -> Outcome {
         )
     });
     let monitor = prepared.monitor.take();
-    let mut live_ops = if serve.is_some() || monitor.is_some() || !req.quiet {
+    let mut live_ops = if serve.is_some() || monitor.is_some() || !req.quiet || req.otlp.is_some() {
         Some(
             crate::ops::LiveOps::start(
                 serve,
@@ -330,6 +343,20 @@ pub fn execute(req: RunRequest) -> Outcome {
     } else {
         None
     };
+    if let (Some(ops), Some((url, headers))) = (live_ops.as_mut(), &req.otlp) {
+        let spec = crate::ops::otlp::OtlpSpec {
+            url: url.clone(),
+            headers: headers.clone(),
+            scenario: sc.name.clone(),
+            segment: req.segment.to_string(),
+            run_id: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        ops.otlp = Some(crate::ops::otlp::Otlp::start(spec).map_err(bad)?);
+        eprintln!("otlp: sending metrics to {url} once a second");
+    }
     // The page's server outlives the load, to show the verdict; stopped below.
     let (board, page_server) = match live_ops.as_mut() {
         Some(ops) => (ops.board(), ops.take_server()),
@@ -674,6 +701,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         source_ips: Vec::new(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
+        otlp: None,
         max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
     });
     let stats = shop.stats();

@@ -7,6 +7,7 @@
 //! - `server`: the HTTP server behind them, which also takes live control (`/control/...`,
 //!   only with the control token).
 //! - `watch`: `flashcrowd watch`, one exact view merged from many generators' endpoints.
+//! - `otlp`: the same seconds as OTLP/HTTP JSON to an OpenTelemetry collector (`--otlp`).
 //! - `monitor`: scrapes the target's own Prometheus endpoints (`monitor:` in the scenario).
 //! - `keyboard`: p/r/+/-/s in the live view when stdin is a terminal.
 //!
@@ -19,6 +20,7 @@ pub mod board;
 pub mod exporter;
 pub mod keyboard;
 pub mod monitor;
+pub mod otlp;
 pub mod page;
 pub mod server;
 pub mod watch;
@@ -250,6 +252,8 @@ pub struct LiveOps {
     server: Option<server::Server>,
     page: Option<PageFeed>,
     pub monitor: Option<monitor::Monitor>,
+    /// `--otlp`: metrics to an OpenTelemetry collector.
+    pub otlp: Option<otlp::Otlp>,
     /// Read keys from the terminal (p r + - s).
     pub keyboard: bool,
 }
@@ -299,6 +303,7 @@ impl LiveOps {
             server,
             page,
             monitor,
+            otlp: None,
             keyboard,
         })
     }
@@ -329,6 +334,9 @@ impl LiveOps {
     ) {
         if let Some(ex) = &self.exporter {
             ex.second(rec, cat, p, phase, steering);
+        }
+        if let Some(o) = self.otlp.as_mut() {
+            o.second(rec, cat, p);
         }
         let elapsed = self.steer.elapsed_s();
         let Some(feed) = self.page.as_mut() else {
@@ -365,6 +373,9 @@ impl LiveOps {
         }
         if let Some(m) = self.monitor.as_mut() {
             m.stop();
+        }
+        if let Some(o) = self.otlp.as_mut() {
+            o.finish();
         }
     }
 }
