@@ -4,16 +4,21 @@
 #      read by `flashcrowd plan` (one full pass over the file) under /usr/bin/time;
 #   2. a 100,000-line JSON-lines log replayed at speed 100% against `flashcrowd shop`: the report's
 #      send lag (send instant − the record's offset), p50/p99/max.
-# Usage: bench/replay.sh [SIZE_MIB]      (needs python3 and /usr/bin/time; ~1 GiB of /tmp)
+# Usage: bench/replay.sh [--bin PATH] [SIZE_MIB]   (needs python3 and /usr/bin/time; ~1 GiB of /tmp)
+#   --bin PATH: a flashcrowd binary to use instead of building target/release/flashcrowd
 set -euo pipefail
+FC=""
+if [[ "${1:-}" == --bin ]]; then FC="$2"; shift 2; fi
 SIZE_MIB=${1:-1024}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 SHOP_PID=""
 cleanup() { [ -n "$SHOP_PID" ] && kill "$SHOP_PID" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
-cargo build --release --manifest-path "$ROOT/Cargo.toml" >/dev/null
-FC="$ROOT/target/release/flashcrowd"
+if [[ -z "$FC" ]]; then
+    cargo build --release --manifest-path "$ROOT/Cargo.toml" >/dev/null
+    FC="$ROOT/target/release/flashcrowd"
+fi
 
 python3 - "$TMP/big.log" "$SIZE_MIB" <<'PY'
 import sys

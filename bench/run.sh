@@ -30,6 +30,7 @@ KEEP_TMP=0
 SOURCE_IPS=""
 TOOLS="wrk,oha,flashcrowd-closed,flashcrowd-open"
 FC_BIN=""
+FC_BIN_B=""
 CACHE_DIR="${FLASHCROWD_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flashcrowd-bench}"
 
 usage() {
@@ -43,6 +44,9 @@ Options:
   --tools LIST       comma-separated subset of wrk,oha,flashcrowd-closed,flashcrowd-open (default: all;
                      oha only runs with --with-oha)
   --bin PATH         flashcrowd binary to use instead of target/release/flashcrowd (implies --no-build)
+  --bin-b PATH       a second flashcrowd binary (another build profile, another commit): adds the tool
+                     flashcrowd-closed-b, the closed model run by it, interleaved with the others, and
+                     its per-repeat ratio to flashcrowd-closed
   --open-connection M  connection mode of the open-model scenarios: shared (default: sessions reuse
                      the shard's keep-alive connections, like oha -q) or per-user (a new TCP
                      connection per arrival: a connection storm, not a request-rate benchmark)
@@ -72,6 +76,7 @@ while [[ $# -gt 0 ]]; do
         --with-oha) WITH_OHA=1; shift ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --bin) FC_BIN="$2"; BUILD=0; shift 2 ;;
+        --bin-b) FC_BIN_B="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT_FILE="$2"; shift 2 ;;
         --steal-limit) STEAL_LIMIT="$2"; shift 2 ;;
@@ -197,6 +202,13 @@ if [[ $NEED_FC -eq 1 ]]; then
     cp "$FC" "$TMP/flashcrowd"
     log "flashcrowd: $FC ($("$FC" --version 2>/dev/null | head -1))"
     FC="$TMP/flashcrowd"
+fi
+FC_B=""
+if [[ -n "$FC_BIN_B" ]]; then
+    [[ -x "$FC_BIN_B" ]] || die "$FC_BIN_B not found"
+    cp "$FC_BIN_B" "$TMP/flashcrowd-b"
+    log "flashcrowd-b: $FC_BIN_B"
+    FC_B="$TMP/flashcrowd-b"
 fi
 
 # ---------------------------------------------------------------- nginx
@@ -398,6 +410,7 @@ run_one() {
         wrk) cmd=(wrk -t1 -c"$USERS" -d"${DURATION}s" --latency "$URL") ;;
         oha) cmd=("$OHA" -z "${DURATION}s" -c "$USERS" "${OHA_FLAGS[@]}" "$URL") ;;
         flashcrowd-closed) cmd=("$FC" run "$TMP/closed.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
+        flashcrowd-closed-b) cmd=("$FC_B" run "$TMP/closed.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
         flashcrowd-open) cmd=("$FC" run "$TMP/open.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
     esac
     printf '%s\n' "${cmd[*]}" >"$dir/cmd"
@@ -524,6 +537,7 @@ mode_throughput() {
         tools+=(oha)
     fi
     want_tool flashcrowd-closed && tools+=(flashcrowd-closed)
+    [[ -n "$FC_B" ]] && tools+=(flashcrowd-closed-b)
     want_tool flashcrowd-open && tools+=(flashcrowd-open)
     [[ ${#tools[@]} -gt 0 ]] || die "no tools selected"
     local n=${#tools[@]}
@@ -565,7 +579,7 @@ tools = []
 for r in runs:
     if r["tool"] not in tools:
         tools.append(r["tool"])
-order = ["wrk", "oha", "flashcrowd-closed", "flashcrowd-open"]
+order = ["wrk", "oha", "flashcrowd-closed", "flashcrowd-closed-b", "flashcrowd-open"]
 tools.sort(key=lambda t: order.index(t) if t in order else 99)
 
 def med(tool, field):
@@ -631,6 +645,15 @@ for r in rows:
         if r["rps"] < 0.95 * planned:
             note += " -- FELL BEHIND its plan"
         verdicts.append(note)
+if "flashcrowd-closed-b" in tools:
+    # pair by pair (same repeat, run next to each other), so drift in machine speed cancels
+    pairs = [best[("flashcrowd-closed-b", k)]["req_per_cpu_s"] / best[("flashcrowd-closed", k)]["req_per_cpu_s"]
+             for k in range(1, int(repeats) + 1)
+             if best.get(("flashcrowd-closed-b", k), {}).get("req_per_cpu_s")
+             and best.get(("flashcrowd-closed", k), {}).get("req_per_cpu_s")]
+    if pairs:
+        verdicts.append("flashcrowd-closed-b / flashcrowd-closed per CPU-second, repeat by repeat: "
+                        + ", ".join(f"{p:.3f}" for p in pairs) + f"; median {statistics.median(pairs):.3f}")
 if "flashcrowd-open" in tools:
     verdicts.append(f"flashcrowd-open runs at a fixed {open_rate}/s, not at saturation: its req/CPU-s is not "
                     "like-for-like with wrk's; flashcrowd-closed is the comparison that counts")

@@ -5,23 +5,27 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::server::TestServer;
-use support::{count, Scenario, BURST_SLACK_MS};
+use support::{count, num, Scenario, BURST_SLACK_MS};
 
 /// 200 users arrive before the sale, each makes a first request, then waits for the sale to start
 /// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
 /// 99.9/s over 2 s plus a 1 ms rise (which must be longer than zero) to a peak of 0/s plans
 /// 199.85 arrivals: k = 0…199, the last at 1.992 s, none at or after the sale start.
-const SALE_START: &str = r#"
+const SALE_START: &str = "      - get: /rv/first\n      - wait: sale-start\n      - get: /rv/go\n";
+
+/// The countdown of `SALE_START` around a journey of `steps` (YAML lines), per-user connections.
+fn sale_start(steps: &str) -> String {
+    format!(
+        r#"
 name: sale-start-gate
 target: http://127.0.0.1:9
+clients:
+  app: {{ share: 100%, http: h1, connection: per-user }}
 journeys:
   buy:
     share: 100%
     steps:
-      - get: /rv/first
-      - wait: sale-start
-      - get: /rv/go
-load:
+{steps}load:
   countdown:
     sale_start: 2s
     before: 99.9/s
@@ -32,7 +36,9 @@ load:
     after: 0/s
     end: 3s
   arrivals: uniform
-"#;
+"#
+    )
+}
 
 /// `n` users arrive at `rate` (then the plan idles for `idle` so they can finish), each makes a
 /// first request, meets at a count rendezvous of `users` with `timeout`, then sends a second.
@@ -69,7 +75,7 @@ fn ms(d: Duration) -> f64 {
 #[test]
 fn users_waiting_on_sale_start_reach_the_server_together() {
     let server = TestServer::start();
-    let sc = Scenario::new(SALE_START);
+    let sc = Scenario::new(&sale_start(SALE_START));
     let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
     assert_eq!(
         count(&report, "/totals/sessions_started"),
@@ -90,6 +96,49 @@ fn users_waiting_on_sale_start_reach_the_server_together() {
         "200 users released at sale-start reached the server over {:.1} ms, want ≤ {BURST_SLACK_MS} ms",
         ms(s)
     );
+    // The generator's own figure: send − release of each timed request. 200 writes cannot all
+    // leave within 10 µs of the release, and none leaves before it.
+    let burst = &report["generator"]["burst_ms"];
+    assert_eq!(count(burst, "/count"), 200, "{burst}");
+    let max = num(burst, "/max");
+    assert!(
+        (0.01..1000.0).contains(&max),
+        "burst_ms.max {max} ms: {burst}"
+    );
+}
+
+/// Users that reach `wait: sale-start` without a request before it: each opens its keep-alive
+/// connection while it waits, so the server has every connection before the first timed request
+/// (none is opened at the release, when 200 handshakes would smear the crowd).
+const SALE_START_COLD: &str = "      - wait: sale-start\n      - get: /rv/go?u={{ user() }}\n";
+
+#[test]
+fn users_waiting_on_sale_start_open_their_connections_before_the_release() {
+    let server = TestServer::start();
+    let sc = Scenario::new(&sale_start(SALE_START_COLD));
+    let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let go = server.arrivals("/rv/go");
+    assert_eq!(go.len(), 200);
+    let first_go = *go.iter().min().unwrap();
+    let accepts = server.accepts();
+    let before = accepts.iter().filter(|a| **a < first_go).count();
+    let after = accepts.len() - before;
+    eprintln!(
+        "armed: {before} connections before the first timed request, {after} after; 200 timed \
+         requests over {:.1} ms",
+        ms(spread(&go))
+    );
+    // 200 users' connections (and the run's reachability probe's) were open before the release.
+    assert!(
+        before >= 200,
+        "only {before} connections before the release"
+    );
+    assert_eq!(
+        after, 0,
+        "{after} connections opened at or after the release"
+    );
+    assert_eq!(count(&report, "/generator/burst_ms/count"), 200);
 }
 
 #[test]

@@ -74,6 +74,27 @@ fn scaffold_and_run(template: &str, shop: &str, extra: &[&str]) -> serde_json::V
     read_report(&run_dir, &done)
 }
 
+/// The report's phase names, in order.
+fn phase_names(r: &serde_json::Value) -> Vec<&str> {
+    r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
+/// Requests named `name`, over every client.
+fn requests_named(r: &serde_json::Value, name: &str) -> u64 {
+    r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["name"] == name)
+        .map(|q| q["count"].as_u64().unwrap())
+        .sum()
+}
+
 #[test]
 fn the_smoke_template_runs_its_exact_plan_against_the_shop() {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
@@ -88,12 +109,7 @@ fn the_smoke_template_runs_its_exact_plan_against_the_shop() {
 fn the_countdown_template_runs_against_the_shop() {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
     let r = scaffold_and_run("countdown", &shop.url(), &["--time-scale", "1/4"]);
-    let phases: Vec<&str> = r["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let phases = phase_names(&r);
     assert_eq!(phases, ["before", "rise", "peak", "decay", "after"]);
     assert!(
         r["totals"]["requests"].as_u64().unwrap() > 100,
@@ -101,13 +117,7 @@ fn the_countdown_template_runs_against_the_shop() {
         r["totals"]
     );
     assert_eq!(r["totals"]["errors"], 0, "{}", r["totals"]);
-    let orders = r["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|q| q["name"] == "create-order")
-        .map(|q| q["count"].as_u64().unwrap())
-        .sum::<u64>();
+    let orders = requests_named(&r, "create-order");
     assert!(orders > 0, "the flash-buy journey ordered nothing");
 }
 
@@ -129,12 +139,7 @@ fn the_drill_template_finds_a_capacity() {
 fn the_calendar_template_runs_its_moments_against_the_shop() {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
     let r = scaffold_and_run("calendar", &shop.url(), &["--time-scale", "1/4"]);
-    let phases: Vec<&str> = r["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let phases = phase_names(&r);
     for want in [
         "base",
         "presale.peak",
@@ -145,15 +150,7 @@ fn the_calendar_template_runs_its_moments_against_the_shop() {
         assert!(phases.contains(&want), "{want} missing from {phases:?}");
     }
     assert_eq!(r["totals"]["errors"], 0, "{}", r["totals"]);
-    let count = |name: &str| {
-        r["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|q| q["name"] == name)
-            .map(|q| q["count"].as_u64().unwrap())
-            .sum::<u64>()
-    };
+    let count = |name: &str| requests_named(&r, name);
     assert!(
         count("pay-deposit") > 0,
         "the pre-sale journey paid nothing"

@@ -162,6 +162,27 @@ pub struct RequestProg {
     pub wire: Vec<WireHead>,
 }
 
+impl RequestProg {
+    /// Does the request, as `client` sends it, read the wall clock (`now_ms()` anywhere)? Then it
+    /// is rendered as it is sent, not armed ahead of a release.
+    pub fn reads_clock(&self, client: &ClientProg) -> bool {
+        let header = |h: &HeaderTpl| matches!(h, HeaderTpl::Dynamic(b) if b.reads_clock());
+        self.path.reads_clock()
+            || self.query.iter().any(|(_, b)| b.reads_clock())
+            || self
+                .headers
+                .iter()
+                .chain(&client.headers)
+                .any(|(_, h)| header(h))
+            || match &self.body {
+                BodyProg::None => false,
+                BodyProg::Json(j) => j.reads_clock(),
+                BodyProg::Form(f) => f.iter().any(|(_, b)| b.reads_clock()),
+                BodyProg::Raw(b) => b.reads_clock(),
+            }
+    }
+}
+
 /// A request head pre-serialized for one client: everything after the request line that does not
 /// change between requests, the headers that do, and — when nothing changes at all — the whole
 /// request.

@@ -9,6 +9,7 @@ pub mod session;
 pub mod shard;
 pub mod tls;
 pub mod transport;
+pub mod warm;
 
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Plan, Segment};
@@ -28,12 +29,12 @@ pub struct LaunchOptions {
     pub control: Arc<Control>,
 }
 
-/// Shards at work: their snapshots arrive on `snapshots` (one per shard per second); the channel
-/// closes when every shard has finished.
+/// Shards at work: they warm up (`warm.rs`), then wait for [`Running::go`] to fix time 0; their
+/// snapshots arrive on `snapshots` (one per shard per second); the channel closes when every
+/// shard has finished.
 pub struct Running {
-    /// The shared monotonic start (time 0 of the plan).
-    pub start: Instant,
     pub threads: usize,
+    starter: Arc<warm::Starter>,
     pub snapshots: Receiver<Snapshot>,
     /// An empty recorder of the program's shape (endpoints × clients × phases × journeys).
     pub shape: Recorder,
@@ -41,6 +42,18 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits until every shard has opened its first connections (at most `warm::WARM_MAX` and a
+    /// second), and says what the warm-up did.
+    pub fn wait_ready(&self) -> warm::WarmUp {
+        self.starter
+            .wait_ready(warm::WARM_MAX + Duration::from_secs(1))
+    }
+
+    /// Fixes time 0 of the plan at `start` and releases the shards.
+    pub fn go(&self, start: Instant) {
+        self.starter.go(start);
+    }
+
     /// Waits for every shard thread to end.
     pub fn join(self) {
         for h in self.handles {
@@ -90,12 +103,11 @@ impl Launcher {
         }
     }
 
-    /// Starts one shard per thread; time 0 (the returned `start`) is `lead` from now, the time
-    /// the shards get to start before it.
-    pub fn launch(self, lead: Duration) -> Result<Running, String> {
+    /// Starts one shard per thread; each warms up and then waits for [`Running::go`].
+    pub fn launch(self) -> Result<Running, String> {
         let threads = self.opts.threads.max(1);
         let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
-        let start = Instant::now() + lead;
+        let starter = Arc::new(warm::Starter::new(threads));
         let mut handles = Vec::new();
         for t in 0..threads {
             let spec = ShardSpec {
@@ -103,18 +115,25 @@ impl Launcher {
                 segment: self.opts.segment.split(t as u32, threads as u32),
                 prog: self.prog.clone(),
                 plan: self.plan.clone(),
-                start,
+                starter: starter.clone(),
                 control: self.opts.control.clone(),
                 tx: tx.clone(),
                 grace: self.opts.grace,
                 shape: self.shape.empty_like(),
             };
-            handles
-                .push(shard::spawn(spec).map_err(|e| format!("cannot start a shard thread: {e}"))?);
+            match shard::spawn(spec) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The shards already started must not wait for a start that never comes.
+                    self.opts.control.raise(shard::HARD_STOP);
+                    starter.go(Instant::now());
+                    return Err(format!("cannot start a shard thread: {e}"));
+                }
+            }
         }
         Ok(Running {
-            start,
             threads,
+            starter,
             snapshots: rx,
             shape: self.shape,
             handles,

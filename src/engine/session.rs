@@ -69,6 +69,19 @@ pub struct Session {
     body: Vec<u8>,
     /// A shared-pool slot held while a request uses a pooled connection.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The request after a wait or rendezvous, rendered before the release (`arm`).
+    armed: Option<Armed>,
+}
+
+/// A request rendered ahead of its send, for the step (endpoint) it was rendered for.
+enum Armed {
+    /// Serialized into the session's `wire` buffer, or fully fixed at compile time (`full`).
+    Wire { endpoint: usize, full: bool, n: u64 },
+    Hyper {
+        endpoint: usize,
+        req: Box<::http::Request<transport::ReqBody>>,
+        n: u64,
+    },
 }
 
 impl Values for Session {
@@ -144,6 +157,7 @@ impl Session {
             wire: Vec::new(),
             body: Vec::new(),
             permit: None,
+            armed: None,
             prog,
         }
     }
@@ -212,7 +226,7 @@ impl Session {
         let mut intended = arrived;
         // The instant a wait or rendezvous released this session, until its next request.
         let mut released: Option<Instant> = None;
-        for step in &jp.steps {
+        for (i, step) in jp.steps.iter().enumerate() {
             if self.ctx.stopping() {
                 return None;
             }
@@ -224,21 +238,20 @@ impl Session {
                     }
                 }
                 StepProg::WaitUntil(s) => {
-                    let at = self.ctx.start + Duration::from_secs_f64(*s);
+                    let at = self.ctx.start() + Duration::from_secs_f64(*s);
                     if Instant::now() < at {
-                        if !self.ctx.sleep_on_time(at).await {
+                        self.arm(jp.steps.get(i + 1)).await;
+                        // Nobody can buy before the sale opens: the shard lets its waiters go
+                        // together at the instant (see `ShardCtx::release_at`).
+                        if !self.ctx.release_at(at).await {
                             return None;
-                        }
-                        // Nobody can buy before the sale opens: the last stretch is waited
-                        // out (well under 2 ms, once per session).
-                        while Instant::now() < at {
-                            tokio::task::yield_now().await;
                         }
                         intended = at;
                         released = Some(at);
                     }
                 }
                 StepProg::Rendezvous { id, users, timeout } => {
+                    self.arm(jp.steps.get(i + 1)).await;
                     match self.ctx.rendezvous(*id, *users, *timeout).await {
                         Some(at) => {
                             intended = intended.max(at);
@@ -340,6 +353,43 @@ impl Session {
         }
     }
 
+    /// Gets the step after a wait or rendezvous ready before the release: for a `per-user`
+    /// connection the connection open, and the request rendered (unless it reads the clock), so
+    /// that at the release the session only writes. Whatever fails here is left to the request,
+    /// which connects or renders again and records what fails. `shared` and `fresh` connections
+    /// are taken or opened at the send, as they would be without a wait.
+    async fn arm(&mut self, next: Option<&StepProg>) {
+        let Some(StepProg::Request(r)) = next else {
+            return;
+        };
+        let prog = self.prog.clone();
+        let client = &prog.clients[self.client];
+        if client.connection == ConnectionMode::PerUser
+            && !self.conn.as_ref().is_some_and(Conn::is_open)
+        {
+            let dial = self.ctx.dial(self.client);
+            let stop = self.ctx.clone();
+            let open = transport::connect(&prog, client.http, client.lean, dial);
+            tokio::select! {
+                c = tokio::time::timeout(r.timeout, open) => self.conn = c.ok().and_then(Result::ok),
+                _ = stop.hard_stopped() => return,
+            }
+        }
+        if r.reads_clock(client) {
+            return;
+        }
+        let mut wire = std::mem::take(&mut self.wire);
+        let endpoint = r.endpoint;
+        // `prepare` hands out a fully fixed request as compiled, without touching `wire`.
+        let full = r.wire.get(self.client).is_some_and(|w| w.full.is_some());
+        self.armed = match self.prepare(r, &mut wire) {
+            Ok((Outgoing::Hyper(req), n)) => Some(Armed::Hyper { endpoint, req, n }),
+            Ok((Outgoing::Wire(_), n)) => Some(Armed::Wire { endpoint, full, n }),
+            Err(_) => None,
+        };
+        self.wire = wire;
+    }
+
     fn release(&mut self, conn: Conn) {
         if !conn.is_open() {
             return;
@@ -370,7 +420,7 @@ impl Session {
 
     /// The plan phase an instant falls in.
     fn phase_at(&self, at: Instant) -> usize {
-        let since_start = at.saturating_duration_since(self.ctx.start);
+        let since_start = at.saturating_duration_since(self.ctx.start());
         self.ctx.plan.phase_index_at(since_start.as_secs_f64())
     }
 
@@ -384,8 +434,20 @@ impl Session {
     ) -> (StepEnd, Instant) {
         let phase = self.phase_at(intended);
         // Serialize before the clock starts: rendering is the generator's work, not the target's.
+        // A request armed before a release was rendered then.
         let mut wire = std::mem::take(&mut self.wire);
-        let prepared = self.prepare(r, &mut wire);
+        let prepared = match self.armed.take() {
+            Some(Armed::Wire { endpoint, full, n }) if endpoint == r.endpoint => {
+                match (full, r.wire.get(self.client).and_then(|w| w.full.as_ref())) {
+                    (true, Some(bytes)) => Ok((Outgoing::Wire(bytes), n)),
+                    _ => Ok((Outgoing::Wire(&wire), n)),
+                }
+            }
+            Some(Armed::Hyper { endpoint, req, n }) if endpoint == r.endpoint => {
+                Ok((Outgoing::Hyper(req), n))
+            }
+            _ => self.prepare(r, &mut wire),
+        };
         let t_send = Instant::now();
         // An arrival may leave a little early (see `shard::Waker`): it is measured from when it
         // was sent, never from a later plan instant.
@@ -511,7 +573,10 @@ impl Session {
         rec.record(&sample);
         rec.record_lag(lag);
         if let Some(at) = t.released {
-            let _ = rec.burst.record(since(at).max(1));
+            // Sent after the release: send − release (never `since`, which counts from the send).
+            let _ = rec
+                .burst
+                .record((t.sent.saturating_duration_since(at).as_micros() as u64).max(1));
         }
         sample.error.is_none()
     }
@@ -535,7 +600,7 @@ pub async fn arrival(
     let due = due.min(Instant::now());
     let phase = ctx
         .plan
-        .phase_index_at(due.saturating_duration_since(ctx.start).as_secs_f64());
+        .phase_index_at(due.saturating_duration_since(ctx.start()).as_secs_f64());
     let mut s = Session::new(&ctx, index, phase);
     let done = match fixed {
         Some(f) => s.fixed(&f, due).await,
@@ -558,7 +623,7 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
     let now = Instant::now();
     let phase = ctx
         .plan
-        .phase_index_at(now.saturating_duration_since(ctx.start).as_secs_f64());
+        .phase_index_at(now.saturating_duration_since(ctx.start()).as_secs_f64());
     let mut s = Session::new(&ctx, index, phase);
     let mut next = now;
     let mut journeys = 0u64;
@@ -576,7 +641,7 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
         journeys += 1;
         let phase = ctx
             .plan
-            .phase_index_at(next.saturating_duration_since(ctx.start).as_secs_f64());
+            .phase_index_at(next.saturating_duration_since(ctx.start()).as_secs_f64());
         let j = s.pick_journey(phase);
         match s.journey(j, next).await {
             None => return,

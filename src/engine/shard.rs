@@ -129,6 +129,15 @@ struct RvState {
     count: u64,
     generation: u64,
     first_at: Option<Instant>,
+    /// When the last batch was let go: the release instant its waiters measure from.
+    released_at: Option<Instant>,
+    notify: Rc<Notify>,
+}
+
+/// An instant sessions of this shard wait for (`wait: sale-start`, a moment): one timer and one
+/// notifier for all of them, opened by `open_gate`.
+struct Gate {
+    at: Instant,
     notify: Rc<Notify>,
 }
 
@@ -136,7 +145,8 @@ pub struct ShardCtx {
     pub prog: Arc<Program>,
     pub plan: Arc<Plan>,
     pub segment: Segment,
-    pub start: Instant,
+    /// Time 0 of the plan, fixed after the warm-up (`start()`).
+    start: Cell<Instant>,
     pub rec: RefCell<Recorder>,
     pub in_flight: Cell<u64>,
     pub seq: Cell<u64>,
@@ -154,9 +164,15 @@ pub struct ShardCtx {
     /// How late the timer fires, µs (a running mean; see `sleep_on_time`).
     timer_late_us: Cell<f64>,
     rendezvous: RefCell<Vec<RvState>>,
+    gates: RefCell<Vec<Gate>>,
 }
 
 impl ShardCtx {
+    /// Time 0 of the plan.
+    pub fn start(&self) -> Instant {
+        self.start.get()
+    }
+
     /// Has a stop been requested? Reads the shared flag; on a change (to stopping, then to a
     /// hard stop) wakes this shard's sleepers.
     pub fn stopping(&self) -> bool {
@@ -216,6 +232,39 @@ impl ShardCtx {
         self.timer_late_us
             .set((0.9 * mean + 0.1 * late).clamp(0.0, 5000.0));
         true
+    }
+
+    /// Holds the session until `at`, then lets it go with every other session of this shard
+    /// waiting for the same instant; false on a stop. One timer per instant and shard (not one
+    /// per session), woken early by the timer's lateness like `sleep_on_time`, then waiting out
+    /// the last stretch alone; at the instant one notifier wakes this shard's waiters in the
+    /// order they came, and each only writes the request it armed. Every shard has its own gate:
+    /// no lock or notifier is shared between threads.
+    pub async fn release_at(self: &Rc<Self>, at: Instant) -> bool {
+        if Instant::now() >= at {
+            return !self.stopping();
+        }
+        let notify = {
+            let mut gates = self.gates.borrow_mut();
+            match gates.iter().find(|g| g.at == at) {
+                Some(g) => g.notify.clone(),
+                None => {
+                    let notify = Rc::new(Notify::new());
+                    gates.push(Gate {
+                        at,
+                        notify: notify.clone(),
+                    });
+                    tokio::task::spawn_local(open_gate(self.clone(), at, notify.clone()));
+                    notify
+                }
+            }
+        };
+        // A `Notified` hears `notify_waiters` from its creation on, polled or not.
+        let woken = notify.notified();
+        tokio::select! {
+            _ = woken => !self.stopping(),
+            _ = self.stop_notify.notified() => false,
+        }
     }
 
     /// Resolves when a hard stop is requested.
@@ -289,14 +338,16 @@ impl ShardCtx {
                 rv.count = 0;
                 rv.first_at = None;
                 rv.generation += 1;
+                rv.released_at = Some(now);
                 rv.notify.notify_waiters();
                 return Some(now);
             }
             (rv.notify.clone(), rv.generation, first + timeout)
         };
         let notified = notify.notified();
+        let released = || self.rendezvous.borrow()[id].released_at;
         tokio::select! {
-            _ = notified => Some(Instant::now()),
+            _ = notified => Some(released().unwrap_or_else(Instant::now)),
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let mut rvs = self.rendezvous.borrow_mut();
                 let rv = &mut rvs[id];
@@ -304,13 +355,27 @@ impl ShardCtx {
                     rv.count = 0;
                     rv.first_at = None;
                     rv.generation += 1;
+                    rv.released_at = Some(Instant::now());
                     rv.notify.notify_waiters();
                 }
-                Some(Instant::now())
+                Some(rv.released_at.unwrap_or_else(Instant::now))
             }
             _ = self.stop_notify.notified() => None,
         }
     }
+}
+
+/// Opens the gate at `at` (see `ShardCtx::release_at`): sleeps to just before it, waits out the
+/// last stretch (well under 2 ms, one task per shard), then wakes every waiter at once. On a stop
+/// the waiters hear the stop themselves.
+async fn open_gate(ctx: Rc<ShardCtx>, at: Instant, notify: Rc<Notify>) {
+    if ctx.sleep_on_time(at).await {
+        while Instant::now() < at {
+            tokio::task::yield_now().await;
+        }
+    }
+    ctx.gates.borrow_mut().retain(|g| g.at != at);
+    notify.notify_waiters();
 }
 
 pub struct ShardSpec {
@@ -318,7 +383,8 @@ pub struct ShardSpec {
     pub segment: Segment,
     pub prog: Arc<Program>,
     pub plan: Arc<Plan>,
-    pub start: Instant,
+    /// Fixes time 0 once every shard has warmed up (`warm.rs`).
+    pub starter: Arc<super::warm::Starter>,
     pub control: Arc<Control>,
     pub tx: Sender<Snapshot>,
     /// How long in-flight sessions may finish after the plan ends or a stop.
@@ -340,6 +406,7 @@ fn run(spec: ShardSpec) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("flashcrowd: shard {} could not start: {e}", spec.index);
+            spec.starter.ready_then_wait(0);
             let _ = spec.tx.send(Snapshot {
                 shard: spec.index,
                 second: 0,
@@ -369,6 +436,7 @@ fn run(spec: ShardSpec) {
                     count: 0,
                     generation: 0,
                     first_at: None,
+                    released_at: None,
                     notify: Rc::new(Notify::new()),
                 })
                 .collect(),
@@ -376,7 +444,7 @@ fn run(spec: ShardSpec) {
         prog: spec.prog.clone(),
         plan: spec.plan.clone(),
         segment: spec.segment,
-        start: spec.start,
+        start: Cell::new(Instant::now()),
         rec: RefCell::new(spec.shape.empty_like()),
         in_flight: Cell::new(0),
         seq: Cell::new(0),
@@ -384,9 +452,12 @@ fn run(spec: ShardSpec) {
         stopping: Cell::new(false),
         hard: Cell::new(false),
         stop_notify: Notify::new(),
+        gates: RefCell::new(Vec::new()),
     });
     let next_second = Rc::new(Cell::new(0u64));
     let local = tokio::task::LocalSet::new();
+    let opened = local.block_on(&rt, super::warm::open(&ctx));
+    ctx.start.set(spec.starter.ready_then_wait(opened));
     local.block_on(&rt, drive(ctx.clone(), &spec, next_second.clone()));
     // Sessions still running are dropped here and count as interrupted.
     drop(local);
@@ -419,7 +490,7 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         tokio::task::spawn_local(async move {
             loop {
                 let k = next_second.get();
-                let at = ctx.start + Duration::from_secs(k + 1);
+                let at = ctx.start() + Duration::from_secs(k + 1);
                 tokio::time::sleep_until(at.into()).await;
                 let mut rec = ctx.rec.replace(shape.empty_like());
                 rec.in_flight = ctx.in_flight.get();
@@ -438,7 +509,7 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
             }
         })
     };
-    let end = ctx.start + Duration::from_secs_f64(ctx.plan.duration);
+    let end = ctx.start() + Duration::from_secs_f64(ctx.plan.duration);
     let iterations_done = match ctx.plan.model {
         Model::Open => open_loop(&ctx).await,
         Model::Closed => closed_loop(&ctx, end).await,
@@ -471,7 +542,7 @@ async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
         if ctx.plan.iterations.is_some_and(|i| a.index >= i) {
             return true;
         }
-        let due = ctx.start + Duration::from_secs_f64(a.t);
+        let due = ctx.start() + Duration::from_secs_f64(a.t);
         // Overdue arrivals are started back to back; yield now and then so that sessions, the
         // per-second snapshot and stop requests still run when the plan outpaces the machine.
         if n % 64 == 63 {
@@ -534,7 +605,7 @@ async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) -> bool {
         if most.is_some_and(|m| users.len() >= m && users.iter().all(|f| f.get())) {
             return true;
         }
-        let t = now.saturating_duration_since(ctx.start).as_secs_f64();
+        let t = now.saturating_duration_since(ctx.start()).as_secs_f64();
         let steer = ctx.control.steering();
         let planned = ctx.plan.users_at(t, ctx.segment);
         let target = if steer.paused {

@@ -566,6 +566,7 @@ impl Journal {
             monitor_every_s: h.monitor_every_s,
             max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
             actions: Vec::new(),
+            warm_up: None,
             incomplete: Some(Incomplete {
                 last_complete_second: last_second,
                 recorded_s,

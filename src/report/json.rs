@@ -344,6 +344,10 @@ pub fn build(r: &RunResult) -> Value {
                 "p99": (!rec.burst.is_empty()).then(|| ms(rec.burst.value_at_quantile(0.99))),
                 "max": (!rec.burst.is_empty()).then(|| ms(rec.burst.max())),
             },
+            "warm_up": r.warm_up.map(|w| json!({
+                "ms": (w.took_s * 1e6).round() / 1000.0,
+                "connections": w.connections,
+            })),
             "dropped": rec.sessions_dropped,
             "overloaded": r.overloaded(),
             "cpu_s": (r.cpu_s * 1000.0).round() / 1000.0,

@@ -473,6 +473,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         monitor_every_s: None,
         incomplete: None,
         actions,
+        warm_up: None,
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

@@ -227,9 +227,20 @@ pub struct Lag {
 pub struct Generator {
     pub lag_ms: Lag,
     pub burst_ms: Burst,
+    /// Connections opened before time 0 and how long that took; absent from older reports, null
+    /// when not known (a rebuilt run, a merge).
+    #[serde(default)]
+    pub warm_up: Option<WarmUpRow>,
     pub dropped: u64,
     pub overloaded: bool,
     pub cpu_s: f64,
+}
+
+/// The warm-up before time 0 (`engine::warm`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarmUpRow {
+    pub ms: f64,
+    pub connections: u64,
 }
 
 /// Burst spread: send time − release instant of the first request after a wait or rendezvous.

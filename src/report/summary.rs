@@ -314,6 +314,15 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(r.generator.lag_ms.max),
         r.generator.cpu_s
     );
+    if let Some(w) = &r.generator.warm_up {
+        let _ = writeln!(
+            o,
+            "  warm-up    {} connection{} opened in {:.1} ms before t=0",
+            w.connections,
+            if w.connections == 1 { "" } else { "s" },
+            w.ms
+        );
+    }
     let b = &r.generator.burst_ms;
     if b.count > 0 {
         let _ = writeln!(

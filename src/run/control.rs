@@ -136,8 +136,9 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
     );
     // Signals are counted from here on, so that Ctrl-C cancels a wait for the start too.
     let signals = Signals::install();
-    // Wait for the wall-clock start, then fix the shared monotonic start: run time 0 is the
-    // instant asked for (shards get `SPAWN_LEAD` to start before it), or `SPAWN_LEAD` from now.
+    // Wait for the wall-clock start (less the warm-up's budget), start the shards, let them
+    // open their first connections (`engine::warm`), then fix the shared monotonic start: run
+    // time 0 is the instant asked for, or `SPAWN_LEAD` after the warm-up.
     let mut cancelled = false;
     if let Some(at) = opts.start_at {
         let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -145,24 +146,34 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             eprintln!("waiting {:.1}s for the start at {at}", wait.as_secs_f64());
         }
         cancelled = wait_for(
-            at - chrono::Duration::from_std(SPAWN_LEAD).unwrap_or_default(),
+            at - chrono::Duration::from_std(SPAWN_LEAD + engine::warm::WARM_MAX)
+                .unwrap_or_default(),
             &signals,
         );
     }
-    let lead = match opts.start_at {
-        Some(at) if !cancelled => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-        _ => SPAWN_LEAD,
-    };
-    let cpu0 = process_cpu_seconds();
-    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
     if cancelled {
-        // Nothing is sent: the shards start stopped and the report says why.
+        // Nothing is sent, nothing opened: the shards start stopped and the report says why.
         control.raise(STOPPING);
     }
-    let running = launcher.launch(lead)?;
-    let start = running.start;
-    let threads = running.threads;
+    let cpu0 = process_cpu_seconds();
+    let running = launcher.launch()?;
+    let warm_up = if cancelled {
+        engine::warm::WarmUp::default()
+    } else {
+        running.wait_ready()
+    };
+    let lead = match opts.start_at {
+        Some(at) if !cancelled => (at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(1)),
+        _ => SPAWN_LEAD,
+    };
+    let start = Instant::now() + lead;
+    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
     steer.set_start(start);
+    running.go(start);
+    let threads = running.threads;
     let mut timeline = Timeline {
         start,
         events: Vec::new(),
@@ -448,6 +459,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         scrapes,
         monitor_names,
         actions,
+        warm_up,
     })
 }
 
@@ -497,7 +509,7 @@ fn observe(
     }
 }
 
-/// Shards get this long to start before run time 0.
+/// How long after the warm-up run time 0 comes.
 const SPAWN_LEAD: Duration = Duration::from_millis(20);
 
 /// Sleeps until the wall clock reads `at`, in short naps so that a signal ends the wait. True

@@ -40,6 +40,8 @@ pub struct RunOutcome {
     pub monitor_names: Vec<String>,
     /// Scheduled actions: each firing with its recovery, then those that never fired.
     pub actions: Vec<super::recovery::ActionReport>,
+    /// Connections opened before time 0, and how long that took.
+    pub warm_up: crate::engine::warm::WarmUp,
 }
 
 /// Judges the outcome against the thresholds and gathers everything the exporters read.
@@ -88,5 +90,6 @@ pub fn finish(
         max_error_rate: super::result::DEFAULT_MAX_ERROR_RATE,
         incomplete: None,
         actions: outcome.actions,
+        warm_up: Some(outcome.warm_up),
     }
 }

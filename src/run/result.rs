@@ -95,6 +95,9 @@ pub struct RunResult {
     pub incomplete: Option<Incomplete>,
     /// Scheduled actions with their recovery (report.json `actions[]`).
     pub actions: Vec<super::recovery::ActionReport>,
+    /// Connections opened before time 0 and how long that took (None when not known: a run
+    /// rebuilt from its journal, a merge).
+    pub warm_up: Option<crate::engine::warm::WarmUp>,
 }
 
 /// Planned mean rate per phase (open model: arrivals/s; closed: users).

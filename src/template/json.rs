@@ -197,6 +197,11 @@ fn describe_key(key: &Value) -> String {
 }
 
 impl BoundJson {
+    /// Does any of its values read the wall clock (`now_ms()`)?
+    pub fn reads_clock(&self) -> bool {
+        self.holes.iter().any(Bound::reads_clock)
+    }
+
     /// Appends the JSON body to `out`; template values are escaped as JSON string contents.
     pub fn render(&self, values: &mut dyn Values, out: &mut Vec<u8>) {
         let mut chunks = self.chunks.iter();

@@ -118,6 +118,12 @@ fn bind_expr(expr: &Expr, scope: &dyn Scope) -> Result<BoundPart, String> {
 }
 
 impl Bound {
+    /// Does it read the wall clock (`now_ms()`)? Such a template is rendered when it is sent,
+    /// never ahead of time.
+    pub fn reads_clock(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, BoundPart::NowMs))
+    }
+
     /// Appends the rendered template to `out`. Literal parts are not escaped; expression values
     /// are, per `escape`.
     pub fn render(&self, values: &mut dyn Values, escape: Escape, out: &mut Vec<u8>) {

@@ -38,6 +38,8 @@ pub struct Hit {
 
 struct State {
     hits: Mutex<Vec<Hit>>,
+    /// The instant each connection was accepted.
+    accepted: Mutex<Vec<Instant>>,
     freeze: Option<Freeze>,
     epoch: OnceLock<Instant>,
 }
@@ -85,6 +87,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             hits: Mutex::new(Vec::new()),
+            accepted: Mutex::new(Vec::new()),
             freeze,
             epoch: OnceLock::new(),
         });
@@ -112,13 +115,19 @@ impl TestServer {
             .collect()
     }
 
-    /// Requests received to paths starting with `prefix`.
+    /// The instants connections were accepted, in order.
+    #[allow(dead_code)]
+    pub fn accepts(&self) -> Vec<Instant> {
+        self.state.accepted.lock().unwrap().clone()
+    }
+
     /// Every request seen so far, in arrival order.
     #[allow(dead_code)]
     pub fn hits(&self) -> Vec<Hit> {
         self.state.hits.lock().unwrap().clone()
     }
 
+    /// Requests received to paths starting with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
         let hits = self.state.hits.lock().unwrap();
         hits.iter().filter(|h| h.path.starts_with(prefix)).count()
@@ -140,6 +149,7 @@ async fn serve(
                 Err(_) => continue,
             },
         };
+        state.accepted.lock().unwrap().push(Instant::now());
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         conns.spawn(async move {

@@ -203,7 +203,10 @@ impl Session {
         rec.record(&sample);
         rec.record_lag(lag);
         if let Some(at) = t.released {
-            let _ = rec.burst.record(since(at).max(1));
+            // Sent after the release: send − release (never `since`, which counts from the send).
+            let _ = rec
+                .burst
+                .record((t.sent.saturating_duration_since(at).as_micros() as u64).max(1));
         }
         let end = if o.error.is_none() {
             StepEnd::Ok

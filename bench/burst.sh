@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# The 00:00 release: N users (default 10,000) arrive during a countdown, each opens its keep-alive
+# connection with one GET /warm, then holds on `wait: sale-start`; at the sale start every one of
+# them sends GET /buy. Measured two ways, from a release binary against nginx on loopback:
+#   - the generator's own figure, report.json `generator.burst_ms` (send instant - release
+#     instant of the first request after the wait): p50, p99, max;
+#   - at the target: nginx's access log with $msec for every /buy, against the release instant
+#     (report.json `run.started_at` + sale_start): the share that arrived within 50 ms.
+#
+#   bench/burst.sh [--users N] [--threads T] [--repeats K] [--no-build] [--bin PATH] [--keep-tmp]
+#
+# nginx runs pinned to core 0 (one worker), flashcrowd to the other cores (core 1 on a 2-core
+# machine). Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=10000
+THREADS=1
+REPEATS=1
+BUILD=1
+BIN=""
+KEEP_TMP=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --users) USERS="$2"; shift 2 ;;
+        --threads) THREADS="$2"; shift 2 ;;
+        --repeats) REPEATS="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --bin) BIN="$2"; BUILD=0; shift 2 ;;
+        --keep-tmp) KEEP_TMP=1; shift ;;
+        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+log() { printf '[burst] %s\n' "$*" >&2; }
+die() { printf '[burst] error: %s\n' "$*" >&2; exit 1; }
+
+need=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+[[ -x /usr/bin/time ]] || need+=(time)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+if [[ ${#need[@]} -gt 0 ]]; then
+    log "installing: ${need[*]}"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
+
+if [[ -z "$BIN" ]]; then
+    [[ $BUILD -eq 1 ]] && { log "cargo build --release"; cargo build --release --quiet; }
+    BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/flashcrowd"
+fi
+[[ -x "$BIN" ]] || die "$BIN not found (build it, or drop --no-build)"
+
+TMP="$(mktemp -d /tmp/flashcrowd-burst.XXXXXX)"
+NGINX_PID=""
+cleanup() {
+    set +e
+    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -TERM "$NGINX_PID"
+        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$NGINX_PID" 2>/dev/null
+        wait "$NGINX_PID" 2>/dev/null
+    fi
+    if [[ $KEEP_TMP -eq 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cp "$BIN" "$TMP/flashcrowd"
+FC="$TMP/flashcrowd"
+
+NCPU="$(nproc)"
+if [[ $NCPU -ge 2 ]]; then
+    PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c "1-$(( NCPU - 1 ))")
+else
+    PIN_SERVER=(); PIN_GEN=()
+fi
+# each user holds one socket, and nginx one per user: both need USERS + some file descriptors
+ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+[[ "$(ulimit -Sn)" == unlimited || "$(ulimit -Sn)" -ge $(( USERS + 512 )) ]] \
+    || die "open-files limit $(ulimit -Sn) is below $USERS users + 512"
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+mkdir -p "$TMP/nginx/tmp"
+user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root root;"
+chmod 755 "$TMP"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+$user_line
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile $(( USERS * 2 + 1024 ));
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections $(( USERS + 1024 )); multi_accept on; }
+http {
+    log_format stamp '\$msec \$request_uri';
+    access_log $TMP/nginx/access.log stamp buffer=1m flush=1s;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    tcp_nodelay on;
+    client_body_temp_path $TMP/nginx/tmp/body;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$PORT backlog=65535;
+        location / { default_type text/plain; return 200 "ok"; }
+    }
+}
+EOF
+"$NGINX_BIN" -t -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >/dev/null 2>&1 \
+    || { "$NGINX_BIN" -t -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"; die "nginx config test failed"; }
+"${PIN_SERVER[@]}" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+NGINX_PID=$!
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$PORT/up" >/dev/null || die "nginx did not come up"
+
+# The users arrive over the 10 s before the sale (USERS/10 a second); after it nobody new comes.
+SALE=10
+cat >"$TMP/burst.yaml" <<EOF
+name: bench-burst
+description: $USERS users wait for the sale on their own keep-alive connections, then buy at once.
+defaults: { timeout: 5s, headers: { X-Load-Test: flashcrowd-bench } }
+clients:
+  app: { share: 100%, http: h1, connection: per-user }
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - get: /warm
+      - wait: sale-start
+      - get: /buy?u={{ user() }}
+load:
+  countdown:
+    sale_start: ${SALE}s
+    before: $(( USERS / SALE ))/s
+    peak: 0/s
+    rise: 1ms
+    hold: 1s
+    decay: 1ms
+    after: 0/s
+    end: $(( SALE + 3 ))s
+  arrivals: uniform
+  max_users: $(( USERS * 2 ))
+EOF
+"$FC" validate "$TMP/burst.yaml" >/dev/null || die "the scenario does not validate"
+
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
+CLK_TCK="$(getconf CLK_TCK)"
+log "nginx pid $NGINX_PID on 127.0.0.1:$PORT (core 0); flashcrowd --threads $THREADS on ${PIN_GEN[*]:-all cores}; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= REPEATS; r++)); do
+    : >"$TMP/nginx/access.log"
+    kill -USR1 "$NGINX_PID"   # reopen the (emptied) log
+    sleep 0.5
+    s0="$(steal)"
+    /usr/bin/time -f "%U %S" -o "$TMP/cpu" "${PIN_GEN[@]}" "$FC" run "$TMP/burst.yaml" \
+        --target "http://127.0.0.1:$PORT" --out "$TMP/run-$r" --quiet --threads "$THREADS" \
+        >"$TMP/run-$r.stdout" 2>"$TMP/run-$r.stderr" || log "flashcrowd exited with $? (see $TMP/run-$r.stderr)"
+    s1="$(steal)"
+    sleep 1.5   # nginx flushes its log buffer every second
+    python3 - "$TMP/run-$r/report.json" "$TMP/nginx/access.log" "$USERS" "$SALE" "$TMP/cpu" \
+        "$(( s1 - s0 ))" "$CLK_TCK" "$r" <<'PY'
+import datetime, json, sys
+report, access, users, sale, cpu, steal, clk, rep = sys.argv[1:]
+users, sale = int(users), float(sale)
+j = json.load(open(report))
+b = j["generator"]["burst_ms"]
+t0 = datetime.datetime.fromisoformat(j["run"]["started_at"]).timestamp()
+release = t0 + sale
+buys = sorted(float(l.split()[0]) for l in open(access) if " /buy?" in l)
+warm = sum(1 for l in open(access) if " /warm" in l)
+rel = [(t - release) * 1000 for t in buys]
+def q(xs, p):
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+within = sum(1 for x in rel if x <= 50.0)
+cpu_s = sum(map(float, open(cpu).read().split()[-2:]))
+errs = j["totals"].get("errors")
+print(f"repeat {rep}: generator.burst_ms count {b['count']}, p50 {b['p50']} ms, p99 {b['p99']} ms, max {b['max']} ms")
+print(f"  at nginx ($msec at the end of each request, 1 ms resolution): {len(buys)} of {users} /buy, "
+      f"{warm} /warm; after the release p50 {q(rel, 0.5):.0f} ms, p99 {q(rel, 0.99):.0f} ms, "
+      f"last {rel[-1] if rel else float('nan'):.0f} ms; within 50 ms: {within} = {100 * within / users:.2f} %")
+print(f"  errors {errs}, generator CPU {cpu_s:.2f} s, CPU steal {int(steal) / int(clk):.2f} s, "
+      f"lag p99 {j['generator']['lag_ms']['p99']} ms")
+PY
+done
