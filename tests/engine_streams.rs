@@ -105,3 +105,37 @@ fn until_events_stops_reading_at_exactly_that_many() {
     assert_eq!(count(&ask["stream"], "/received"), SESSIONS * 7, "{ask:#}");
     assert_eq!(ask["errors"], serde_json::json!({}), "{ask:#}");
 }
+
+#[test]
+fn merged_segments_keep_every_stream_figure() {
+    let shop = start_background(ShopConfig::default()).expect("the shop starts");
+    let yaml = scenario("{ event: done }", "");
+    let root = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    let mut received = 0;
+    for seg in ["1/2", "2/2"] {
+        let sc = Scenario::new(&yaml);
+        let r = sc.run_passing(&shop.url(), &["--threads", "1", "--segment", seg], LIMIT);
+        received += count(&named(&r, "requests", "ask")["stream"], "/received");
+        let dir = root.path().join(seg.replace('/', "-of-"));
+        std::fs::rename(&sc.out, &dir).unwrap();
+        dirs.push(dir.display().to_string());
+    }
+    // The segments' arrivals add up to the whole plan's.
+    assert_eq!(received, SESSIONS * (TOKENS + 1));
+    let out = root.path().join("merged");
+    let mut args: Vec<&str> = vec!["merge"];
+    args.extend(dirs.iter().map(String::as_str));
+    args.extend(["--out", out.to_str().unwrap()]);
+    let done = support::Spawned::start(&args).wait(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    let merged = support::read_report(&out, &done);
+    let st = &named(&merged, "requests", "ask")["stream"];
+    assert_eq!(count(st, "/received"), received, "{st:#}");
+    assert_eq!(count(st, "/sent"), 0, "{st:#}");
+    // The histograms came through whole: the same plan timing as one run.
+    let first = num(st, "/first_event_ms/p50");
+    assert!(first >= 200.0, "time to first event p50 {first} ms");
+    let gap = num(st, "/gap_ms/p50");
+    assert!((15.0..=25.0).contains(&gap), "gap p50 {gap} ms");
+}

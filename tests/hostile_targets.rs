@@ -182,10 +182,18 @@ fn an_endless_body_under_the_default_10mib_limit_is_cut_with_bounded_memory() {
 }
 
 #[test]
-fn invalid_http_gives_protocol_errors() {
+fn an_answer_that_is_not_http_gives_not_http_errors_and_says_so() {
     let s = HostileServer::start(Fault::Garbage);
     let o = run_against(&s, Some(65536));
-    all_failed_as(&o, &["protocol"]);
+    all_failed_as(&o, &["not_http"]);
+    assert!(
+        o.done.stdout.contains(
+            "DIAGNOSIS: 40 of 40 requests got an answer that is not HTTP (not_http): the target is \
+             not speaking HTTP on this port"
+        ),
+        "{}",
+        o.done.output()
+    );
 }
 
 #[test]
@@ -298,4 +306,13 @@ fn a_target_that_starts_refusing_after_the_probe_gives_connect_errors() {
     let o = run_against(&s, Some(65536));
     assert_eq!(s.probes(), 1);
     all_failed_as(&o, &["connect"]);
+    assert!(
+        o.done.stdout.contains(
+            "DIAGNOSIS: 40 of 40 requests could not connect (connect): the target refused \
+             connections or could not be reached"
+        ),
+        "{}",
+        o.done.output()
+    );
+    assert!(!o.done.stdout.contains("not HTTP"), "{}", o.done.output());
 }

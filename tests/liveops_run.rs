@@ -265,6 +265,30 @@ fn a_rate_change_halves_the_sessions_started_and_lands_in_the_timeline() {
             .unwrap()
     };
     let (t_rate, t_pause, t_resume) = (at("rate"), at("pause"), at("resume"));
+    // The terminal summary and summary.md list every one of them, as report.json has it.
+    let md = std::fs::read_to_string(sc.out.join("summary.md")).unwrap();
+    assert!(
+        done.stdout
+            .contains("timeline (live control, rules, signals)"),
+        "{}",
+        done.output()
+    );
+    for e in &tl {
+        let (t, ev, detail) = (
+            format!("{:.1}s", e["t"].as_f64().unwrap()),
+            e["event"].as_str().unwrap(),
+            e["detail"].as_str().unwrap(),
+        );
+        assert!(
+            done.stdout.contains(&format!("{t:>7}  {ev}  {detail}")),
+            "{e} not in the summary\n{}",
+            done.output()
+        );
+        assert!(
+            md.contains(&format!("| {t} | {ev} | {detail} |")),
+            "{e} not in\n{md}"
+        );
+    }
     assert!(tl
         .iter()
         .any(|e| e["event"] == "rate" && e["detail"].as_str().unwrap().contains("factor 0.5")));

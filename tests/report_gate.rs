@@ -352,3 +352,53 @@ fn report_of_a_directory_without_a_report_is_bad_input() {
     assert_eq!(done.code, Some(2), "{}", done.output());
     assert!(done.stderr.contains("report.json"), "{}", done.output());
 }
+
+/// `--scale 1/20` shrinks absolute limits with the load, and every text that shows the limit says
+/// both values: 50/s × 1/20 for 2 s is exactly 5 requests, judged against `count >= 100` × 1/20.
+#[test]
+fn scaled_thresholds_show_the_written_and_the_scaled_limit() {
+    let shop = start_background(ShopConfig::default()).expect("the shop starts");
+    let sc = Scenario::new(CLEAN);
+    let done = sc.run(
+        &shop.url(),
+        &[
+            "--scale",
+            "1/20",
+            "--threshold",
+            "count >= 100",
+            "--threshold",
+            "rate > 40/s",
+        ],
+        LIMIT,
+    );
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    assert!(
+        done.stdout
+            .contains("✓ count >= 100   observed 5, limit 5 = 100 × 1/20 (--scale 1/20)"),
+        "{}",
+        done.output()
+    );
+    assert!(
+        done.stdout.contains("✓ rate > 40/s   observed 2.4"),
+        "{}",
+        done.output()
+    );
+    assert!(
+        done.stdout
+            .contains("/s, limit 2/s = 40/s × 1/20 (--scale 1/20)"),
+        "{}",
+        done.output()
+    );
+    assert_valid_report(&sc.out);
+    let r = report_json(&sc.out);
+    let count = &r["thresholds"][2];
+    assert_eq!(count["limit"], 5.0);
+    assert_eq!(count["scaled_from"], "100 × 1/20 (--scale 1/20)");
+    // Latency and error limits are not scaled, and say nothing of it.
+    assert!(r["thresholds"][0].get("scaled_from").is_none());
+    let md = read(&sc.out, "summary.md");
+    assert!(
+        md.contains("| ✓ | `count >= 100` | 5 | 5 = 100 × 1/20 (--scale 1/20) |"),
+        "{md}"
+    );
+}

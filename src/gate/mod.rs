@@ -80,15 +80,81 @@ pub struct Threshold {
     pub op: Op,
     pub value: f64,
     pub phase: Option<String>,
+    /// Set when `value` is a share of the written limit (`shrink_absolute`).
+    pub scaled: Option<Scaled>,
+}
+
+/// How a limit was scaled: `value = written × factor`, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scaled {
+    pub written: f64,
+    pub factor: f64,
+    /// `--scale 1/20`, `segment 2/3`, or both.
+    pub why: String,
+}
+
+/// A factor as people write it: `1/20`, `3/4`, `2.5`.
+pub fn factor_text(f: f64) -> String {
+    if (f - f.round()).abs() < 1e-9 {
+        return format!("{}", f.round());
+    }
+    let inv = 1.0 / f;
+    if f < 1.0 && (inv - inv.round()).abs() < 1e-6 {
+        return format!("1/{}", inv.round());
+    }
+    for d in 2..=100u32 {
+        let n = f * d as f64;
+        if (n - n.round()).abs() < 1e-6 {
+            return format!("{}/{d}", n.round());
+        }
+    }
+    let t = format!("{f:.4}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Why a run's absolute limits are a share of the written ones: `--scale 1/20, segment 2/3`;
+/// None when they are not.
+pub fn scaling_reason(scale: f64, segment: Option<(u32, u32)>) -> Option<String> {
+    let mut why = Vec::new();
+    if scale != 1.0 {
+        why.push(format!("--scale {}", factor_text(scale)));
+    }
+    if let Some((i, n)) = segment.filter(|(_, n)| *n > 1) {
+        why.push(format!("segment {i}/{n}"));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 impl Threshold {
     /// Scales the limit of an absolute amount (`rate`, `count`) by `factor`: a run at
     /// `--scale 1/100`, or one segment of n, is judged against its share of the written limit.
-    pub fn shrink_absolute(&mut self, factor: f64) {
-        if matches!(self.metric, Metric::Rate | Metric::Count) {
+    /// `why` says where the factor comes from (`scaling_reason`), for the texts that show it.
+    pub fn shrink_absolute(&mut self, factor: f64, why: Option<String>) {
+        if matches!(self.metric, Metric::Rate | Metric::Count) && factor != 1.0 {
+            let written = self.scaled.as_ref().map_or(self.value, |s| s.written);
             self.value *= factor;
+            self.scaled = Some(Scaled {
+                written,
+                factor: self.value / written,
+                why: why.unwrap_or_default(),
+            });
         }
+    }
+
+    /// `2000/s × 1/20 (--scale 1/20)`: the written limit and the factor, when it was scaled.
+    pub fn scaled_text(&self) -> Option<String> {
+        self.scaled.as_ref().map(|s| {
+            let why = if s.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.why)
+            };
+            format!(
+                "{} × {}{why}",
+                self.metric.format_observed(s.written),
+                factor_text(s.factor)
+            )
+        })
     }
 }
 
@@ -358,5 +424,45 @@ impl fmt::Display for AbortRule {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_read_as_written() {
+        assert_eq!(factor_text(0.05), "1/20");
+        assert_eq!(factor_text(1.0 / 60.0), "1/60");
+        assert_eq!(factor_text(0.75), "3/4");
+        assert_eq!(factor_text(2.0), "2");
+        assert_eq!(factor_text(2.5), "5/2");
+        assert_eq!(factor_text(0.123456), "0.1235");
+    }
+
+    #[test]
+    fn a_scaled_limit_says_the_written_value_and_why() {
+        let mut t = parse_threshold("rate > 2000/s").unwrap();
+        t.shrink_absolute(1.0 / 20.0, scaling_reason(0.05, Some((1, 1))));
+        assert_eq!(t.value, 100.0);
+        assert_eq!(
+            t.scaled_text().as_deref(),
+            Some("2000/s × 1/20 (--scale 1/20)")
+        );
+        let mut t = parse_threshold("count > 6000").unwrap();
+        t.shrink_absolute(1.0 / 60.0, scaling_reason(0.05, Some((2, 3))));
+        assert_eq!(t.value, 100.0);
+        assert_eq!(
+            t.scaled_text().as_deref(),
+            Some("6000 × 1/60 (--scale 1/20, segment 2/3)")
+        );
+        // Latency limits and unscaled runs keep the written value, and say nothing.
+        let mut t = parse_threshold("p99 < 200ms").unwrap();
+        t.shrink_absolute(0.05, scaling_reason(0.05, None));
+        assert_eq!((t.value, t.scaled_text()), (200.0, None));
+        let mut t = parse_threshold("rate > 2000/s").unwrap();
+        t.shrink_absolute(1.0, scaling_reason(1.0, Some((1, 1))));
+        assert_eq!(t.scaled_text(), None);
     }
 }

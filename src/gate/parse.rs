@@ -223,6 +223,7 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
         op,
         value,
         phase,
+        scaled: None,
     };
     if let Err(mut e) = value_result {
         e.partial = Some(Box::new(threshold));
@@ -323,6 +324,7 @@ fn parse_monitor(
             op,
             value,
             phase: None,
+            scaled: None,
         },
         for_,
     ))
@@ -389,6 +391,7 @@ fn parse_action(
             op,
             value: d.as_secs_f64() * 1000.0,
             phase: None,
+            scaled: None,
         },
         Duration::ZERO,
     ))

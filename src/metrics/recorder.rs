@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 13;
+pub const N_ERROR_KINDS: usize = 14;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +28,10 @@ pub enum ErrorKind {
     WsClosed,
     /// An event stream that ended or broke before the step was done.
     StreamCut,
+    /// The target answered, but its first bytes are not an HTTP response at all (another
+    /// protocol on the port, or TLS on a plain-HTTP port): not `protocol` (HTTP gone wrong) and
+    /// not `connect` (nobody there).
+    NotHttp,
 }
 
 impl ErrorKind {
@@ -45,6 +49,7 @@ impl ErrorKind {
         ErrorKind::WsHandshake,
         ErrorKind::WsClosed,
         ErrorKind::StreamCut,
+        ErrorKind::NotHttp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +67,7 @@ impl ErrorKind {
             ErrorKind::WsHandshake => "ws_handshake",
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::NotHttp => "not_http",
         }
     }
 }

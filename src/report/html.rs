@@ -141,6 +141,9 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     for w in crate::report::summary::error_warnings(rep) {
         let _ = writeln!(o, "<div class=\"stop\"><b>Errors:</b> {}</div>", esc(&w));
     }
+    if let Some(d) = crate::report::summary::diagnosis(rep) {
+        let _ = writeln!(o, "<div class=\"stop\"><b>Diagnosis:</b> {}</div>", esc(&d));
+    }
     if let Some(w) = overload_warning(rep) {
         let _ = writeln!(
             o,
@@ -182,7 +185,7 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
                 if v.passed { "✓" } else { "✗" },
                 esc(&v.expr),
                 esc(v.observed_text.as_deref().unwrap_or("nothing measured")),
-                esc(&v.limit_text),
+                esc(&v.limit_shown()),
                 if v.passed { "ok" } else { "bad" },
                 if v.passed { "pass" } else { "FAIL" }
             );

@@ -506,7 +506,10 @@ impl Journal {
         for src in &h.thresholds {
             let mut t = crate::gate::parse_threshold(src)
                 .map_err(|e| anyhow!("threshold `{src}`: {}", e.message))?;
-            t.shrink_absolute(h.scale / segment.count as f64);
+            t.shrink_absolute(
+                h.scale / segment.count as f64,
+                crate::gate::scaling_reason(h.scale, Some((segment.index + 1, segment.count))),
+            );
             thresholds.push(t);
         }
         let (verdicts, _) = judge(

@@ -266,14 +266,18 @@ pub fn build(r: &RunResult) -> Value {
         .verdicts
         .iter()
         .map(|v| {
-            json!({
+            let mut row = json!({
                 "expr": v.threshold.source,
                 "passed": v.passed,
                 "observed": v.observed,
                 "observed_text": v.observed.map(|o| v.threshold.metric.format_observed(o)),
                 "limit": v.threshold.value,
                 "limit_text": v.threshold.metric.format_observed(v.threshold.value),
-            })
+            });
+            if let Some(s) = v.threshold.scaled_text() {
+                row["scaled_from"] = json!(s);
+            }
+            row
         })
         .collect();
 

@@ -36,6 +36,10 @@ pub fn render(r: &RunReport) -> String {
         let _ = writeln!(o, "> ⚠️ **{}**", cell(&w));
         let _ = writeln!(o);
     }
+    if let Some(d) = crate::report::summary::diagnosis(r) {
+        let _ = writeln!(o, "> **Diagnosis:** {}", cell(&d));
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "{:.1}s · segment {} · {} requests ({:.0}/s) · errors {} ({}) · p50 {} · p99 {} · max {}",
@@ -60,7 +64,7 @@ pub fn render(r: &RunReport) -> String {
                 if v.passed { "✓" } else { "✗" },
                 v.expr.replace('`', "'").replace('|', "\\|"),
                 v.observed_text.as_deref().unwrap_or("nothing measured"),
-                v.limit_text
+                v.limit_shown()
             );
         }
         let _ = writeln!(o);
@@ -92,6 +96,27 @@ pub fn render(r: &RunReport) -> String {
                 opt_ms(q.latency_ms.p50),
                 opt_ms(q.latency_ms.p99),
                 opt_ms(q.latency_ms.max)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if !r.timeline.is_empty() {
+        let _ = writeln!(o, "| t | event | detail |");
+        let _ = writeln!(o, "|---:|---|---|");
+        for e in r.timeline.iter().take(super::summary::TIMELINE_SHOWN) {
+            let _ = writeln!(
+                o,
+                "| {:.1}s | {} | {} |",
+                e.t,
+                cell(e.kind.name()),
+                cell(&e.detail)
+            );
+        }
+        if r.timeline.len() > super::summary::TIMELINE_SHOWN {
+            let _ = writeln!(
+                o,
+                "\n… and {} more in report.json `timeline`",
+                r.timeline.len() - super::summary::TIMELINE_SHOWN
             );
         }
         let _ = writeln!(o);

@@ -379,7 +379,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
                 e.message
             )
         })?;
-        t.shrink_absolute(scale);
+        t.shrink_absolute(scale, crate::gate::scaling_reason(scale, None));
         thresholds.push(t);
     }
 

@@ -204,14 +204,27 @@ pub struct ThresholdRow {
     pub observed_text: Option<String>,
     pub limit: f64,
     pub limit_text: String,
+    /// The written limit and the factor it was scaled by (`--scale`, a segment's share):
+    /// `2000/s × 1/20 (--scale 1/20)`. Absent when the limit is the written one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_from: Option<String>,
 }
 
 impl ThresholdRow {
+    /// The limit as judged, with the written one when it was scaled: `100/s = 2000/s × 1/20
+    /// (--scale 1/20)`.
+    pub fn limit_shown(&self) -> String {
+        match &self.scaled_from {
+            Some(s) => format!("{} = {s}", self.limit_text),
+            None => self.limit_text.clone(),
+        }
+    }
+
     /// `observed 1.24ms, limit 300ms` (or `nothing measured, limit …`).
     pub fn observed_vs_limit(&self) -> String {
         match &self.observed_text {
-            Some(o) => format!("observed {o}, limit {}", self.limit_text),
-            None => format!("nothing measured, limit {}", self.limit_text),
+            Some(o) => format!("observed {o}, limit {}", self.limit_shown()),
+            None => format!("nothing measured, limit {}", self.limit_shown()),
         }
     }
 }

@@ -10,7 +10,9 @@
 //! to occur inside random base64 would corrupt a histogram without protecting anything.
 
 use super::rundir::{self, Redactor};
-use crate::metrics::recorder::{new_histogram, ClientStats, JourneyStats, RequestStats};
+use crate::metrics::recorder::{
+    new_histogram, ClientStats, JourneyStats, RequestStats, StreamStats,
+};
 use crate::metrics::{Catalog, ErrorKind, Recorder};
 use crate::run::RunResult;
 use anyhow::{anyhow, Context};
@@ -75,6 +77,21 @@ pub struct Cell {
     pub latency: String,
     pub service: String,
     pub ttfb: String,
+    /// A WebSocket or SSE step's stream statistics (left out for plain requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamCell>,
+}
+
+/// `StreamStats`, serialized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamCell {
+    pub first_event: String,
+    pub gap: String,
+    pub duration: String,
+    pub received: u64,
+    pub sent: u64,
+    /// Close code → count.
+    pub close_codes: BTreeMap<u16, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +147,14 @@ impl RecorderState {
                 latency: enc(&s.latency),
                 service: enc(&s.service),
                 ttfb: enc(&s.ttfb),
+                stream: s.stream.as_ref().map(|t| StreamCell {
+                    first_event: enc(&t.first_event),
+                    gap: enc(&t.gap),
+                    duration: enc(&t.duration),
+                    received: t.received,
+                    sent: t.sent,
+                    close_codes: t.close_codes.iter().copied().collect(),
+                }),
             })
             .collect();
         RecorderState {
@@ -186,6 +211,17 @@ impl RecorderState {
                 bytes_in: c.bytes_in,
                 bytes_out: c.bytes_out,
                 status: c.status.iter().map(|(k, v)| (*k, *v)).collect(),
+                stream: match &c.stream {
+                    Some(t) => Some(Box::new(StreamStats {
+                        first_event: decode_histogram(&t.first_event)?,
+                        gap: decode_histogram(&t.gap)?,
+                        duration: decode_histogram(&t.duration)?,
+                        received: t.received,
+                        sent: t.sent,
+                        close_codes: t.close_codes.iter().map(|(k, v)| (*k, *v)).collect(),
+                    })),
+                    None => None,
+                },
                 ..Default::default()
             };
             for (name, n) in &c.errors {
@@ -401,6 +437,15 @@ mod tests {
             });
             r.record_lag(i);
         }
+        {
+            let st = r.stream(1, 0, 0);
+            let _ = st.first_event.record(4_200);
+            let _ = st.gap.record(900);
+            let _ = st.duration.record(61_000);
+            st.received = 17;
+            st.sent = 3;
+            st.close_codes.push((1011, 2));
+        }
         r.session_started(0, 1);
         r.session_ended(0, true, 12_345);
         let _ = r.burst.record(777);
@@ -415,6 +460,17 @@ mod tests {
                     assert_eq!(x.service, y.service);
                     assert_eq!(x.ttfb, y.ttfb);
                     assert_eq!((x.count, x.errors), (y.count, y.errors));
+                    match (&x.stream, &y.stream) {
+                        (Some(a), Some(b)) => {
+                            assert_eq!(a.first_event, b.first_event);
+                            assert_eq!(a.gap, b.gap);
+                            assert_eq!(a.duration, b.duration);
+                            assert_eq!((a.received, a.sent), (b.received, b.sent));
+                            assert_eq!(a.close_codes, b.close_codes);
+                        }
+                        (None, None) => {}
+                        _ => panic!("stream statistics were lost or invented"),
+                    }
                     let (mut s1, mut s2) = (x.status.clone(), y.status.clone());
                     s1.sort();
                     s2.sort();
@@ -424,6 +480,7 @@ mod tests {
                 _ => panic!("a cell was lost or invented"),
             }
         }
+        assert!(b.requests.iter().flatten().any(|s| s.stream.is_some()));
         assert_eq!(r.lag, b.lag);
         assert_eq!(r.burst, b.burst);
         assert_eq!(r.journeys[0].latency, b.journeys[0].latency);

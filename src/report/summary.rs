@@ -52,6 +52,72 @@ pub fn dropped_note(r: &Report) -> Option<String> {
     })
 }
 
+/// One line on what the errors say about the target, when one kind makes up most of them (and
+/// errors are at least 1 % of requests): `not_http` (a wrong port or scheme) is not `connect`
+/// (nobody there, or refusing), and neither is the target being slow.
+pub fn diagnosis(r: &Report) -> Option<String> {
+    let t = &r.totals;
+    if t.errors == 0 || t.errors * 100 < t.requests {
+        return None;
+    }
+    let (kind, n) = t.errors_by_kind.iter().max_by_key(|(_, n)| **n)?;
+    if n * 2 < t.errors {
+        return None;
+    }
+    let of = format!("{n} of {} requests", t.requests);
+    let why = match kind.as_str() {
+        "not_http" => format!(
+            "{of} got an answer that is not HTTP (not_http): the target is not speaking HTTP on \
+             this port. Check --target's port, and its scheme (a TLS port needs https://)"
+        ),
+        "connect" => format!(
+            "{of} could not connect (connect): the target refused connections or could not be \
+             reached. It is down or out of connections, or --target names the wrong address"
+        ),
+        "tls" => format!(
+            "{of} failed their TLS handshake (tls): check the certificate's CA \
+             (defaults.tls.ca) and the scheme (a plain-HTTP port needs http://)"
+        ),
+        "timeout" => format!(
+            "{of} got no answer in time (timeout): the target answered too slowly or stalled"
+        ),
+        "reset" => format!(
+            "{of} had their connection closed or reset mid-exchange (reset): the target, or \
+             something in front of it, is dropping connections"
+        ),
+        _ => return None,
+    };
+    Some(why)
+}
+
+/// Most timeline events the terminal summary and summary.md list (report.json has them all).
+pub const TIMELINE_SHOWN: usize = 20;
+
+/// The run's timeline (live control, rules, signals) as lines: `2.0s  rate  factor 0.5 (×0.5)`,
+/// at most `TIMELINE_SHOWN` of them, then how many more report.json has.
+pub fn timeline_lines(r: &Report) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .timeline
+        .iter()
+        .take(TIMELINE_SHOWN)
+        .map(|e| {
+            format!(
+                "{:>7}  {}  {}",
+                format!("{:.1}s", e.t),
+                e.kind.name(),
+                e.detail
+            )
+        })
+        .collect();
+    if r.timeline.len() > TIMELINE_SHOWN {
+        out.push(format!(
+            "… and {} more in report.json `timeline`",
+            r.timeline.len() - TIMELINE_SHOWN
+        ));
+    }
+    out
+}
+
 /// Terminal columns a string takes: East Asian wide characters (CJK, fullwidth forms) take two.
 pub fn display_width(s: &str) -> usize {
     s.chars()
@@ -273,6 +339,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         if !kinds.is_empty() {
             let _ = writeln!(o, "  errors by kind: {}", kinds.join(", "));
         }
+        if let Some(d) = diagnosis(r) {
+            let _ = writeln!(o, "  DIAGNOSIS: {d}");
+        }
     }
     for w in error_warnings(r) {
         let _ = writeln!(o, "  WARNING: {w}");
@@ -305,6 +374,14 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
     if let Some(c) = &r.capacity {
         let _ = writeln!(o);
         let _ = writeln!(o, "  {}", crate::capacity::summary_line(c));
+    }
+    let timeline = timeline_lines(r);
+    if !timeline.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "  timeline (live control, rules, signals)");
+        for l in timeline {
+            let _ = writeln!(o, "  {l}");
+        }
     }
     let _ = writeln!(o);
     let _ = writeln!(

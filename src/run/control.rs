@@ -180,7 +180,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         steer: steer.clone(),
     };
 
-    let mut live = Live::new(opts.quiet, plan.duration, &plan);
+    let mut live = Live::new(opts.quiet, plan.duration, &plan, opts.segment);
     let mut keyboard = match &ops {
         Some(o) if o.keyboard && live.is_bar() => {
             let k = crate::ops::keyboard::Keyboard::start(steer.clone());

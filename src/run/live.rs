@@ -2,7 +2,7 @@
 //! every few seconds when stderr is not a terminal or with `--quiet`.
 
 use crate::metrics::Point;
-use crate::plan::Plan;
+use crate::plan::{Plan, Segment};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -13,10 +13,12 @@ pub struct Live {
     total_s: f64,
     errors: u64,
     requests: u64,
+    /// The segment this process runs: its line shows its own share of the plan.
+    segment: Segment,
 }
 
 impl Live {
-    pub fn new(quiet: bool, total_s: f64, plan: &Plan) -> Live {
+    pub fn new(quiet: bool, total_s: f64, plan: &Plan, segment: Segment) -> Live {
         let tty = std::io::stderr().is_terminal();
         let bar = if tty && !quiet {
             let b = ProgressBar::with_draw_target(
@@ -39,10 +41,36 @@ impl Live {
             total_s,
             errors: 0,
             requests: 0,
+            segment,
         }
     }
 
-    fn line(p: &Point, phase: &str, total_s: f64, closed: bool) -> String {
+    /// What the plan asks of this process this second: the whole plan's value, or for a segment
+    /// its share of it (`10/s of 30/s (segment 2/3)`).
+    fn planned(p: &Point, closed: bool, seg: Segment) -> String {
+        let unit = |v: f64| {
+            if closed {
+                format!("{v:.0} users")
+            } else {
+                format!("{v:.0}/s")
+            }
+        };
+        if seg.count <= 1 {
+            return unit(p.planned_rate);
+        }
+        let share = if closed {
+            seg.share_of((p.planned_rate + 1e-9).floor().max(0.0) as u64) as f64
+        } else {
+            p.planned_rate / seg.count as f64
+        };
+        format!(
+            "{} of {} (segment {seg})",
+            unit(share),
+            unit(p.planned_rate)
+        )
+    }
+
+    fn line(p: &Point, phase: &str, total_s: f64, closed: bool, seg: Segment) -> String {
         let err = if p.requests > 0 {
             100.0 * p.errors as f64 / p.requests as f64
         } else {
@@ -52,11 +80,7 @@ impl Live {
             "t={:>4}s/{:.0}s phase={phase} planned={} started={}/s reqs={}/s in-flight={} p99={:.1}ms errors={:.2}%{}",
             p.t + 1,
             total_s,
-            if closed {
-                format!("{:.0} users", p.planned_rate)
-            } else {
-                format!("{:.0}/s", p.planned_rate)
-            },
+            Self::planned(p, closed, seg),
             p.sessions_started,
             p.requests,
             p.in_flight,
@@ -102,10 +126,19 @@ impl Live {
             .map(|p| p.name.as_str())
             .unwrap_or("-");
         match &self.bar {
-            Some(b) => b.set_message(Self::line(p, phase, self.total_s, self.closed)),
+            Some(b) => b.set_message(Self::line(
+                p,
+                phase,
+                self.total_s,
+                self.closed,
+                self.segment,
+            )),
             None => {
                 if (p.t + 1).is_multiple_of(self.every) {
-                    eprintln!("{}", Self::line(p, phase, self.total_s, self.closed));
+                    eprintln!(
+                        "{}",
+                        Self::line(p, phase, self.total_s, self.closed, self.segment)
+                    );
                 }
             }
         }

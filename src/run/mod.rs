@@ -105,13 +105,10 @@ impl<'a> Prepared<'a> {
         // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on
         // absolute amounts shrink with them (`flashcrowd merge` judges the whole against the
         // full values).
+        let why =
+            crate::gate::scaling_reason(s.scale, Some((s.segment.index + 1, s.segment.count)));
         for t in thresholds.iter_mut() {
-            if matches!(
-                t.metric,
-                crate::gate::Metric::Rate | crate::gate::Metric::Count
-            ) {
-                t.value *= s.scale / s.segment.count as f64;
-            }
+            t.shrink_absolute(s.scale / s.segment.count as f64, why.clone());
         }
         let monitor_names = crate::scenario::validate::monitor_names(sc);
         let abort = sc
@@ -235,13 +232,30 @@ impl<'a> Prepared<'a> {
         let sc = &self.loaded.scenario;
         preflight::target_interlock(sc, &self.prog.target, &self.shown_target, untagged_ok)
             .map_err(Refused::BadInput)?;
-        if let Err(e) = preflight::probe(&self.target_url, &sc.safety.tag_header) {
-            return Err(Refused::Unreachable(crate::scenario::redact::redact_url_userinfo(
-                &format!(
-                    "the target {} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it.",
-                    self.shown_target
+        if let Err((e, timed_out)) = preflight::probe(&self.target_url, &sc.safety.tag_header) {
+            // An answer that is not HTTP is a wrong port or scheme, not a target that is down (a
+            // target that said nothing in 5 s is not asked again).
+            let sniffed = (!timed_out)
+                .then(|| {
+                    engine::transport::sniff::not_speaking_http(
+                        &self.target_url,
+                        &sc.safety.tag_header,
+                        Duration::from_secs(2),
+                    )
+                })
+                .flatten();
+            let shown = &self.shown_target;
+            let said = match sniffed {
+                Some(why) => format!(
+                    "the target {shown} is not speaking HTTP: {why}\nNo load was sent. Check --target's scheme and port."
                 ),
-            )));
+                None => format!(
+                    "the target {shown} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
+                ),
+            };
+            return Err(Refused::Unreachable(
+                crate::scenario::redact::redact_url_userinfo(&said),
+            ));
         }
         self.prog.source_ips = source_ips.to_vec();
         let loopback = self.prog.target.addr.ip().is_loopback();

@@ -57,17 +57,18 @@ pub fn target_interlock(
 }
 
 /// One GET to the target before any load: a refused or unanswered connection stops the run.
-pub fn probe(url: &str, tag_header: &str) -> Result<(), String> {
+/// The error says what failed, and whether it was the probe's time bound (a silent target).
+pub fn probe(url: &str, tag_header: &str) -> Result<(), (String, bool)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), false))?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .danger_accept_invalid_certs(true)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), false))?;
         match client
             .get(url)
             .header(tag_header, "flashcrowd-probe")
@@ -75,7 +76,7 @@ pub fn probe(url: &str, tag_header: &str) -> Result<(), String> {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(error_chain(&e)),
+            Err(e) => Err((error_chain(&e), e.is_timeout())),
         }
     })
 }

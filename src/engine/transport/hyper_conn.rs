@@ -14,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Maps a hyper error onto the taxonomy.
 pub fn classify(e: &hyper::Error) -> ErrorKind {
     if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        // hyper says `invalid HTTP version parsed` when the answer does not begin `HTTP/1.x`.
+        if e.to_string().contains("invalid HTTP version") {
+            return ErrorKind::NotHttp;
+        }
         return ErrorKind::Protocol;
     }
     if e.is_timeout() {

@@ -37,6 +37,17 @@ enum Framing {
     UntilClose,
 }
 
+/// `not_http` when the answer does not even begin like an HTTP response (`HTTP/`), else
+/// `protocol`: HTTP, gone wrong.
+pub fn not_http_or(answer: &[u8]) -> ErrorKind {
+    let n = answer.len().min(5);
+    if answer[..n].eq_ignore_ascii_case(&b"HTTP/"[..n]) {
+        ErrorKind::Protocol
+    } else {
+        ErrorKind::NotHttp
+    }
+}
+
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     use std::io::ErrorKind as K;
     match e.kind() {
@@ -173,7 +184,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                         Some((n, status, framing, close))
                     }
                     Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(fail(ErrorKind::Protocol, None, None, 0)),
+                    Err(_) => {
+                        // Only a connection that never answered in HTTP is "not speaking" it.
+                        let kind = if self.used == 0 {
+                            not_http_or(&self.buf[self.start..self.end])
+                        } else {
+                            ErrorKind::Protocol
+                        };
+                        return Err(fail(kind, None, None, 0));
+                    }
                 }
             };
             match parsed {
@@ -465,7 +484,12 @@ mod tests {
         .await;
         assert_eq!(kind(r), Some(ErrorKind::Body), "body cut short");
         let (_, r, _) = one(vec![b"SMTP ready\r\n\r\n"], false, 1 << 20).await;
-        assert_eq!(kind(r), Some(ErrorKind::Protocol), "not HTTP");
+        assert_eq!(kind(r), Some(ErrorKind::NotHttp), "not HTTP");
+        // A TLS alert record: what a TLS server answers a plain-text request with.
+        let (_, r, _) = one(vec![b"\x15\x03\x03\x00\x02\x02\x32"], false, 1 << 20).await;
+        assert_eq!(kind(r), Some(ErrorKind::NotHttp), "TLS on a plain port");
+        let (_, r, _) = one(vec![b"HTTP/1.1 abc OK\r\n\r\n"], false, 1 << 20).await;
+        assert_eq!(kind(r), Some(ErrorKind::Protocol), "HTTP gone wrong");
         let (_, r, _) = one(vec![b"HTTP/1.1 200 OK\r\nContent-Le"], false, 1 << 20).await;
         assert_eq!(kind(r), Some(ErrorKind::Reset), "closed mid-headers");
         let (c, r, _) = one(

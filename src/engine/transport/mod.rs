@@ -7,7 +7,8 @@
 //! included). Opening sockets and TLS sessions, and naming what went wrong while doing it, is
 //! `dial.rs`; a client's emulated network sits between the socket and the transport
 //! (`network.rs`). Stream steps read what follows the open: `sse.rs` an event stream over a
-//! hyper connection, `ws.rs` a WebSocket after its upgrade. The set is an enum, not a trait object: the hot path pays one `match`, no virtual
+//! hyper connection, `ws.rs` a WebSocket after its upgrade. `sniff.rs` looks at
+//! what a target that gave the probe no HTTP answer speaks instead. The set is an enum, not a trait object: the hot path pays one `match`, no virtual
 //! call and no boxing of futures.
 //!
 //! What a transport does not do: render templates (`session::prepare`), check expectations or
@@ -17,6 +18,7 @@ pub mod dial;
 pub mod hyper_conn;
 pub mod lean;
 pub mod network;
+pub mod sniff;
 pub mod sse;
 pub mod ws;
 
