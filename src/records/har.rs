@@ -235,4 +235,35 @@ mod tests {
         assert_eq!(bad.line, 2);
         assert!(bad.reason.contains("bad timestamp"));
     }
+
+    #[test]
+    fn a_har_cut_short_keeps_the_entries_before_the_cut() {
+        let one = r#"{"startedDateTime": "2026-11-11T00:00:00Z", "request": {"method": "GET", "url": "/a"}}"#;
+        let text = format!(r#"{{"log": {{"entries": [{one}, {one}, {{"startedDate"#);
+        let all = entries(text.as_bytes());
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0].as_ref().unwrap().line, 1);
+        assert_eq!(all[1].as_ref().unwrap().line, 2);
+        let cut = all[2].as_ref().unwrap_err();
+        assert!(cut.reason.starts_with("not a HAR document: EOF"), "{cut:?}");
+        // Not HAR at all, and HAR without entries: one malformed record each.
+        assert_eq!(entries(b"[1, 2]").len(), 1);
+        let none = entries(br#"{"log": {"pages": []}}"#);
+        assert_eq!(
+            none[0].as_ref().unwrap_err().reason,
+            "not a HAR document: no log.entries"
+        );
+    }
+
+    #[test]
+    fn streaming_stops_when_asked() {
+        let one = r#"{"startedDateTime": "2026-11-11T00:00:00Z", "request": {"method": "GET", "url": "/a"}}"#;
+        let text = format!(r#"{{"log": {{"entries": [{one}, {one}, {one}]}}}}"#);
+        let mut n = 0;
+        stream(text.as_bytes(), |_| {
+            n += 1;
+            n < 2
+        });
+        assert_eq!(n, 2, "nothing after the stop, and no error record for it");
+    }
 }
