@@ -391,7 +391,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(r.generator.lag_ms.max),
         r.generator.cpu_s
     );
-    if let Some(w) = &r.generator.warm_up {
+    // A warm-up that opened nothing (per-user connections open as their users arrive) is not
+    // worth a line.
+    if let Some(w) = r.generator.warm_up.as_ref().filter(|w| w.connections > 0) {
         let _ = writeln!(
             o,
             "  warm-up    {} connection{} opened in {:.1} ms before t=0",
