@@ -38,6 +38,8 @@ pub struct RunRequest {
     /// `--allow-run`: the scenario's `run` actions may execute programs.
     pub allow_run: bool,
     pub source_ips: Vec<std::net::IpAddr>,
+    /// How the target's host name is resolved, and how often again (`--hosts`, `--resolve-every`).
+    pub resolve: crate::engine::resolve::ResolveOpts,
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The HTTP control token; generated (and printed) when None.
     pub control_token: Option<String>,
@@ -84,6 +86,15 @@ pub fn run(a: RunArgs) -> Outcome {
     };
     let max_error_rate = crate::scenario::units::parse_share(&a.max_errors)
         .map_err(|e| bad(format!("--max-errors: {e}")))?;
+    let every = crate::scenario::units::parse_duration(&a.resolve_every).map_err(|e| {
+        bad(format!(
+            "--resolve-every: {e} (a duration like 30s or 2m; 0s resolves once)"
+        ))
+    })?;
+    if let Some(h) = &a.hosts {
+        std::fs::read_to_string(h)
+            .map_err(|e| bad(format!("--hosts: cannot read {}: {e}", h.display())))?;
+    }
     let otlp = match &a.otlp {
         Some(u) => {
             use crate::ops::otlp::OtlpSpec;
@@ -97,6 +108,10 @@ pub fn run(a: RunArgs) -> Outcome {
     execute(RunRequest {
         max_error_rate,
         source_ips,
+        resolve: crate::engine::resolve::ResolveOpts {
+            hosts: a.hosts.clone(),
+            every: Some(every),
+        },
         scenario: a.scenario,
         opts: a.opts,
         target: a.target,
@@ -268,6 +283,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             thresholds: req.thresholds.clone(),
             allow_run: req.allow_run,
             untagged_ok: req.untagged_ok,
+            resolve: req.resolve.clone(),
         },
     )
     .map_err(bad)?;
@@ -699,6 +715,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         untagged_ok: false,
         allow_run: false,
         source_ips: Vec::new(),
+        resolve: Default::default(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
         otlp: None,

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod compile;
+pub mod resolve;
 pub mod session;
 pub mod shard;
 pub mod tls;
@@ -13,7 +14,7 @@ pub mod warm;
 
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Plan, Segment};
-pub use compile::{compile, Program};
+pub use compile::{compile, compile_with, Program};
 use shard::{Control, ShardSpec};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;

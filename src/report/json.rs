@@ -328,6 +328,7 @@ pub fn build(r: &RunResult) -> Value {
             "sessions_started": rec.sessions_started,
             "sessions_dropped": rec.sessions_dropped,
             "sessions_interrupted": rec.sessions_interrupted,
+            "retried": rec.retried,
             "errors_by_kind": errors_by_kind(&all),
             "status": status_counts(&all),
         },

@@ -76,6 +76,9 @@ pub struct Totals {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Requests resent once on a new connection (absent in reports from before retries).
+    #[serde(default)]
+    pub retried: u64,
     pub errors_by_kind: IndexMap<String, u64>,
     pub status: IndexMap<String, u64>,
 }

@@ -121,6 +121,9 @@ pub struct RecorderState {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Absent in states written before retries were counted.
+    #[serde(default)]
+    pub retried: u64,
     pub in_flight: u64,
 }
 
@@ -185,6 +188,7 @@ impl RecorderState {
             sessions_started: r.sessions_started,
             sessions_dropped: r.sessions_dropped,
             sessions_interrupted: r.sessions_interrupted,
+            retried: r.retried,
             in_flight: r.in_flight,
         }
     }
@@ -266,6 +270,7 @@ impl RecorderState {
         r.sessions_started = self.sessions_started;
         r.sessions_dropped = self.sessions_dropped;
         r.sessions_interrupted = self.sessions_interrupted;
+        r.retried = self.retried;
         r.in_flight = self.in_flight;
         Ok(r)
     }

@@ -270,6 +270,13 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         t.sessions_dropped,
         t.sessions_interrupted
     );
+    if t.retried > 0 {
+        let _ = writeln!(
+            o,
+            "  retried  {} request(s) sent again once on a new connection (no answer on the first)",
+            t.retried
+        );
+    }
     let _ = writeln!(
         o,
         "  latency  p50 {}  p90 {}  p99 {}  max {}   (service time p99 {}, from the intended start)",

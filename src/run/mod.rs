@@ -63,6 +63,8 @@ pub struct Settings {
     pub allow_run: bool,
     /// `--i-know-this-is-untagged`: the interlock lets untagged traffic off loopback through.
     pub untagged_ok: bool,
+    /// How the target's host name is resolved, and how often again (`--hosts`, `--resolve-every`).
+    pub resolve: crate::engine::resolve::ResolveOpts,
 }
 
 /// A run ready to start: everything compiled and checked, nothing sent yet.
@@ -157,7 +159,7 @@ impl<'a> Prepared<'a> {
             })?;
         // What messages may show of the target: never its user-info.
         let shown_target = crate::scenario::redact::redact_url_userinfo(&target_url);
-        let prog = engine::compile(loaded, &target_url, &plan)
+        let prog = engine::compile_with(loaded, &target_url, &plan, &s.resolve)
             .map_err(|e| crate::scenario::redact::redact_url_userinfo(&format!("{file}: {e}")))?;
         let monitor = match &sc.monitor {
             Some(m) => Some(
@@ -232,7 +234,9 @@ impl<'a> Prepared<'a> {
         let sc = &self.loaded.scenario;
         preflight::target_interlock(sc, &self.prog.target, &self.shown_target, untagged_ok)
             .map_err(Refused::BadInput)?;
-        if let Err((e, timed_out)) = preflight::probe(&self.target_url, &sc.safety.tag_header) {
+        if let Err((e, timed_out)) =
+            preflight::probe(&self.target_url, &self.prog.target, &sc.safety.tag_header)
+        {
             // An answer that is not HTTP is a wrong port or scheme, not a target that is down (a
             // target that said nothing in 5 s is not asked again).
             let sniffed = (!timed_out)
@@ -258,7 +262,7 @@ impl<'a> Prepared<'a> {
             ));
         }
         self.prog.source_ips = source_ips.to_vec();
-        let loopback = self.prog.target.addr.ip().is_loopback();
+        let loopback = preflight::is_loopback(&self.prog.target);
         if let Some(w) = preflight::port_warning(sc, &self.plan, source_ips.len(), loopback) {
             eprintln!("{w}");
         }
@@ -270,8 +274,11 @@ impl<'a> Prepared<'a> {
     pub fn run(self, opts: Options, on_interval: IntervalHook) -> Result<RunResult, Refused> {
         let sc = &self.loaded.scenario;
         let plan = Arc::new(self.plan);
+        let prog = Arc::new(self.prog);
+        // Re-resolves the target's name during the run (`--resolve-every`); stops when dropped.
+        let refresher = engine::resolve::Refresher::start(prog.target.addrs.clone());
         let outcome = control::run(
-            Arc::new(self.prog),
+            prog,
             plan.clone(),
             RunOptions {
                 threads: opts.threads,
@@ -290,6 +297,7 @@ impl<'a> Prepared<'a> {
             },
         )
         .map_err(Refused::Unreachable)?;
+        drop(refresher);
         let info = ScenarioInfo {
             name: sc.name.clone(),
             file: self.loaded.file.display().to_string(),

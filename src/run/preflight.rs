@@ -37,15 +37,24 @@ pub fn interlock(
     ))
 }
 
-/// The interlock for the load's target.
+/// Is this target on this machine (every address its name resolves to now)?
+pub fn is_loopback(t: &crate::engine::compile::Target) -> bool {
+    t.addrs.current().iter().all(|a| a.ip().is_loopback())
+}
+
+/// The interlock for the load's target. An untagged target let through for being on loopback
+/// is kept there when its DNS answers change during the run.
 pub fn target_interlock(
     sc: &Scenario,
     target: &crate::engine::compile::Target,
     shown_target: &str,
     untagged_ok: bool,
 ) -> Result<(), String> {
+    if is_loopback(target) && !every_request_tagged(sc) && !untagged_ok {
+        target.addrs.keep_to_loopback();
+    }
     interlock(
-        target.addr.ip().is_loopback(),
+        is_loopback(target),
         every_request_tagged(sc),
         untagged_ok,
         shown_target,
@@ -56,9 +65,14 @@ pub fn target_interlock(
     )
 }
 
-/// One GET to the target before any load: a refused or unanswered connection stops the run.
-/// The error says what failed, and whether it was the probe's time bound (a silent target).
-pub fn probe(url: &str, tag_header: &str) -> Result<(), (String, bool)> {
+/// One GET to the target before any load, at the address the run resolved its name to: a
+/// refused or unanswered connection stops the run. The error says what failed, and whether it
+/// was the probe's time bound (a silent target).
+pub fn probe(
+    url: &str,
+    target: &crate::engine::compile::Target,
+    tag_header: &str,
+) -> Result<(), (String, bool)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,6 +81,7 @@ pub fn probe(url: &str, tag_header: &str) -> Result<(), (String, bool)> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .danger_accept_invalid_certs(true)
+            .resolve(&target.host, target.addr)
             .build()
             .map_err(|e| (e.to_string(), false))?;
         match client
