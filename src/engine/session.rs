@@ -662,11 +662,13 @@ pub async fn arrival(
     fixed: Option<Arc<crate::plan::FixedRequest>>,
 ) {
     let mut guard = InFlight::new(&ctx);
-    // Woken a little early (see `shard::Waker`): the session starts now, not at a later instant.
-    let due = due.min(Instant::now());
+    // The phase (the client mix, the journeys) is the plan's at the planned instant, even for an
+    // arrival woken a little before it (see `shard::Waker`) just ahead of a phase boundary.
     let phase = ctx
         .plan
         .phase_index_at(due.saturating_duration_since(ctx.start()).as_secs_f64());
+    // Woken a little early: the session starts now, not at a later instant.
+    let due = due.min(Instant::now());
     let mut s = Session::new(&ctx, index, phase);
     let done = match fixed {
         Some(f) => s.fixed(&f, due).await,
