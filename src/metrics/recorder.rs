@@ -246,6 +246,13 @@ pub struct Recorder {
     pub sessions_interrupted: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
+    /// Of those, sessions parked at a `wait` or `rendezvous` (a gauge, like `in_flight`).
+    pub parked: u64,
+    /// Arrivals dropped at the cap while parked sessions held at least half of it: the cap was
+    /// full of waiting sessions, not of slow requests.
+    pub sessions_dropped_parked: u64,
+    /// Sessions still parked at a wait or rendezvous when the run ended (never released).
+    pub sessions_left_parked: u64,
 }
 
 impl Recorder {
@@ -264,6 +271,9 @@ impl Recorder {
             sessions_paused: 0,
             sessions_interrupted: 0,
             in_flight: 0,
+            parked: 0,
+            sessions_dropped_parked: 0,
+            sessions_left_parked: 0,
         }
     }
 
@@ -363,6 +373,9 @@ impl Recorder {
         self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
         self.in_flight += o.in_flight;
+        self.parked += o.parked;
+        self.sessions_dropped_parked += o.sessions_dropped_parked;
+        self.sessions_left_parked += o.sessions_left_parked;
     }
 
     /// Iterates over used (request, client, phase, stats).

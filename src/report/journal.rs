@@ -558,6 +558,7 @@ impl Journal {
             monitor_names: h.monitor_names,
             monitor_every_s: h.monitor_every_s,
             warm_up: None,
+            waits: Vec::new(),
             max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
             incomplete: Some(Incomplete {
                 last_complete_second: last_second,

@@ -326,6 +326,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             m.requests += p.requests;
             m.errors += p.errors;
             m.in_flight += p.in_flight;
+            m.parked += p.parked;
             m.dropped += p.dropped;
             m.paused += p.paused;
             let f = factors.entry(t).or_insert((0.0, 0));
@@ -462,6 +463,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         monitor_every_s: None,
         incomplete: None,
         warm_up: None,
+        waits: first.report.run.waits.clone(),
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

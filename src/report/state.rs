@@ -119,6 +119,10 @@ pub struct RecorderState {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    #[serde(default)]
+    pub sessions_dropped_parked: u64,
+    #[serde(default)]
+    pub sessions_left_parked: u64,
     pub in_flight: u64,
 }
 
@@ -182,6 +186,8 @@ impl RecorderState {
             sessions_started: r.sessions_started,
             sessions_dropped: r.sessions_dropped,
             sessions_interrupted: r.sessions_interrupted,
+            sessions_dropped_parked: r.sessions_dropped_parked,
+            sessions_left_parked: r.sessions_left_parked,
             in_flight: r.in_flight,
         }
     }
@@ -259,6 +265,8 @@ impl RecorderState {
         r.sessions_started = self.sessions_started;
         r.sessions_dropped = self.sessions_dropped;
         r.sessions_interrupted = self.sessions_interrupted;
+        r.sessions_dropped_parked = self.sessions_dropped_parked;
+        r.sessions_left_parked = self.sessions_left_parked;
         r.in_flight = self.in_flight;
         Ok(r)
     }
