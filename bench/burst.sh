@@ -7,14 +7,16 @@
 #   - at the target: nginx's access log with $msec for every /buy, against the release instant
 #     (report.json `run.started_at` + sale_start): the share that arrived within 50 ms.
 #
-#   bench/burst.sh [--users N] [--threads T] [--repeats K] [--no-build] [--bin PATH] [--keep-tmp]
+#   bench/burst.sh [--users N] [--threads T] [--gen-cpus LIST] [--repeats K] [--no-build] [--bin PATH]
+#                  [--keep-tmp]
 #
 # nginx runs pinned to core 0 (one worker), flashcrowd to the other cores (core 1 on a 2-core
-# machine). Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
+# machine; --gen-cpus 0-1 lets its shards use every core, beside nginx). Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=10000
 THREADS=1
+GEN_CPUS=""
 REPEATS=1
 BUILD=1
 BIN=""
@@ -23,11 +25,12 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --users) USERS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
+        --gen-cpus) GEN_CPUS="$2"; shift 2 ;;
         --repeats) REPEATS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --bin) BIN="$2"; BUILD=0; shift 2 ;;
         --keep-tmp) KEEP_TMP=1; shift ;;
-        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,14p "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -72,7 +75,7 @@ FC="$TMP/flashcrowd"
 
 NCPU="$(nproc)"
 if [[ $NCPU -ge 2 ]]; then
-    PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c "1-$(( NCPU - 1 ))")
+    PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c "${GEN_CPUS:-1-$(( NCPU - 1 ))}")
 else
     PIN_SERVER=(); PIN_GEN=()
 fi

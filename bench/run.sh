@@ -489,6 +489,10 @@ try:
         rec["dropped"] = t.get("sessions_dropped", g.get("dropped"))
         rec["lag_p99_ms"] = (g.get("lag_ms") or {}).get("p99")
         rec["overloaded"] = g.get("overloaded")
+        # the first second on its own: a cold start shows here (warm_up: what was opened before t=0)
+        s0 = (j.get("series") or [{}])[0]
+        rec["dropped_first_s"] = s0.get("dropped")
+        rec["warm_up"] = g.get("warm_up")
 except Exception as e:
     rec["parse_error"] = f"{type(e).__name__}: {e}"
 if rec.get("requests") and rec.get("cpu_s"):
@@ -509,6 +513,10 @@ if rec.get("dropped"):
     msg += f", {rec['dropped']} arrivals dropped"
 if rec.get("lag_p99_ms") is not None and tool == "flashcrowd-open":
     msg += f", lag p99 {rec['lag_p99_ms']:.2f} ms"
+    if rec.get("dropped_first_s") is not None:
+        msg += f", dropped in the first second {rec['dropped_first_s']}"
+    if rec.get("warm_up"):
+        msg += f", warm-up {rec['warm_up']['connections']} connections in {rec['warm_up']['ms']:.1f} ms"
 if rec.get("parse_error"):
     msg += f" [no result: {rec['parse_error']}; see {d}/stderr]"
 if rec["flag"]:

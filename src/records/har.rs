@@ -1,46 +1,153 @@
 //! HAR 1.2: `log.entries[]` with `startedDateTime`, `request {method, url, headers[], postData}`,
-//! `response.status` and `pageref`. Entries are numbered from 1 in place of line numbers.
+//! `response.status` and `pageref`. Entries are numbered from 1 in place of line numbers, and
+//! streamed: one entry in memory at a time, whatever the file's size.
 
 use super::jsonl::{target_of, time_of};
 use super::{hop_by_hop, valid_method, valid_target, Malformed, Record};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::io::Read;
 
-/// Every entry of a HAR document, in file order (a document that is not HAR is one malformed
-/// "entry 0" saying why).
+/// Every entry of a HAR document, in file order (a document that is not HAR ends with one
+/// malformed record saying why).
+#[cfg(test)]
 pub(crate) fn entries(text: &[u8]) -> Vec<Result<Record, Malformed>> {
-    let doc: Value = match serde_json::from_slice(text) {
-        Ok(v) => v,
-        Err(e) => {
-            return vec![Err(Malformed {
-                line: e.line() as u64,
-                reason: format!("not a HAR document: {e}"),
-            })]
+    let mut out = Vec::new();
+    stream(text, |r| {
+        out.push(r);
+        true
+    });
+    out
+}
+
+/// Reads the entries of a HAR document from `r` one at a time and hands each to `each`, as a
+/// record or a malformed entry numbered from 1: an entry is parsed, turned into a record and
+/// dropped before the next is read, so a HAR file of any size takes the memory of one entry.
+/// Stops when `each` returns false. A document that is not HAR, or breaks off, ends with one
+/// malformed record saying why (the entries before it stand).
+pub(crate) fn stream(r: impl Read, mut each: impl FnMut(Result<Record, Malformed>) -> bool) {
+    let mut seen = Seen::default();
+    let mut de = serde_json::Deserializer::from_reader(r);
+    let result = serde::de::DeserializeSeed::deserialize(
+        Doc {
+            each: &mut each,
+            seen: &mut seen,
+        },
+        &mut de,
+    );
+    let why = match result {
+        Ok(()) if !seen.entries => Some((0, "not a HAR document: no log.entries".to_string())),
+        Ok(()) => None,
+        Err(_) if seen.stopped => None,
+        Err(e) => Some((e.line() as u64, format!("not a HAR document: {e}"))),
+    };
+    if let Some((line, reason)) = why {
+        each(Err(Malformed { line, reason }));
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    entries: bool,
+    stopped: bool,
+    n: u64,
+}
+
+/// The document, `log` and `log.entries`, visited in turn; everything else is skipped unread.
+struct Doc<'a, F> {
+    each: &'a mut F,
+    seen: &'a mut Seen,
+}
+struct Log<'a, F>(Doc<'a, F>);
+struct Entries<'a, F>(Doc<'a, F>);
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Doc<'_, F> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Doc<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a HAR document (an object with `log`)")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Doc { each, seen } = self;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "log" {
+                map.next_value_seed(Log(Doc {
+                    each: &mut *each,
+                    seen: &mut *seen,
+                }))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-    };
-    let Some(list) = doc
-        .get("log")
-        .and_then(|l| l.get("entries"))
-        .and_then(Value::as_array)
-    else {
-        return vec![Err(Malformed {
-            line: 0,
-            reason: "not a HAR document: no log.entries".into(),
-        })];
-    };
-    list.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            entry(e)
-                .map_err(|reason| Malformed {
-                    line: i as u64 + 1,
-                    reason,
-                })
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Log<'_, F> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Log<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the HAR `log` object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Doc { each, seen } = self.0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "entries" {
+                seen.entries = true;
+                map.next_value_seed(Entries(Doc {
+                    each: &mut *each,
+                    seen: &mut *seen,
+                }))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Entries<'_, F> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Entries<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the HAR `log.entries` list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Doc { each, seen } = self.0;
+        while let Some(e) = seq.next_element::<Value>()? {
+            seen.n += 1;
+            let n = seen.n;
+            let r = entry(&e)
                 .map(|mut r| {
-                    r.line = i as u64 + 1;
+                    r.line = n;
                     r
                 })
-        })
-        .collect()
+                .map_err(|reason| Malformed { line: n, reason });
+            if !each(r) {
+                seen.stopped = true;
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn entry(e: &Value) -> Result<Record, String> {
@@ -127,5 +234,36 @@ mod tests {
         let bad = all[1].as_ref().unwrap_err();
         assert_eq!(bad.line, 2);
         assert!(bad.reason.contains("bad timestamp"));
+    }
+
+    #[test]
+    fn a_har_cut_short_keeps_the_entries_before_the_cut() {
+        let one = r#"{"startedDateTime": "2026-11-11T00:00:00Z", "request": {"method": "GET", "url": "/a"}}"#;
+        let text = format!(r#"{{"log": {{"entries": [{one}, {one}, {{"startedDate"#);
+        let all = entries(text.as_bytes());
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0].as_ref().unwrap().line, 1);
+        assert_eq!(all[1].as_ref().unwrap().line, 2);
+        let cut = all[2].as_ref().unwrap_err();
+        assert!(cut.reason.starts_with("not a HAR document: EOF"), "{cut:?}");
+        // Not HAR at all, and HAR without entries: one malformed record each.
+        assert_eq!(entries(b"[1, 2]").len(), 1);
+        let none = entries(br#"{"log": {"pages": []}}"#);
+        assert_eq!(
+            none[0].as_ref().unwrap_err().reason,
+            "not a HAR document: no log.entries"
+        );
+    }
+
+    #[test]
+    fn streaming_stops_when_asked() {
+        let one = r#"{"startedDateTime": "2026-11-11T00:00:00Z", "request": {"method": "GET", "url": "/a"}}"#;
+        let text = format!(r#"{{"log": {{"entries": [{one}, {one}, {one}]}}}}"#);
+        let mut n = 0;
+        stream(text.as_bytes(), |_| {
+            n += 1;
+            n < 2
+        });
+        assert_eq!(n, 2, "nothing after the stop, and no error record for it");
     }
 }

@@ -3,7 +3,7 @@
 //! This part owns the three formats, guessing the format from the content, reading `.gz` files
 //! directly, and folding paths into request names (`/api/items/123` → `GET /api/items/:id`, or a
 //! `names:` pattern like `/api/items/{id}`). Logs and JSON lines are streamed line by line in
-//! constant memory; a HAR file is one JSON document and is read whole (HAR recordings are small).
+//! constant memory; a HAR file is one JSON document, parsed entry by entry on a thread of its own.
 //! A record that cannot be read is a `Malformed` with its line number and the reason, never a
 //! panic. What to do with records (replay them, write a scenario from them) is not this part's
 //! business.
@@ -138,11 +138,15 @@ pub fn sniff(path: &Path) -> Result<Format, String> {
 pub fn read(path: &Path, format: Format) -> Result<Reader, String> {
     let inner = match format {
         Format::Har => {
-            let mut text = Vec::new();
-            open(path)?
-                .read_to_end(&mut text)
+            // The entries are parsed on a thread of their own and handed over a few at a time:
+            // the document is never held whole.
+            let r = open(path)?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(256);
+            std::thread::Builder::new()
+                .name("flashcrowd-har".into())
+                .spawn(move || har::stream(r, |rec| tx.send(rec).is_ok()))
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Inner::Har(har::entries(&text).into_iter())
+            Inner::Har(rx)
         }
         Format::Combined | Format::Jsonl => Inner::Lines {
             r: open(path)?,
@@ -165,7 +169,7 @@ enum Inner {
         line: u64,
         format: Format,
     },
-    Har(std::vec::IntoIter<Result<Record, Malformed>>),
+    Har(std::sync::mpsc::Receiver<Result<Record, Malformed>>),
 }
 
 impl Iterator for Reader {
@@ -173,7 +177,7 @@ impl Iterator for Reader {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            Inner::Har(it) => it.next(),
+            Inner::Har(rx) => rx.recv().ok(),
             Inner::Lines {
                 r,
                 buf,
