@@ -105,6 +105,25 @@ fn users_waiting_on_sale_start_reach_the_server_together() {
         (0.01..1000.0).contains(&max),
         "burst_ms.max {max} ms: {burst}"
     );
+    // The journey from its release: every session was held, and from the release each waited
+    // only for its timed request, where the whole journey includes up to two seconds of wait.
+    let j = &report["journeys"][0];
+    assert_eq!(count(j, "/completed"), 200, "{j}");
+    let whole = num(j, "/latency_ms/p50");
+    let released = num(j, "/from_release_ms/p50");
+    assert!(
+        whole >= 500.0,
+        "the median session waited about a second: {j}"
+    );
+    assert!(
+        released < whole / 2.0,
+        "from the release {released} ms vs whole {whole} ms: {j}"
+    );
+    assert!(
+        num(j, "/from_release_ms/max") <= num(j, "/latency_ms/max"),
+        "{j}"
+    );
+    support::python::assert_valid_report(&sc.out);
 }
 
 /// Users that reach `wait: sale-start` without a request before it: each opens its keep-alive

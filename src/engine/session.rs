@@ -250,12 +250,17 @@ impl Session {
         self.vars.clear();
         self.vars.resize(jp.n_vars, String::new());
         if !self.pick_rows(journey) {
-            self.ctx.rec.borrow_mut().session_ended(journey, false, 0);
+            self.ctx
+                .rec
+                .borrow_mut()
+                .session_ended(journey, false, 0, None);
             return Some(false);
         }
         let mut intended = arrived;
         // The instant a wait or rendezvous released this session, until its next request.
         let mut released: Option<Instant> = None;
+        // The last such instant, for the session's time from its release.
+        let mut last_release: Option<Instant> = None;
         for (i, step) in jp.steps.iter().enumerate() {
             if self.ctx.stopping() {
                 return None;
@@ -295,11 +300,15 @@ impl Session {
                     }
                 }
                 StepProg::Request(_) | StepProg::Stream(_) => {
+                    last_release = released.or(last_release);
                     let (end, t_end) = self.send_step(step, intended, released.take()).await;
                     match end {
                         StepEnd::Ok => {}
                         StepEnd::Failed => {
-                            self.ctx.rec.borrow_mut().session_ended(journey, false, 0);
+                            self.ctx
+                                .rec
+                                .borrow_mut()
+                                .session_ended(journey, false, 0, None);
                             return Some(false);
                         }
                         StepEnd::Stopped => return None,
@@ -321,10 +330,12 @@ impl Session {
             }
         }
         let took = Instant::now().saturating_duration_since(arrived);
-        self.ctx
-            .rec
-            .borrow_mut()
-            .session_ended(journey, true, took.as_micros() as u64);
+        self.ctx.rec.borrow_mut().session_ended(
+            journey,
+            true,
+            took.as_micros() as u64,
+            last_release.map(|r| Instant::now().saturating_duration_since(r).as_micros() as u64),
+        );
         Some(true)
     }
 
@@ -354,7 +365,7 @@ impl Session {
         self.ctx
             .rec
             .borrow_mut()
-            .session_ended(fp.journey, ok, took.as_micros() as u64);
+            .session_ended(fp.journey, ok, took.as_micros() as u64, None);
         Some(ok)
     }
 

@@ -199,6 +199,9 @@ pub struct JourneyStats {
     pub errors: u64,
     /// Whole-session duration from the arrival instant, µs (completed sessions only).
     pub latency: Option<Box<Histogram<u64>>>,
+    /// For sessions a `wait` or rendezvous held: from the last release to the end, µs
+    /// (completed sessions only). What a buyer waits once the sale opens.
+    pub from_release: Option<Box<Histogram<u64>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -333,12 +336,26 @@ impl Recorder {
         self.clients[client].sessions += 1;
     }
 
-    pub fn session_ended(&mut self, journey: usize, ok: bool, duration_us: u64) {
+    /// A session ended; `from_release_us` is its time since the last wait or rendezvous let it
+    /// go, when one did.
+    pub fn session_ended(
+        &mut self,
+        journey: usize,
+        ok: bool,
+        duration_us: u64,
+        from_release_us: Option<u64>,
+    ) {
         let j = &mut self.journeys[journey];
         if ok {
             j.completed += 1;
             let h = j.latency.get_or_insert_with(|| Box::new(new_histogram()));
             let _ = h.record(duration_us.max(1));
+            if let Some(us) = from_release_us {
+                let h = j
+                    .from_release
+                    .get_or_insert_with(|| Box::new(new_histogram()));
+                let _ = h.record(us.max(1));
+            }
         } else {
             j.errors += 1;
         }
@@ -358,6 +375,12 @@ impl Recorder {
             if let Some(h) = &b.latency {
                 let _ = a
                     .latency
+                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .add(&**h);
+            }
+            if let Some(h) = &b.from_release {
+                let _ = a
+                    .from_release
                     .get_or_insert_with(|| Box::new(new_histogram()))
                     .add(&**h);
             }

@@ -302,6 +302,18 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         );
     }
     o.push_str("</table><p class=\"meta\">Journey latency: a whole session, from its arrival to its last response (completed sessions).</p>\n");
+    let held: Vec<_> = rep
+        .journeys
+        .iter()
+        .filter_map(|j| j.from_release_ms.as_ref().map(|p| (j, p)))
+        .collect();
+    if !held.is_empty() {
+        o.push_str("<table><tr><th class=\"l\">journey, from its release</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
+        for (j, p) in held {
+            let _ = writeln!(o, "<tr><td>{}</td>{}</tr>", esc(&j.name), pcells(p));
+        }
+        o.push_str("</table><p class=\"meta\">For sessions a <code>wait</code> or rendezvous held: from the release to the last response — what a buyer waits once the sale opens.</p>\n");
+    }
 
     o.push_str("<h2>Clients</h2><table><tr><th class=\"l\">client</th><th>sessions</th><th>requests</th><th>share of requests</th><th class=\"l\">network</th></tr>\n");
     for c in &rep.clients {

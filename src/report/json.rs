@@ -170,13 +170,17 @@ pub fn build(r: &RunResult) -> Value {
         .enumerate()
         .map(|(i, j)| {
             let empty = crate::metrics::recorder::new_histogram();
-            json!({
+            let mut row = json!({
                 "name": cat.journeys[i],
                 "sessions": j.sessions,
                 "completed": j.completed,
                 "errors": j.errors,
                 "latency_ms": latency(j.latency.as_deref().unwrap_or(&empty)),
-            })
+            });
+            if let Some(h) = j.from_release.as_deref() {
+                row["from_release_ms"] = latency(h);
+            }
+            row
         })
         .collect();
 

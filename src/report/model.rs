@@ -154,6 +154,9 @@ pub struct JourneyRow {
     pub completed: u64,
     pub errors: u64,
     pub latency_ms: Percentiles,
+    /// Sessions a wait or rendezvous held: from the last release to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_release_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -100,6 +100,8 @@ pub struct Journey {
     pub completed: u64,
     pub errors: u64,
     pub latency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_release: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +173,7 @@ impl RecorderState {
                     completed: j.completed,
                     errors: j.errors,
                     latency: j.latency.as_deref().map(enc),
+                    from_release: j.from_release.as_deref().map(enc),
                 })
                 .collect(),
             clients: r
@@ -249,6 +252,10 @@ impl RecorderState {
                 completed: b.completed,
                 errors: b.errors,
                 latency: match &b.latency {
+                    Some(h) => Some(Box::new(decode_histogram(h)?)),
+                    None => None,
+                },
+                from_release: match &b.from_release {
                     Some(h) => Some(Box::new(decode_histogram(h)?)),
                     None => None,
                 },
@@ -455,7 +462,7 @@ mod tests {
             st.close_codes.push((1011, 2));
         }
         r.session_started(0, 1);
-        r.session_ended(0, true, 12_345);
+        r.session_ended(0, true, 12_345, Some(2_345));
         let _ = r.burst.record(777);
         let st = RecorderState::from_recorder(&r);
         let text = serde_json::to_string(&st).unwrap();
@@ -492,6 +499,8 @@ mod tests {
         assert_eq!(r.lag, b.lag);
         assert_eq!(r.burst, b.burst);
         assert_eq!(r.journeys[0].latency, b.journeys[0].latency);
+        assert_eq!(r.journeys[0].from_release, b.journeys[0].from_release);
+        assert!(b.journeys[0].from_release.is_some());
         assert_eq!(b.clients[1].sessions, 1);
         assert_eq!(b.sessions_started, 1);
     }
