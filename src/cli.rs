@@ -251,6 +251,16 @@ pub struct RunArgs {
     /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
     #[arg(long = "source-ips", value_name = "SPEC")]
     pub source_ips: Option<String>,
+    /// Resolve the target's host name again this often during the run (like a DNS TTL): new
+    /// connections follow the answer, spread over every address it names; connections to a
+    /// set that changed are retired. `0s` resolves once, before the run.
+    #[arg(long = "resolve-every", value_name = "DURATION", default_value = "30s")]
+    pub resolve_every: String,
+    /// A hosts file (`ADDRESS NAME...` lines) read before the system resolver, and re-read at
+    /// each re-resolution: a name it lists resolves to the addresses it lists. For rehearsing
+    /// a DNS failover without touching /etc/hosts.
+    #[arg(long = "hosts", value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
     /// Serve the live page at http://ADDR/, Prometheus metrics at /metrics, and live control
     /// (POST /control/pause, /control/resume, /control/rate?factor=0.5, /control/stop; only with
     /// the control token). A bare PORT listens on 127.0.0.1; name another address (0.0.0.0:9464)

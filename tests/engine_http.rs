@@ -182,7 +182,7 @@ fn insecure_accepts_an_unverifiable_certificate() {
 }
 
 /// Without `ca` or `insecure` the private CA is unknown (only the public roots are trusted):
-/// every request fails with error kind `tls` — not `connect`, not a panic — and the run still
+/// every request fails with error kind `tls_unknown_ca` — not `connect`, not a panic — and the run still
 /// writes its report.
 #[test]
 fn an_unverifiable_certificate_fails_every_request_as_tls() {
@@ -207,9 +207,9 @@ fn an_unverifiable_certificate_fails_every_request_as_tls() {
         assert_eq!(count(&report, "/totals/errors"), SESSIONS, "{report:#}");
         let req = &report["requests"][0];
         assert_eq!(
-            req["errors"]["tls"].as_u64(),
+            req["errors"]["tls_unknown_ca"].as_u64(),
             Some(SESSIONS),
-            "every error is `tls` ({http}): {report:#}"
+            "every error is `tls_unknown_ca` ({http}): {report:#}"
         );
         assert_eq!(
             req["errors"].as_object().map(|o| o.len()),

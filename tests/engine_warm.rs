@@ -73,7 +73,11 @@ fn an_open_model_opens_its_first_connections_before_time_zero_and_reports_it() {
 fn per_user_connections_are_not_opened_ahead() {
     let server = TestServer::start();
     let sc = Scenario::new(&open("per-user", "100/s", "1s"));
-    let report = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(60));
+    let done = sc.run(&server.url(), &["--threads", "1"], Duration::from_secs(60));
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    let report = sc.report(&done);
     assert_eq!(count(&report, "/totals/requests"), 100, "{report:#}");
     assert_eq!(count(&report, "/generator/warm_up/connections"), 0);
+    // A warm-up that opened nothing is not a line of the summary.
+    assert!(!done.stdout.contains("warm-up"), "{}", done.output());
 }

@@ -161,6 +161,7 @@ fn metrics_endpoint_parses_and_its_counters_grow_then_stop_ends_the_run() {
         ("flashcrowd_requests", "counter"),
         ("flashcrowd_errors", "counter"),
         ("flashcrowd_sessions", "counter"),
+        ("flashcrowd_retried", "counter"),
         ("flashcrowd_in_flight", "gauge"),
         ("flashcrowd_planned_rate", "gauge"),
         ("flashcrowd_achieved_rate", "gauge"),

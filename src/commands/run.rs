@@ -36,6 +36,8 @@ pub struct RunRequest {
     pub quiet: bool,
     pub untagged_ok: bool,
     pub source_ips: Vec<std::net::IpAddr>,
+    /// How the target's host name is resolved, and how often again (`--hosts`, `--resolve-every`).
+    pub resolve: engine::resolve::ResolveOpts,
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The HTTP control token; generated (and printed) when None.
     pub control_token: Option<String>,
@@ -82,6 +84,15 @@ pub fn run(a: RunArgs) -> Outcome {
     };
     let max_error_rate = crate::scenario::units::parse_share(&a.max_errors)
         .map_err(|e| bad(format!("--max-errors: {e}")))?;
+    let every = crate::scenario::units::parse_duration(&a.resolve_every).map_err(|e| {
+        bad(format!(
+            "--resolve-every: {e} (a duration like 30s or 2m; 0s resolves once)"
+        ))
+    })?;
+    if let Some(h) = &a.hosts {
+        std::fs::read_to_string(h)
+            .map_err(|e| bad(format!("--hosts: cannot read {}: {e}", h.display())))?;
+    }
     let otlp = match &a.otlp {
         Some(u) => {
             use crate::ops::otlp::OtlpSpec;
@@ -95,6 +106,10 @@ pub fn run(a: RunArgs) -> Outcome {
     execute(RunRequest {
         max_error_rate,
         source_ips,
+        resolve: engine::resolve::ResolveOpts {
+            hosts: a.hosts.clone(),
+            every: Some(every),
+        },
         scenario: a.scenario,
         opts: a.opts,
         target: a.target,
@@ -266,7 +281,7 @@ fn port_warning(
 
 /// Is this target on this machine?
 fn is_loopback(t: &engine::compile::Target) -> bool {
-    t.addr.ip().is_loopback()
+    t.addrs.current().iter().all(|a| a.ip().is_loopback())
 }
 
 /// Does every request carry the tag header with a value? (Defaults, or every client.)
@@ -280,9 +295,14 @@ fn every_request_tagged(sc: &crate::scenario::Scenario) -> bool {
         || (!sc.clients.is_empty() && sc.clients.values().all(|c| has(&c.headers)))
 }
 
-/// One GET to the target before any load: a refused or unanswered connection stops the run.
-/// The error says what failed, and whether it was the probe's time bound (a silent target).
-fn probe(url: &str, tag_header: &str) -> Result<(), (String, bool)> {
+/// One GET to the target before any load, at the address the run resolved its name to: a
+/// refused or unanswered connection stops the run. The error says what failed, and whether it
+/// was the probe's time bound (a silent target).
+fn probe(
+    url: &str,
+    target: &engine::compile::Target,
+    tag_header: &str,
+) -> Result<(), (String, bool)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -291,6 +311,7 @@ fn probe(url: &str, tag_header: &str) -> Result<(), (String, bool)> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .danger_accept_invalid_certs(true)
+            .resolve(&target.host, target.addr)
             .build()
             .map_err(|e| (e.to_string(), false))?;
         match client
@@ -460,13 +481,18 @@ pub fn execute(req: RunRequest) -> Outcome {
         })?;
     // What messages may show of the target: never its user-info.
     let shown_target = rundir::redact_url_userinfo(&target_url);
-    let prog = engine::compile(&loaded, &target_url, &plan).map_err(|e| {
+    let prog = engine::compile_with(&loaded, &target_url, &plan, &req.resolve).map_err(|e| {
         bad(rundir::redact_url_userinfo(&format!(
             "{}: {e}",
             req.scenario.display()
         )))
     })?;
-    if !is_loopback(&prog.target) && !every_request_tagged(sc) && !req.untagged_ok {
+    let tagged = every_request_tagged(sc);
+    if is_loopback(&prog.target) && !tagged && !req.untagged_ok {
+        // Let through for being on loopback: it stays there when DNS answers change.
+        prog.target.addrs.keep_to_loopback();
+    }
+    if !is_loopback(&prog.target) && !tagged && !req.untagged_ok {
         return Err(bad(format!(
             "refusing to send untagged traffic to {} (not a loopback address).\n\
              Tag test traffic so the target can route it to shadow storage: add `{}: flashcrowd` to \
@@ -474,7 +500,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             shown_target, sc.safety.tag_header
         )));
     }
-    if let Err((e, timed_out)) = probe(&target_url, &sc.safety.tag_header) {
+    if let Err((e, timed_out)) = probe(&target_url, &prog.target, &sc.safety.tag_header) {
         // An answer that is not HTTP is a wrong port or scheme, not a target that is down (a
         // target that said nothing in 5 s is not asked again).
         let sniffed = (!timed_out)
@@ -611,8 +637,10 @@ pub fn execute(req: RunRequest) -> Outcome {
     if let (true, Some(from)) = (req.on_calendar, start_at) {
         say_calendar_wait(from);
     }
+    let prog = Arc::new(prog);
+    let refresher = engine::resolve::Refresher::start(prog.target.addrs.clone());
     let outcome = engine::run(
-        Arc::new(prog),
+        prog,
         plan.clone(),
         RunOptions {
             threads: req.threads,
@@ -627,6 +655,7 @@ pub fn execute(req: RunRequest) -> Outcome {
         },
     )
     .map_err(Failure::Aborted)?;
+    drop(refresher);
     let info = ScenarioInfo {
         name: sc.name.clone(),
         file: req.scenario.display().to_string(),
@@ -935,6 +964,7 @@ pub fn demo(a: DemoArgs) -> Outcome {
         quiet: a.quiet,
         untagged_ok: false,
         source_ips: Vec::new(),
+        resolve: Default::default(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
         otlp: None,

@@ -24,14 +24,17 @@ pub struct Target {
     pub authority: String,
     /// Host name for TLS server name.
     pub host: String,
+    /// The first address the host resolved to before the run.
     pub addr: SocketAddr,
+    /// Every address it resolves to, now (re-resolved during the run: `resolve.rs`).
+    pub addrs: Arc<super::resolve::Addrs>,
     /// Path prefix of the target URL, without a trailing slash ("" for none).
     pub base_path: String,
 }
 
 impl Target {
-    /// Parses the URL and resolves its host once (DNS is never asked again during the run).
-    pub fn resolve(url: &str) -> Result<Target, String> {
+    /// Parses the URL and resolves its host (again during the run when `opts` says so).
+    pub fn resolve(url: &str, opts: &super::resolve::ResolveOpts) -> Result<Target, String> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("target `{url}` is not a URL: {e}"))?;
@@ -54,12 +57,8 @@ impl Target {
             .authority()
             .map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_string())
             .unwrap_or_default();
-        use std::net::ToSocketAddrs;
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve the target host `{host}`: {e}"))?
-            .next()
-            .ok_or_else(|| format!("the target host `{host}` has no address"))?;
+        let addrs = super::resolve::Addrs::resolve(&host, port, opts)?;
+        let addr = addrs.pick(0);
         let base_path = uri.path().trim_end_matches('/').to_string();
         Ok(Target {
             url: url.to_string(),
@@ -67,6 +66,7 @@ impl Target {
             authority,
             host,
             addr,
+            addrs: Arc::new(addrs),
             base_path,
         })
     }
@@ -501,8 +501,18 @@ fn load_data(loaded: &Loaded) -> Result<Vec<DataTable>, String> {
 
 /// Compiles the scenario for one run. `plan` supplies phase names and the time scale.
 pub fn compile(loaded: &Loaded, target_url: &str, plan: &Plan) -> Result<Program, String> {
+    compile_with(loaded, target_url, plan, &Default::default())
+}
+
+/// `compile`, with the target's name resolved as `resolve` says.
+pub fn compile_with(
+    loaded: &Loaded,
+    target_url: &str,
+    plan: &Plan,
+    resolve: &super::resolve::ResolveOpts,
+) -> Result<Program, String> {
     let sc = &loaded.scenario;
-    let target = Target::resolve(target_url)?;
+    let target = Target::resolve(target_url, resolve)?;
     let data = load_data(loaded)?;
     let phases: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
     let default_timeout = sc.defaults.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);

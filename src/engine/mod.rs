@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod compile;
 pub mod live;
+pub mod resolve;
 pub mod session;
 pub mod shard;
 pub mod tls;
@@ -16,7 +17,7 @@ use crate::gate::AbortRule;
 use crate::metrics::{Collector, Point, Recorder, Snapshot};
 use crate::plan::{Plan, Segment};
 use chrono::{DateTime, Utc};
-pub use compile::{compile, Program};
+pub use compile::{compile, compile_with, Program};
 use shard::{Control, ShardSpec, HARD_STOP, STOPPING};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -93,6 +93,9 @@ pub struct Session {
     vars: Vec<String>,
     rows: Vec<usize>,
     conn: Option<Conn>,
+    /// The target address set's generation when the per-user connection was opened: one opened
+    /// under an older set is retired, so the load follows a DNS change.
+    conn_generation: u64,
     buf: Vec<u8>,
     /// The lean path's serialized request, and the kept response body.
     wire: Vec<u8>,
@@ -183,6 +186,7 @@ impl Session {
             vars: Vec::new(),
             rows: vec![usize::MAX; prog.data.len()],
             conn: None,
+            conn_generation: 0,
             buf: Vec::new(),
             wire: Vec::new(),
             body: Vec::new(),
@@ -373,10 +377,16 @@ impl Session {
         let client = &self.prog.clients[self.client];
         let dial = self.ctx.dial(self.client);
         match client.connection {
-            ConnectionMode::PerUser => match self.conn.take() {
-                Some(c) if c.is_open() => Ok(c),
-                _ => transport::connect(&self.prog, client.http, client.lean, dial).await,
-            },
+            ConnectionMode::PerUser => {
+                let generation = self.ctx.addr_generation();
+                if let Some(mut c) = self.conn.take() {
+                    if c.still_open() && self.conn_generation == generation {
+                        return Ok(c);
+                    }
+                }
+                self.conn_generation = generation;
+                transport::connect(&self.prog, client.http, client.lean, dial).await
+            }
             ConnectionMode::Fresh => {
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
@@ -393,9 +403,30 @@ impl Session {
                 if let Some(c) = self.ctx.take_shared(self.client) {
                     return Ok(c);
                 }
+                if client.http == crate::scenario::model::HttpVersion::H2 {
+                    return self.open_shared_h2().await;
+                }
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
         }
+    }
+
+    /// Opens the shard's shared HTTP/2 connection for this client, or waits for the session
+    /// already opening it and takes a handle to that one. The new connection goes into the pool
+    /// at once, before its first exchange, so a burst of sessions multiplexes onto it.
+    async fn open_shared_h2(&mut self) -> Result<Conn, ErrorKind> {
+        let ctx = self.ctx.clone();
+        let _opening = ctx.h2_opening[self.client].lock().await;
+        if let Some(c) = ctx.take_shared(self.client) {
+            return Ok(c);
+        }
+        let client = &self.prog.clients[self.client];
+        let dial = ctx.dial(self.client);
+        let c = transport::connect(&self.prog, client.http, client.lean, dial).await?;
+        if let Some(h) = c.clone_h2() {
+            ctx.put_shared(self.client, h);
+        }
+        Ok(c)
     }
 
     /// Gets the step after a wait or rendezvous ready before the release: for a `per-user`
@@ -412,6 +443,7 @@ impl Session {
         if client.connection == ConnectionMode::PerUser
             && !self.conn.as_ref().is_some_and(Conn::is_open)
         {
+            self.conn_generation = self.ctx.addr_generation();
             let dial = self.ctx.dial(self.client);
             let stop = self.ctx.clone();
             let open = transport::connect(&prog, client.http, client.lean, dial);
@@ -535,31 +567,38 @@ impl Session {
         let stop = self.ctx.clone();
         let keep = r.needs_body.then_some(body);
         let head = r.method == ::http::Method::HEAD;
+        let idempotent = idempotent(&r.method);
         tokio::select! {
-            res = tokio::time::timeout(r.timeout, self.exchange(out, head, keep)) => {
+            res = tokio::time::timeout(r.timeout, self.exchange(out, head, idempotent, keep)) => {
                 Some(res.unwrap_or_else(|_| Err(Failed::early(ErrorKind::Timeout))))
             }
             _ = stop.hard_stopped() => None,
         }
     }
 
-    /// Takes a connection, exchanges on it and gives it back. The retry policy lives here: a
-    /// kept-alive connection the server closed while idle (closed before any byte of the answer)
-    /// is replaced once and the request sent again, as any client would.
+    /// Takes a connection, exchanges on it and gives it back. The retry policy lives here, as
+    /// browsers have it: a kept-alive connection the server closed while idle is noticed before
+    /// use and replaced (nothing was sent: no retry); a request whose connection then closed
+    /// before any byte of the answer is sent once more on a new connection when its method is
+    /// idempotent (a POST or PATCH is counted as `reset`, never resent: the server may have
+    /// acted on it); a request an HTTP/2 server refused unprocessed (GOAWAY, REFUSED_STREAM) is
+    /// sent once more whatever its method. Each resend is counted as `retried`.
     async fn exchange(
         &mut self,
         out: Outgoing<'_>,
         head: bool,
+        idempotent: bool,
         mut keep: Option<&mut Vec<u8>>,
     ) -> Result<Reply, Failed> {
         let max_body = self.prog.max_body;
         let mut conn = self.obtain().await.map_err(Failed::early)?;
-        let again = if conn.reused() { out.again() } else { None };
+        let again = out.again();
         let mut res = conn
             .exchange(out, head, keep.as_deref_mut(), max_body)
             .await;
-        if let (Err(f), Some(again)) = (&res, again) {
-            if f.closed_before_response() {
+        if let Err(f) = &res {
+            if f.unprocessed || (idempotent && f.closed_before_response()) {
+                self.ctx.rec.borrow_mut().retried += 1;
                 conn = self.reconnect().await.map_err(Failed::early)?;
                 if let Some(k) = keep.as_deref_mut() {
                     k.clear();
@@ -625,12 +664,28 @@ impl Session {
         }
         sample.error.is_none()
     }
-    /// A new connection for this session's client, replacing a stale one.
+    /// A new connection for this session's client, replacing one that failed (a shared HTTP/2
+    /// connection is replaced once for all the sessions that were using it).
     async fn reconnect(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
+        if client.connection == ConnectionMode::Shared
+            && client.http == crate::scenario::model::HttpVersion::H2
+        {
+            return self.open_shared_h2().await;
+        }
+        self.conn_generation = self.ctx.addr_generation();
         let dial = self.ctx.dial(self.client);
         transport::connect(&self.prog, client.http, client.lean, dial).await
     }
+}
+
+/// Methods a client may send again without changing what the server did (RFC 9110 9.2.2).
+fn idempotent(m: &::http::Method) -> bool {
+    use ::http::Method as M;
+    matches!(
+        *m,
+        M::GET | M::HEAD | M::PUT | M::DELETE | M::OPTIONS | M::TRACE
+    )
 }
 
 /// An open-model arrival: one session, one journey — or the one request its source fixed.

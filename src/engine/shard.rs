@@ -160,7 +160,14 @@ pub struct ShardCtx {
     shared: Vec<RefCell<Vec<Conn>>>,
     /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
     pub pools: Vec<Arc<tokio::sync::Semaphore>>,
+    /// Per client: held while a `connection: shared` HTTP/2 connection is being opened, so that
+    /// sessions arriving together wait for it and share it instead of each opening their own.
+    pub h2_opening: Vec<tokio::sync::Mutex<()>>,
     source_rr: Cell<usize>,
+    /// The next of the target's addresses to connect to, in turn.
+    addr_rr: Cell<usize>,
+    /// The address set's generation the shared pools were filled under.
+    pool_generation: Cell<u64>,
     /// Emulated-network connections opened (shard number in the top bits): their jitter seeds.
     net_seq: Cell<u64>,
     /// How late the timer fires, µs (a running mean; see `sleep_on_time`).
@@ -297,17 +304,37 @@ impl ShardCtx {
             self.net_seq.set(n + 1);
             (p, super::session::mix(self.plan.seed ^ n))
         });
+        let i = self.addr_rr.get();
+        self.addr_rr.set(i.wrapping_add(1));
         super::transport::Dial {
             source,
             linger0: c.linger0,
             network,
+            to: Some(self.prog.target.addrs.pick(i)),
+        }
+    }
+
+    /// The generation of the target's address set (see `resolve.rs`).
+    pub fn addr_generation(&self) -> u64 {
+        self.prog.target.addrs.generation()
+    }
+
+    /// After the target's addresses changed, the pooled connections (to the old set) go.
+    fn retire_stale_pools(&self) {
+        let g = self.addr_generation();
+        if g != self.pool_generation.get() {
+            self.pool_generation.set(g);
+            for p in &self.shared {
+                p.borrow_mut().clear();
+            }
         }
     }
 
     pub fn take_shared(&self, client: usize) -> Option<Conn> {
+        self.retire_stale_pools();
         let mut pool = self.shared[client].borrow_mut();
-        while let Some(c) = pool.pop() {
-            if c.is_open() {
+        while let Some(mut c) = pool.pop() {
+            if c.still_open() {
                 if let Some(h2) = c.clone_h2() {
                     pool.push(c);
                     return Some(h2);
@@ -319,7 +346,9 @@ impl ShardCtx {
     }
 
     pub fn put_shared(&self, client: usize, conn: Conn) {
+        self.retire_stale_pools();
         let mut pool = self.shared[client].borrow_mut();
+        pool.retain(|c| c.is_open());
         if conn.is_h2() && !pool.is_empty() {
             return; // one multiplexed connection is enough
         }
@@ -429,7 +458,12 @@ fn run(spec: ShardSpec) {
             .iter()
             .map(|c| Arc::new(tokio::sync::Semaphore::new(c.pool)))
             .collect(),
+        h2_opening: (0..spec.prog.clients.len())
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect(),
         source_rr: Cell::new(spec.index),
+        addr_rr: Cell::new(spec.index),
+        pool_generation: Cell::new(0),
         net_seq: Cell::new((spec.index as u64) << 48),
         timer_late_us: Cell::new(1500.0),
         rendezvous: RefCell::new(

@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-pub const N_ERROR_KINDS: usize = 14;
+pub const N_ERROR_KINDS: usize = 20;
 
 /// Error taxonomy (DESIGN.md, "Measurement semantics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,7 +12,20 @@ pub enum ErrorKind {
     Timeout,
     Connect,
     Reset,
+    /// TLS could not be set up on the client's side (no configuration, a host name that cannot
+    /// be a TLS server name); the server's failures have the kinds below.
     Tls,
+    /// The server's certificate has expired (or is not valid yet).
+    TlsExpired,
+    /// The server's certificate is issued by a CA this client does not trust.
+    TlsUnknownCa,
+    /// The server's certificate is not for the host name the client asked for.
+    TlsHostname,
+    /// Anything else wrong with the server's certificate (a bad signature, revoked, ...).
+    TlsCert,
+    /// The TLS handshake failed: no common version, cipher suite or ALPN protocol, an alert
+    /// from the server, or an answer that is not TLS.
+    TlsHandshake,
     Http4xx,
     Http5xx,
     ExpectFailed,
@@ -28,6 +41,8 @@ pub enum ErrorKind {
     WsClosed,
     /// An event stream that ended or broke before the step was done.
     StreamCut,
+    /// An HTTP/2 server reset the request's stream (RST_STREAM) while its connection lived on.
+    StreamReset,
     /// The target answered, but its first bytes are not an HTTP response at all (another
     /// protocol on the port, or TLS on a plain-HTTP port): not `protocol` (HTTP gone wrong) and
     /// not `connect` (nobody there).
@@ -40,6 +55,11 @@ impl ErrorKind {
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Tls,
+        ErrorKind::TlsExpired,
+        ErrorKind::TlsUnknownCa,
+        ErrorKind::TlsHostname,
+        ErrorKind::TlsCert,
+        ErrorKind::TlsHandshake,
         ErrorKind::Http4xx,
         ErrorKind::Http5xx,
         ErrorKind::ExpectFailed,
@@ -49,6 +69,7 @@ impl ErrorKind {
         ErrorKind::WsHandshake,
         ErrorKind::WsClosed,
         ErrorKind::StreamCut,
+        ErrorKind::StreamReset,
         ErrorKind::NotHttp,
     ];
 
@@ -58,6 +79,11 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Reset => "reset",
             ErrorKind::Tls => "tls",
+            ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            ErrorKind::TlsHostname => "tls_hostname",
+            ErrorKind::TlsCert => "tls_cert",
+            ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::ExpectFailed => "expect_failed",
@@ -67,6 +93,7 @@ impl ErrorKind {
             ErrorKind::WsHandshake => "ws_handshake",
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::StreamReset => "stream_reset",
             ErrorKind::NotHttp => "not_http",
         }
     }
@@ -247,6 +274,9 @@ pub struct Recorder {
     pub sessions_paused: u64,
     /// Sessions cut short by the end of the run or a stop.
     pub sessions_interrupted: u64,
+    /// Requests sent a second time on a new connection because the first attempt certainly
+    /// got no answer (see `Session::exchange`); each is still one request in the counts.
+    pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
     /// Of those, sessions parked at a `wait` or `rendezvous` (a gauge, like `in_flight`).
@@ -273,6 +303,7 @@ impl Recorder {
             sessions_dropped: 0,
             sessions_paused: 0,
             sessions_interrupted: 0,
+            retried: 0,
             in_flight: 0,
             parked: 0,
             sessions_dropped_parked: 0,
@@ -395,6 +426,7 @@ impl Recorder {
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.retried += o.retried;
         self.in_flight += o.in_flight;
         self.parked += o.parked;
         self.sessions_dropped_parked += o.sessions_dropped_parked;

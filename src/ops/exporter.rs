@@ -72,6 +72,7 @@ pub struct Exporter {
     requests: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     sessions: Family<Labels, Counter>,
+    retried: Counter,
     in_flight: Gauge,
     planned: FGauge,
     achieved: FGauge,
@@ -97,6 +98,7 @@ impl Exporter {
         let requests = Family::<Labels, Counter>::default();
         let errors = Family::<Labels, Counter>::default();
         let sessions = Family::<Labels, Counter>::default();
+        let retried = Counter::default();
         let in_flight = Gauge::default();
         let planned = FGauge::default();
         let achieved = FGauge::default();
@@ -128,6 +130,11 @@ impl Exporter {
             "flashcrowd_sessions",
             "Sessions by outcome at arrival: started, dropped (past max_users), paused (live control)",
             sessions.clone(),
+        );
+        r.register(
+            "flashcrowd_retried",
+            "Requests sent a second time on a new connection because the first attempt got no answer",
+            retried.clone(),
         );
         r.register(
             "flashcrowd_in_flight",
@@ -189,6 +196,7 @@ impl Exporter {
             requests,
             errors,
             sessions,
+            retried,
             in_flight,
             planned,
             achieved,
@@ -266,6 +274,7 @@ impl Exporter {
                 .get_or_create(&vec![("outcome".to_string(), what.to_string())])
                 .inc_by(n);
         }
+        self.retried.inc_by(rec.retried);
         self.in_flight.set(p.in_flight as i64);
         self.planned.set(p.planned_rate);
         self.achieved.set(p.sessions_started as f64);

@@ -331,6 +331,7 @@ pub fn build(r: &RunResult) -> Value {
             "sessions_interrupted": rec.sessions_interrupted,
             "sessions_dropped_parked": rec.sessions_dropped_parked,
             "sessions_left_parked": rec.sessions_left_parked,
+            "retried": rec.retried,
             "errors_by_kind": errors_by_kind(&all),
             "status": status_counts(&all),
         },

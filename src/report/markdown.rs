@@ -52,6 +52,14 @@ pub fn render(r: &RunReport) -> String {
         opt_ms(r.latency_ms.p99),
         opt_ms(r.latency_ms.max)
     );
+    if t.retried > 0 {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{} request(s) retried once on a new connection (no answer on the first attempt)",
+            t.retried
+        );
+    }
     let _ = writeln!(o);
     if !r.thresholds.is_empty() {
         let _ = writeln!(o, "| | threshold | observed | limit |");

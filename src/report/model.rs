@@ -100,6 +100,9 @@ pub struct Totals {
     /// Sessions still parked at a wait or rendezvous when the run ended.
     #[serde(default)]
     pub sessions_left_parked: u64,
+    /// Requests resent once on a new connection (absent in reports from before retries).
+    #[serde(default)]
+    pub retried: u64,
     pub errors_by_kind: IndexMap<String, u64>,
     pub status: IndexMap<String, u64>,
 }

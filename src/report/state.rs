@@ -125,6 +125,9 @@ pub struct RecorderState {
     pub sessions_dropped_parked: u64,
     #[serde(default)]
     pub sessions_left_parked: u64,
+    /// Absent in states written before retries were counted.
+    #[serde(default)]
+    pub retried: u64,
     pub in_flight: u64,
 }
 
@@ -191,6 +194,7 @@ impl RecorderState {
             sessions_interrupted: r.sessions_interrupted,
             sessions_dropped_parked: r.sessions_dropped_parked,
             sessions_left_parked: r.sessions_left_parked,
+            retried: r.retried,
             in_flight: r.in_flight,
         }
     }
@@ -274,6 +278,7 @@ impl RecorderState {
         r.sessions_interrupted = self.sessions_interrupted;
         r.sessions_dropped_parked = self.sessions_dropped_parked;
         r.sessions_left_parked = self.sessions_left_parked;
+        r.retried = self.retried;
         r.in_flight = self.in_flight;
         Ok(r)
     }

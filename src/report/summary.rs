@@ -259,6 +259,13 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         t.sessions_dropped,
         t.sessions_interrupted
     );
+    if t.retried > 0 {
+        let _ = writeln!(
+            o,
+            "  retried  {} request(s) sent again once on a new connection (no answer on the first)",
+            t.retried
+        );
+    }
     let _ = writeln!(
         o,
         "  latency  p50 {}  p90 {}  p99 {}  max {}   (service time p99 {}, from the intended start)",
@@ -368,7 +375,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         opt_ms(r.generator.lag_ms.max),
         r.generator.cpu_s
     );
-    if let Some(w) = &r.generator.warm_up {
+    // A warm-up that opened nothing (per-user connections open as their users arrive) is not
+    // worth a line.
+    if let Some(w) = r.generator.warm_up.as_ref().filter(|w| w.connections > 0) {
         let _ = writeln!(
             o,
             "  warm-up    {} connection{} opened in {:.1} ms before t=0",

@@ -196,7 +196,7 @@ async fn serve(
 }
 
 /// Does the client open with the HTTP/2 connection preface? Peeks, so nothing is consumed.
-async fn sends_h2_preface(stream: &TcpStream) -> bool {
+pub async fn sends_h2_preface(stream: &TcpStream) -> bool {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut buf = [0u8; 24];
     for _ in 0..1000 {

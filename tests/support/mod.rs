@@ -5,8 +5,10 @@
 //! Every test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod closing;
 pub mod counting;
 pub mod endpoint;
+pub mod goaway;
 pub mod hostile;
 pub mod python;
 pub mod server;

@@ -1,5 +1,5 @@
 //! Test certificates, generated at test time with rcgen: a private CA and a server certificate it
-//! signs for `localhost` and 127.0.0.1, both written as PEM files so a scenario can name the CA
+//! signs for `localhost` and 127.0.0.1 (or other names, or one that expired in 2020), both written as PEM files so a scenario can name the CA
 //! in `defaults.tls.ca`.
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -19,6 +19,12 @@ pub struct TestPki {
 impl TestPki {
     /// A fresh CA and a server certificate for `localhost` and 127.0.0.1.
     pub fn generate() -> TestPki {
+        Self::generate_for(&["localhost", "127.0.0.1"], false)
+    }
+
+    /// A fresh CA and a server certificate for `names`, valid now or (`expired`) only during
+    /// 2020.
+    pub fn generate_for(names: &[&str], expired: bool) -> TestPki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
         let ca_key = KeyPair::generate().expect("a CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -31,11 +37,15 @@ impl TestPki {
 
         let leaf_key = KeyPair::generate().expect("a server key");
         let mut leaf_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("server params");
         leaf_params
             .distinguished_name
-            .push(DnType::CommonName, "localhost");
+            .push(DnType::CommonName, names[0]);
+        if expired {
+            leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            leaf_params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
         let leaf = leaf_params
             .signed_by(&leaf_key, &ca, &ca_key)
             .expect("a server certificate");

@@ -15,6 +15,8 @@ pub struct Dial {
     pub linger0: bool,
     /// The network to emulate on this connection, and a seed for its jitter.
     pub network: Option<(super::network::Profile, u64)>,
+    /// Which of the target's addresses to connect to (None: the first it resolved to).
+    pub to: Option<std::net::SocketAddr>,
 }
 
 /// Opens a TCP connection (TCP_NODELAY on).
@@ -82,10 +84,40 @@ pub async fn tls<I: AsyncRead + AsyncWrite + Unpin>(
     tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => ErrorKind::Tls,
-            _ => classify_io(&e, true),
+        .map_err(|e| {
+            match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(t) => classify_tls(t),
+                None => match e.kind() {
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => {
+                        ErrorKind::TlsHandshake
+                    }
+                    _ => classify_io(&e, true),
+                },
+            }
         })
+}
+
+/// A TLS failure's kind: what is wrong with the server's certificate (expired or not yet valid,
+/// issued by a CA this client does not trust, not for the host name asked for, or otherwise
+/// invalid), or a handshake that could not be completed (no common version, cipher suite or
+/// ALPN protocol, an alert from the server, an answer that is not TLS).
+pub fn classify_tls(e: &rustls::Error) -> ErrorKind {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => ErrorKind::TlsExpired,
+            C::UnknownIssuer => ErrorKind::TlsUnknownCa,
+            C::NotValidForName | C::NotValidForNameContext { .. } => ErrorKind::TlsHostname,
+            _ => ErrorKind::TlsCert,
+        },
+        _ => ErrorKind::TlsHandshake,
+    }
 }
 
 /// An I/O error's kind: while connecting, anything but a timeout is `connect`; later, `reset`.

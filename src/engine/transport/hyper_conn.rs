@@ -28,9 +28,46 @@ pub fn classify(e: &hyper::Error) -> ErrorKind {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return classify_io(io, false);
         }
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            // A stream the server reset on its own (RST_STREAM) is not the connection dying.
+            if h2.is_reset() && h2.is_remote() {
+                return ErrorKind::StreamReset;
+            }
+            if let Some(io) = h2.get_io() {
+                return classify_io(io, false);
+            }
+        }
         src = s.source();
     }
     ErrorKind::Reset
+}
+
+/// Was the request certainly not processed? hyper says so (`is_canceled`: its connection closed
+/// before the request was even started), or the server did, per RFC 9113: a GOAWAY whose last
+/// stream id is below the stream (h2 fails such streams, and any opened after it, with the
+/// GOAWAY's error), or RST_STREAM with REFUSED_STREAM. Such a request may be sent again on a new
+/// connection, whatever its method.
+pub fn unprocessed(e: &hyper::Error) -> bool {
+    if e.is_canceled() {
+        return true;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// A failure before any byte of the response, from a hyper error.
+fn early(e: &hyper::Error) -> Failed {
+    Failed {
+        unprocessed: unprocessed(e),
+        ..Failed::early(classify(e))
+    }
 }
 
 /// The HTTP/1.1 or HTTP/2 handshake on an open stream; the connection task runs beside it.
@@ -47,7 +84,7 @@ where
         tokio::spawn(async move {
             let _ = c.await;
         });
-        Ok(Conn::H2(s))
+        Ok(Conn::H2(s, Default::default()))
     } else {
         let (s, c) = http1::Builder::new()
             .handshake(io)
@@ -83,10 +120,9 @@ pub async fn send(
     conn: &mut Conn,
     req: http::Request<ReqBody>,
 ) -> Result<http::Response<hyper::body::Incoming>, Failed> {
-    let fail = Failed::early;
-    match conn {
+    let r = match conn {
         Conn::H1(s) => {
-            s.ready().await.map_err(|e| fail(classify(&e)))?;
+            s.ready().await.map_err(|e| early(&e))?;
             let req = if req.uri().scheme().is_some() {
                 h2_to_h1(req)
             } else {
@@ -94,13 +130,20 @@ pub async fn send(
             };
             s.send_request(req).await
         }
-        Conn::H2(s) => {
-            s.ready().await.map_err(|e| fail(classify(&e)))?;
+        Conn::H2(s, _) => {
+            s.ready().await.map_err(|e| early(&e))?;
             s.send_request(req).await
         }
-        Conn::Lean(_) => return Err(fail(ErrorKind::Protocol)),
-    }
-    .map_err(|e| fail(classify(&e)))
+        Conn::Lean(_) => return Err(Failed::early(ErrorKind::Protocol)),
+    };
+    r.map_err(|e| {
+        let f = early(&e);
+        if f.unprocessed || f.kind != ErrorKind::StreamReset {
+            // GOAWAY, or the connection broke: no new streams on it.
+            conn.going_away();
+        }
+        f
+    })
 }
 
 /// Sends one request and reads the whole response body. A body over `max_body` is cut: the
@@ -128,6 +171,7 @@ pub async fn exchange(
                             head_at: Some(head_at),
                             status: Some(status),
                             bytes_in,
+                            unprocessed: false,
                         });
                     }
                     if let Some(k) = keep.as_deref_mut() {
@@ -145,6 +189,7 @@ pub async fn exchange(
                     head_at: Some(head_at),
                     status: Some(status),
                     bytes_in,
+                    unprocessed: false,
                 });
             }
         }

@@ -73,9 +73,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         self.open
     }
 
-    /// Has a response already come back on it (so it may have gone stale while idle)?
-    pub fn reused(&self) -> bool {
-        self.used > 0
+    /// Open, and (once it has carried a response) not closed by the server while idle: one
+    /// read is tried without waiting; an end of stream or bytes nobody asked for mean the
+    /// connection cannot carry another request.
+    pub fn still_open(&mut self) -> bool {
+        if !self.open || self.used == 0 {
+            return self.open;
+        }
+        if self.start != self.end {
+            self.open = false;
+            return false;
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut one = [0u8; 1];
+        let mut rb = tokio::io::ReadBuf::new(&mut one);
+        match std::pin::Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
+            std::task::Poll::Pending => {}
+            // An end of stream, an error, or a byte before any request: not reusable.
+            std::task::Poll::Ready(_) => self.open = false,
+        }
+        self.open
     }
 
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
@@ -130,6 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             head_at,
             status,
             bytes_in,
+            unprocessed: false,
         };
         // Bytes left over from a previous response mean the peer sent more than it framed:
         // the stream cannot be trusted for another request.
@@ -209,7 +228,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                     break (status, framing, close, Instant::now());
                 }
                 None => match self.fill(MAX_HEAD).await {
-                    Ok(0) => return Err(fail(ErrorKind::Reset, None, None, 0)),
+                    // Closed: before any byte of an answer, or (bytes_in > 0) mid-head.
+                    Ok(0) => {
+                        let got = (self.end - self.start) as u64;
+                        return Err(fail(ErrorKind::Reset, None, None, got));
+                    }
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::Other => {
                         return Err(fail(ErrorKind::Protocol, None, None, 0))

@@ -36,7 +36,12 @@ pub type ReqBody = Full<Bytes>;
 /// One open connection.
 pub enum Conn {
     H1(::hyper::client::conn::http1::SendRequest<ReqBody>),
-    H2(::hyper::client::conn::http2::SendRequest<ReqBody>),
+    /// An HTTP/2 connection, and whether the server has said it takes no new streams on it
+    /// (GOAWAY): shared by every handle to the connection, so a pool stops handing it out.
+    H2(
+        ::hyper::client::conn::http2::SendRequest<ReqBody>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
     /// The lean HTTP/1.1 path (plain text).
     Lean(Box<lean::H1Conn>),
 }
@@ -48,11 +53,18 @@ pub enum Outgoing<'a> {
 }
 
 impl<'a> Outgoing<'a> {
-    /// The same request again, for a resend on a fresh connection (None: it cannot be resent).
-    pub fn again(&self) -> Option<Outgoing<'a>> {
+    /// The same request again, for a resend on a fresh connection.
+    pub fn again(&self) -> Outgoing<'a> {
         match self {
-            Outgoing::Wire(b) => Some(Outgoing::Wire(b)),
-            Outgoing::Hyper(_) => None,
+            Outgoing::Wire(b) => Outgoing::Wire(b),
+            Outgoing::Hyper(r) => {
+                let mut c = ::http::Request::new(r.body().clone());
+                *c.method_mut() = r.method().clone();
+                *c.uri_mut() = r.uri().clone();
+                *c.version_mut() = r.version();
+                *c.headers_mut() = r.headers().clone();
+                Outgoing::Hyper(Box::new(c))
+            }
         }
     }
 }
@@ -73,6 +85,9 @@ pub struct Failed {
     pub head_at: Option<Instant>,
     pub status: Option<u16>,
     pub bytes_in: u64,
+    /// The server certainly did not process the request (HTTP/2: a stream above a GOAWAY's last
+    /// stream id, or refused with REFUSED_STREAM), so it may be sent again whatever its method.
+    pub unprocessed: bool,
 }
 
 impl Failed {
@@ -83,43 +98,54 @@ impl Failed {
             head_at: None,
             status: None,
             bytes_in: 0,
+            unprocessed: false,
         }
     }
 
-    /// The connection was found closed before any byte of the response: a kept-alive connection
-    /// the server closed while it was idle, where resending on a fresh one is what any client does.
+    /// The connection closed (or was reset) before any byte of the response: the server may or
+    /// may not have acted on the request, so only an idempotent one may be sent again.
     pub fn closed_before_response(&self) -> bool {
-        self.kind == ErrorKind::Reset && self.head_at.is_none()
+        self.kind == ErrorKind::Reset && self.head_at.is_none() && self.bytes_in == 0
     }
 }
 
 impl Conn {
     pub fn is_h2(&self) -> bool {
-        matches!(self, Conn::H2(_))
+        matches!(self, Conn::H2(..))
     }
 
-    /// Can another request be sent on it?
+    /// Can another request be sent on it? (An HTTP/2 connection the server sent GOAWAY on
+    /// cannot, though its earlier streams may still be finishing.)
     pub fn is_open(&self) -> bool {
         match self {
             Conn::H1(s) => !s.is_closed(),
-            Conn::H2(s) => !s.is_closed(),
+            Conn::H2(s, away) => !s.is_closed() && !away.load(std::sync::atomic::Ordering::Relaxed),
             Conn::Lean(c) => c.is_open(),
         }
     }
 
-    /// Has it carried a response before (so it may have gone stale while idle)? Only the lean
-    /// path tells; hyper's connections answer false.
-    pub fn reused(&self) -> bool {
+    /// Is it still usable right now? Like `is_open`, and for a kept-alive lean connection it
+    /// also looks, without waiting, for a close (or stray bytes) the server sent while it was
+    /// idle: such a connection is dropped before use instead of failing the next request.
+    /// hyper watches its own idle connections (`is_closed`).
+    pub fn still_open(&mut self) -> bool {
         match self {
-            Conn::Lean(c) => c.reused(),
-            Conn::H1(_) | Conn::H2(_) => false,
+            Conn::Lean(c) => c.still_open(),
+            c => c.is_open(),
+        }
+    }
+
+    /// Marks an HTTP/2 connection as going away: no new streams go on it.
+    pub fn going_away(&self) {
+        if let Conn::H2(_, away) = self {
+            away.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// A handle for another concurrent request (h2 only).
     pub fn clone_h2(&self) -> Option<Conn> {
         match self {
-            Conn::H2(s) => Some(Conn::H2(s.clone())),
+            Conn::H2(s, away) => Some(Conn::H2(s.clone(), away.clone())),
             Conn::H1(_) | Conn::Lean(_) => None,
         }
     }
@@ -154,7 +180,7 @@ pub async fn connect(
     d: Dial,
 ) -> Result<Conn, ErrorKind> {
     let t = &prog.target;
-    let tcp = dial::tcp(t.addr, d).await?;
+    let tcp = dial::tcp(d.to.unwrap_or(t.addr), d).await?;
     match d.network {
         None if lean => Ok(Conn::Lean(Box::new(lean::H1Conn::new(tcp)))),
         None => over(prog, version, tcp).await,

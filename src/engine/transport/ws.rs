@@ -26,7 +26,9 @@ pub async fn open(
     headers: &[(http::HeaderName, http::HeaderValue)],
 ) -> Result<Ws, Failed> {
     let t = &prog.target;
-    let tcp = dial::tcp(t.addr, d).await.map_err(Failed::early)?;
+    let tcp = dial::tcp(d.to.unwrap_or(t.addr), d)
+        .await
+        .map_err(Failed::early)?;
     let mut io: Box<dyn Io> = match d.network {
         None => Box::new(tcp),
         Some((profile, seed)) => Box::new(network::shape(tcp, profile, seed).await),
@@ -52,6 +54,7 @@ pub async fn open(
             head_at: Some(std::time::Instant::now()),
             status: Some(resp.status().as_u16()),
             bytes_in: 0,
+            unprocessed: false,
         }),
         Err(tungstenite::Error::Io(e)) => Err(Failed::early(classify_io(&e, false))),
         Err(_) => Err(Failed::early(ErrorKind::WsHandshake)),
