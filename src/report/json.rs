@@ -5,10 +5,10 @@
 //! exporter writes a `Report` back out, so `flashcrowd report` rewrites it unchanged.
 
 use super::model::Report;
-use super::result::RunResult;
 use super::{Exporter, RunReport};
 use crate::metrics::recorder::RequestStats;
 use crate::metrics::ErrorKind;
+use crate::run::RunResult;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -365,6 +365,7 @@ pub fn build(r: &RunResult) -> Value {
             "cpu_s": (r.cpu_s * 1000.0).round() / 1000.0,
         },
         "timeline": r.timeline,
+        "actions": r.actions,
     });
     if let Some(m) = monitor {
         report["monitor"] = m;

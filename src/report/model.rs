@@ -33,7 +33,7 @@ pub struct ScenarioRef {
 }
 
 fn default_max_error_rate() -> f64 {
-    crate::report::result::DEFAULT_MAX_ERROR_RATE
+    crate::run::result::DEFAULT_MAX_ERROR_RATE
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,20 +67,7 @@ pub struct Run {
     pub waits: Vec<String>,
 }
 
-/// What a rebuilt run recorded and what it lacks (report.json `run.incomplete`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incomplete {
-    /// The last second journaled whole (null: the run died before its first second ended).
-    pub last_complete_second: Option<u64>,
-    /// Seconds recorded: last_complete_second + 1.
-    pub recorded_s: f64,
-    /// The plan's duration.
-    pub planned_s: f64,
-    /// planned_s − recorded_s: what the report cannot show.
-    pub missing_s: f64,
-    /// The journal's last line was cut short by the death and left out.
-    pub journal_truncated: bool,
-}
+pub use crate::run::result::Incomplete;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -218,13 +205,8 @@ fn one() -> f64 {
     1.0
 }
 
-/// One live-control or rule event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub t: f64,
-    pub event: String,
-    pub detail: String,
-}
+/// One timeline event (live control, rule, signal, action): typed, see `crate::run::timeline`.
+pub use crate::run::timeline::Event as TimelineEntry;
 
 /// The monitor block: its interval, series names and every scrape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,6 +310,9 @@ pub struct Report {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorReport>,
+    /// Scheduled actions: what each did and how the target recovered (`crate::run::recovery`).
+    #[serde(default)]
+    pub actions: Vec<crate::run::recovery::ActionReport>,
 }
 
 /// A step drill's result: report.json `capacity`.

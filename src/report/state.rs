@@ -9,12 +9,12 @@
 //! `Redactor` one by one; the base64 blobs do not, since replacing a short secret that happens
 //! to occur inside random base64 would corrupt a histogram without protecting anything.
 
-use super::result::RunResult;
 use super::rundir::{self, Redactor};
 use crate::metrics::recorder::{
     new_histogram, ClientStats, JourneyStats, RequestStats, StreamStats,
 };
 use crate::metrics::{Catalog, ErrorKind, Recorder};
+use crate::run::RunResult;
 use anyhow::{anyhow, Context};
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};

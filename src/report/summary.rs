@@ -37,7 +37,7 @@ pub fn overload_warning(r: &Report) -> Option<String> {
              Latencies still count from the intended start, but the target saw less load than \
              planned. Use more --threads, more machines (--segment), or a smaller --scale.",
             opt_ms(r.generator.lag_ms.p99),
-            super::result::OVERLOAD_LAG_MS
+            crate::run::result::OVERLOAD_LAG_MS
         )
     })
 }
@@ -138,7 +138,14 @@ pub fn timeline_lines(r: &Report) -> Vec<String> {
         .timeline
         .iter()
         .take(TIMELINE_SHOWN)
-        .map(|e| format!("{:>7}  {}  {}", format!("{:.1}s", e.t), e.event, e.detail))
+        .map(|e| {
+            format!(
+                "{:>7}  {}  {}",
+                format!("{:.1}s", e.t),
+                e.kind.name(),
+                e.detail
+            )
+        })
         .collect();
     if r.timeline.len() > TIMELINE_SHOWN {
         out.push(format!(
@@ -169,6 +176,48 @@ pub fn display_width(s: &str) -> usize {
 /// `s` padded with spaces to `width` terminal columns.
 fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(display_width(s))))
+}
+
+/// The columns every exporter shows for a scheduled action (report.json `actions[]`).
+pub const ACTION_COLUMNS: [&str; 7] = [
+    "action", "trigger", "planned", "began", "result", "recovery", "impact",
+];
+
+/// One action's row under [`ACTION_COLUMNS`]: `db-failover (http)`, `at sale+30s`, `30.0s`,
+/// `30.0s`, `status 200 in 0.004s`, `3.0s`, `512 of 1,900 failed (26.9%), worst p99 12ms`.
+pub fn action_cells(a: &crate::run::recovery::ActionReport) -> [String; 7] {
+    let secs = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}s"));
+    let result = match (&a.result, a.duration_s) {
+        (Some(r), Some(d)) => format!(
+            "{r} in {d:.3}s{}",
+            if a.ok == Some(false) { " (failed)" } else { "" }
+        ),
+        (Some(r), None) => r.clone(),
+        _ => "never fired".to_string(),
+    };
+    let recovery = match (a.t, a.recovery_s) {
+        (None, _) => "–".to_string(),
+        (Some(_), Some(r)) => format!("{r:.1}s"),
+        (Some(_), None) => "not recovered".to_string(),
+    };
+    let impact = a.impact.as_ref().map_or("–".to_string(), |i| {
+        format!(
+            "{} of {} failed ({:.1}%), worst p99 {}",
+            i.failed,
+            i.requests,
+            i.error_rate * 100.0,
+            fmt_ms(i.worst_p99_ms)
+        )
+    });
+    [
+        format!("{} ({})", a.name, a.action),
+        a.trigger.clone(),
+        secs(a.planned_t),
+        secs(a.t),
+        result,
+        recovery,
+        impact,
+    ]
 }
 
 /// Loud lines for a run that failed more than it should, thresholds or not: the error rate past
@@ -352,6 +401,18 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
                 if v.passed { "✓" } else { "✗" },
                 v.expr,
                 v.observed_vs_limit()
+            );
+        }
+    }
+    if !r.actions.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "  actions");
+        for a in &r.actions {
+            let c = action_cells(a);
+            let _ = writeln!(
+                o,
+                "  {}  {}: planned {}, began {}, {}; recovery {}; impact {}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6]
             );
         }
     }
