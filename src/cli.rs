@@ -25,7 +25,8 @@ pub enum Command {
     /// from User-Agents, journeys from sessions, think times from gaps, the observed rate as stages.
     Import(ImportArgs),
     /// Start the embedded shop, run the countdown demo against it (about a minute) with the live
-    /// page on a loopback port (the URL is printed), and write a report.
+    /// page on a loopback port (the URL is printed), and write a report. `--drill`: the sale-night
+    /// drill instead (a failover and a degrade switch under load, and the shop's recovery).
     Demo(DemoArgs),
     /// Run a scenario against its target and write a report.
     Run(Box<RunArgs>),
@@ -247,6 +248,9 @@ pub struct RunArgs {
     /// Send untagged traffic to a non-loopback target anyway.
     #[arg(long = "i-know-this-is-untagged")]
     pub untagged_ok: bool,
+    /// Let the scenario's `run` actions execute programs (refused without it, before any load).
+    #[arg(long = "allow-run")]
+    pub allow_run: bool,
     /// Local addresses to connect from, in turn, to get past the ~28k ephemeral ports of one
     /// address: `127.0.0.2-127.0.0.20`, `10.1.0.0/28`, or a comma-separated list.
     #[arg(long = "source-ips", value_name = "SPEC")]
@@ -294,12 +298,19 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Compress the countdown scenario's durations by this factor (1/8: eight minutes in one).
-    #[arg(long = "time-scale", value_name = "FACTOR", default_value = "1/8")]
-    pub time_scale: String,
-    /// Multiply the scenario's rates by this factor (1/5 keeps the demo within one small machine).
-    #[arg(long, value_name = "FACTOR", default_value = "1/5")]
-    pub scale: String,
+    /// Run the sale-night drill instead (scenarios/double11-night.yaml, 2m15s): three moments, a
+    /// database failover at sale+30s and a degrade switch thrown by a rule, against the shop's
+    /// /admin switches; the report marks each action and how long the shop took to recover.
+    #[arg(long)]
+    pub drill: bool,
+    /// Compress the scenario's durations by this factor (default 1/8 for the countdown: eight
+    /// minutes in one; 1 for --drill, which is compressed already).
+    #[arg(long = "time-scale", value_name = "FACTOR")]
+    pub time_scale: Option<String>,
+    /// Multiply the scenario's rates by this factor (default 1/5 for the countdown, which keeps
+    /// the demo within one small machine; 1 for --drill).
+    #[arg(long, value_name = "FACTOR")]
+    pub scale: Option<String>,
     /// Run directory (default: reports/<scenario-name>/<UTC timestamp>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

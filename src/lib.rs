@@ -11,6 +11,7 @@ pub mod ops;
 pub mod plan;
 pub mod records;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod shop;
 pub mod template;

@@ -130,26 +130,6 @@ pub fn wait_warnings(loaded: &crate::scenario::Loaded, plan: &Plan) -> Vec<Strin
         .collect()
 }
 
-/// Mean number of request steps per session in `phase`: each journey's request count weighted
-/// by the share of that phase's sessions that take it (`plan::waits::journey_shares`).
-pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
-    if s.load.replay.is_some() {
-        // Each record of a replay is one arrival sending its own request.
-        return 1.0;
-    }
-    crate::plan::waits::journey_shares(s, phase)
-        .iter()
-        .map(|(_, j, w)| {
-            let n = j
-                .steps
-                .iter()
-                .filter(|st| st.request().is_some() || st.stream().is_some())
-                .count();
-            w * n as f64
-        })
-        .sum()
-}
-
 /// The planned value at the start of a phase and just before its end: `300/s` or `300/s → 6000/s`.
 fn span(plan: &Plan, start: f64, end: f64, unit: &str) -> String {
     let a = plan.value_at(start);
@@ -327,7 +307,7 @@ fn render(s: &Scenario, plan: &Plan, opts: &crate::cli::ScenarioOpts) -> String 
         }
         if open {
             let n = plan.expected_arrivals(ph.start, ph.end);
-            let k = requests_per_session(s, &ph.name);
+            let k = crate::plan::waits::requests_per_session(s, &ph.name);
             per_session.push(k);
             sessions += n;
             requests += n * k;
@@ -424,28 +404,5 @@ mod tests {
         assert_eq!(grouped(999.4), "999");
         assert_eq!(grouped(1000.0), "1,000");
         assert_eq!(grouped(1861374.339), "1,861,374");
-    }
-
-    #[test]
-    fn journey_shares_renormalize_among_a_clients_journeys() {
-        let yaml = r#"
-name: t
-clients:
-  app: { share: 50%, during: { rush: 100% } }
-  pc: { share: 50%, during: { rush: 0% } }
-journeys:
-  browse:
-    share: 50%
-    steps: [ { get: /a } ]
-  buy:
-    share: 50%
-    clients: [app]
-    steps: [ { get: /a }, { think: 1s }, { post: /b }, { post: /c } ]
-load: { stages: [ { rate: 1/s, for: 1s } ] }
-"#;
-        let s: Scenario = serde_yaml::from_str(yaml).unwrap();
-        // app: (1 + 3)/2 = 2; pc: only browse = 1.
-        assert_eq!(requests_per_session(&s, "stage-1"), 1.5);
-        assert_eq!(requests_per_session(&s, "rush"), 2.0);
     }
 }

@@ -1,17 +1,17 @@
-//! `flashcrowd run` and `flashcrowd demo`: load and check the scenario, compile the plan and the
-//! program, pass the safety interlock, probe the target, run, write the run directory, print the
-//! summary, and turn the outcome into an exit code.
+//! `flashcrowd run` and `flashcrowd demo`: flags into settings, the scenario loaded, the run
+//! handed to the run core (`crate::run`: compile, preflight, control, judge), and around it the
+//! run directory (interval log as the run goes, every exporter at the end), the summary and the
+//! exit code.
 
 use super::{Failure, Outcome};
 use crate::cli::{DemoArgs, RunArgs, ScenarioOpts};
-use crate::engine::{self, RunOptions};
 use crate::metrics::recorder::N_ERROR_KINDS;
 use crate::metrics::Catalog;
-use crate::plan::{Plan, PlanOptions, Segment};
+use crate::plan::{Plan, Segment};
 use crate::report::hlog::HlogWriter;
 use crate::report::journal;
-use crate::report::result::ScenarioInfo;
-use crate::report::{rundir, RunReport, RunResult};
+use crate::report::{rundir, RunReport};
+use crate::run::{IntervalHook, Options, Prepared, Refused, RunResult, Settings};
 use crate::scenario::units::parse_fraction;
 use chrono::{DateTime, Utc};
 use std::cell::RefCell;
@@ -35,9 +35,11 @@ pub struct RunRequest {
     pub threads: usize,
     pub quiet: bool,
     pub untagged_ok: bool,
+    /// `--allow-run`: the scenario's `run` actions may execute programs.
+    pub allow_run: bool,
     pub source_ips: Vec<std::net::IpAddr>,
     /// How the target's host name is resolved, and how often again (`--hosts`, `--resolve-every`).
-    pub resolve: engine::resolve::ResolveOpts,
+    pub resolve: crate::engine::resolve::ResolveOpts,
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The HTTP control token; generated (and printed) when None.
     pub control_token: Option<String>,
@@ -106,7 +108,7 @@ pub fn run(a: RunArgs) -> Outcome {
     execute(RunRequest {
         max_error_rate,
         source_ips,
-        resolve: engine::resolve::ResolveOpts {
+        resolve: crate::engine::resolve::ResolveOpts {
             hosts: a.hosts.clone(),
             every: Some(every),
         },
@@ -121,6 +123,7 @@ pub fn run(a: RunArgs) -> Outcome {
         threads,
         quiet: a.quiet,
         untagged_ok: a.untagged_ok,
+        allow_run: a.allow_run,
         metrics_listen: a.metrics_listen,
         control_token: a.control_token,
         otlp,
@@ -204,136 +207,6 @@ pub fn parse_source_ips(spec: &str) -> Result<Vec<std::net::IpAddr>, String> {
     Ok(out)
 }
 
-/// Local ports one source address has for outgoing connections.
-fn ephemeral_ports() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().filter_map(|x| x.parse::<u64>().ok());
-            Some(it.next()?..=it.next()?)
-        })
-        .map(|r| r.end() - r.start() + 1)
-        .unwrap_or(28_232)
-}
-
-/// Warns before a plan runs out of local ports: every closed connection holds its port in
-/// TIME_WAIT for about 60 s unless the client closes with `reset_on_close`.
-fn port_warning(
-    sc: &crate::scenario::Scenario,
-    plan: &Plan,
-    sources: usize,
-    loopback: bool,
-) -> Option<String> {
-    use crate::scenario::model::ConnectionMode;
-    if plan.model != crate::plan::Model::Open {
-        return None;
-    }
-    // With tcp_tw_reuse (1: always, 2: loopback), the kernel reuses TIME_WAIT ports for new
-    // outgoing connections: they cannot run out that way.
-    let tw_reuse = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
-        .ok()
-        .and_then(|s| s.trim().parse::<u8>().ok())
-        .unwrap_or(0);
-    if tw_reuse == 1 || (tw_reuse == 2 && loopback) {
-        return None;
-    }
-    // The busiest 60 s of the plan (a closed port stays in TIME_WAIT about that long).
-    let (peak_rate, at) = plan.peak();
-    let mut busiest = 0.0f64;
-    let mut t = 0.0;
-    while t < plan.duration {
-        busiest = busiest.max(plan.expected_arrivals(t, t + 60.0));
-        t += 1.0;
-    }
-    let peak = (busiest / 60.0).min(peak_rate);
-    let phase = &plan.phases[plan.phase_index_at(at)].name;
-    let per_session = super::plan::requests_per_session(sc, phase);
-    let mut per_second = 0.0;
-    for c in sc.clients.values() {
-        if c.reset_on_close {
-            continue;
-        }
-        let share = crate::scenario::validate::during_entry(&c.during, phase)
-            .unwrap_or(&c.share)
-            .0;
-        per_second += peak
-            * share
-            * match c.connection {
-                ConnectionMode::PerUser => 1.0,
-                ConnectionMode::Fresh => per_session,
-                ConnectionMode::Shared => 0.0,
-            };
-    }
-    if sc.clients.is_empty() {
-        per_second = peak; // the implicit client is per-user
-    }
-    let needed = per_second * 60.0;
-    let have = (ephemeral_ports() * sources.max(1) as u64) as f64;
-    (needed > 0.8 * have).then(|| {
-        format!(
-            "warning: in its busiest minute this plan opens about {per_second:.0} connections/s; closed connections keep \
-             their local port for ~60 s (TIME_WAIT), about {needed:.0} ports, but {have:.0} are available.\n\
-             Expect `connect` errors. Use `connection: shared`, `reset_on_close: true` on the client, or \
-             --source-ips with more local addresses."
-        )
-    })
-}
-
-/// Is this target on this machine?
-fn is_loopback(t: &engine::compile::Target) -> bool {
-    t.addrs.current().iter().all(|a| a.ip().is_loopback())
-}
-
-/// Does every request carry the tag header with a value? (Defaults, or every client.)
-fn every_request_tagged(sc: &crate::scenario::Scenario) -> bool {
-    let tag = &sc.safety.tag_header;
-    let has = |h: &crate::scenario::model::Headers| {
-        h.iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case(tag) && !v.trim().is_empty())
-    };
-    has(&sc.defaults.headers)
-        || (!sc.clients.is_empty() && sc.clients.values().all(|c| has(&c.headers)))
-}
-
-/// One GET to the target before any load, at the address the run resolved its name to: a
-/// refused or unanswered connection stops the run. The error says what failed, and whether it
-/// was the probe's time bound (a silent target).
-fn probe(
-    url: &str,
-    target: &engine::compile::Target,
-    tag_header: &str,
-) -> Result<(), (String, bool)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (e.to_string(), false))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .danger_accept_invalid_certs(true)
-            .resolve(&target.host, target.addr)
-            .build()
-            .map_err(|e| (e.to_string(), false))?;
-        match client
-            .get(url)
-            .header(tag_header, "flashcrowd-probe")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
-                    src = s.source();
-                }
-                Err((msg, e.is_timeout()))
-            }
-        }
-    })
-}
-
 /// `--on-calendar`: the calendar's `from`, which must still be ahead.
 fn calendar_start(
     sc: &crate::scenario::Scenario,
@@ -393,162 +266,54 @@ pub fn execute(req: RunRequest) -> Outcome {
         Some(s) => parse_fraction(s).map_err(|e| bad(format!("--time-scale: {e}")))?,
         None => 1.0,
     };
-    let mut thresholds = Vec::new();
-    for t in sc.thresholds.iter() {
-        thresholds.push(crate::gate::parse_threshold(t).map_err(|e| {
-            bad(format!(
-                "{}: threshold `{t}`: {}",
-                req.scenario.display(),
-                e.message
-            ))
-        })?);
-    }
-    for t in &req.thresholds {
-        thresholds.push(
-            crate::scenario::check_threshold(&loaded, t)
-                .map_err(|e| bad(format!("--threshold {e}")))?,
-        );
-    }
-    // `--scale` shrinks the load, and a segment runs its 1/n share of it: thresholds on absolute
-    // amounts shrink with them (`flashcrowd merge` judges the whole against the full values).
-    let why = crate::gate::scaling_reason(scale, Some((req.segment.index + 1, req.segment.count)));
-    for t in thresholds.iter_mut() {
-        t.shrink_absolute(scale / req.segment.count as f64, why.clone());
-    }
-    let monitor_names = crate::scenario::validate::monitor_names(sc);
-    let abort = sc
-        .abort
-        .iter()
-        .map(|a| {
-            let a = &crate::gate::with_monitor_names(a, &monitor_names);
-            crate::gate::parse_abort(a).map_err(|e| {
-                bad(format!(
-                    "{}: abort rule `{a}`: {}",
-                    req.scenario.display(),
-                    e.message
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let stop_when = match &sc.load.steps {
-        Some(d) => d
-            .stop_when
-            .iter()
-            .map(|w| {
-                let w = &crate::gate::with_monitor_names(w, &monitor_names);
-                crate::gate::parse_stop_when(w).map_err(|e| {
-                    bad(format!(
-                        "{}: stop_when `{w}`: {}",
-                        req.scenario.display(),
-                        e.message
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
     let start_at = match req.on_calendar {
         true => Some(calendar_start(sc, &req.scenario, time_scale)?),
         false => req.start_at,
     };
     let start = start_at.unwrap_or_else(Utc::now);
-    let plan = Plan::compile(
-        &sc.load,
-        &PlanOptions {
+    let mut prepared = Prepared::new(
+        &loaded,
+        &Settings {
             scale,
             time_scale,
             start,
             strict: req.opts.strict,
-            ..PlanOptions::for_scenario(&loaded)
+            segment: req.segment,
+            target: req.target.clone(),
+            thresholds: req.thresholds.clone(),
+            allow_run: req.allow_run,
+            untagged_ok: req.untagged_ok,
+            resolve: req.resolve.clone(),
         },
     )
-    .map_err(|e| bad(format!("{}: load: {e}", req.scenario.display())))?;
-    for n in &plan.notes {
-        eprintln!("{n}");
-    }
-    for w in super::plan::wait_warnings(&loaded, &plan) {
+    .map_err(bad)?;
+    for w in super::plan::wait_warnings(&loaded, &prepared.plan) {
         eprintln!("{w}");
     }
-    let target_url = req
-        .target
-        .clone()
-        .or_else(|| sc.target.clone())
-        .ok_or_else(|| {
-            bad(format!(
-                "{}: no target: add `target: http://host:port` to the scenario or pass --target URL",
-                req.scenario.display()
-            ))
-        })?;
-    // What messages may show of the target: never its user-info.
-    let shown_target = rundir::redact_url_userinfo(&target_url);
-    let prog = engine::compile_with(&loaded, &target_url, &plan, &req.resolve).map_err(|e| {
-        bad(rundir::redact_url_userinfo(&format!(
-            "{}: {e}",
-            req.scenario.display()
-        )))
-    })?;
-    let tagged = every_request_tagged(sc);
-    if is_loopback(&prog.target) && !tagged && !req.untagged_ok {
-        // Let through for being on loopback: it stays there when DNS answers change.
-        prog.target.addrs.keep_to_loopback();
-    }
-    if !is_loopback(&prog.target) && !tagged && !req.untagged_ok {
-        return Err(bad(format!(
-            "refusing to send untagged traffic to {} (not a loopback address).\n\
-             Tag test traffic so the target can route it to shadow storage: add `{}: flashcrowd` to \
-             defaults.headers (or change safety.tag_header), or pass --i-know-this-is-untagged.",
-            shown_target, sc.safety.tag_header
-        )));
-    }
-    if let Err((e, timed_out)) = probe(&target_url, &prog.target, &sc.safety.tag_header) {
-        // An answer that is not HTTP is a wrong port or scheme, not a target that is down (a
-        // target that said nothing in 5 s is not asked again).
-        let sniffed = (!timed_out)
-            .then(|| {
-                engine::transport::sniff::not_speaking_http(
-                    &target_url,
-                    &sc.safety.tag_header,
-                    Duration::from_secs(2),
-                )
-            })
-            .flatten();
-        let said = match sniffed {
-            Some(why) => format!(
-                "the target {shown_target} is not speaking HTTP: {why}\nNo load was sent. Check --target's scheme and port."
-            ),
-            None => format!(
-                "the target {shown_target} is unreachable: {e}\nNo load was sent. Start the target, or point --target at it."
-            ),
-        };
-        return Err(Failure::Aborted(rundir::redact_url_userinfo(&said)));
-    }
-    let mut prog = prog;
-    prog.source_ips = req.source_ips.clone();
-    if let Some(w) = port_warning(sc, &plan, req.source_ips.len(), is_loopback(&prog.target)) {
-        eprintln!("{w}");
-    }
-    let catalog = prog.catalog(&plan);
+    prepared
+        .preflight(req.untagged_ok, &req.source_ips)
+        .map_err(refused)?;
     let dir = req
         .out
         .clone()
         .unwrap_or_else(|| rundir::default_dir(&sc.name, start));
     // The interval log is written as the run goes: find a writable run directory before any load.
     let redactor = rundir::Redactor::new(&loaded);
-    let file_catalog = redacted_catalog(&catalog, &redactor);
+    let file_catalog = redacted_catalog(&prepared.catalog, &redactor);
     let journal = journal::Header::new(
         &journal::RunInfo {
             loaded: &loaded,
             scenario_file: &req.scenario,
-            target: &target_url,
+            target: &prepared.target_url,
             segment: req.segment,
             scale,
             time_scale,
-            plan: &plan,
-            thresholds: &thresholds,
+            plan: &prepared.plan,
+            thresholds: &prepared.thresholds,
             start,
             planned_start: req.start_at,
             threads: req.threads,
-            catalog: &catalog,
+            catalog: &prepared.catalog,
         },
         &redactor,
     );
@@ -569,33 +334,24 @@ pub fn execute(req: RunRequest) -> Outcome {
             (fallback, rec)
         }
     };
-    let monitor = match &sc.monitor {
-        Some(m) => Some(
-            crate::ops::monitor::MonitorSpec::from_scenario(
-                m,
-                (&sc.safety.tag_header, "flashcrowd-monitor"),
-            )
-            .map_err(|e| bad(format!("{}: {e}", req.scenario.display())))?,
-        ),
-        None => None,
-    };
     let serve = req.metrics_listen.map(|listen| {
         serve_options(
             listen,
             &req,
             sc,
-            &shown_target,
-            &plan,
-            &thresholds,
+            &prepared.shown_target,
+            &prepared.plan,
+            &prepared.thresholds,
             &redactor,
         )
     });
+    let monitor = prepared.monitor.take();
     let mut live_ops = if serve.is_some() || monitor.is_some() || !req.quiet || req.otlp.is_some() {
         Some(
             crate::ops::LiveOps::start(
                 serve,
                 monitor,
-                plan.model == crate::plan::Model::Closed,
+                prepared.plan.model == crate::plan::Model::Closed,
                 !req.quiet,
             )
             .map_err(bad)?,
@@ -633,46 +389,29 @@ pub fn execute(req: RunRequest) -> Outcome {
             ),
         }
     }
-    let plan = Arc::new(plan);
     if let (true, Some(from)) = (req.on_calendar, start_at) {
         say_calendar_wait(from);
     }
-    let prog = Arc::new(prog);
-    let refresher = engine::resolve::Refresher::start(prog.target.addrs.clone());
-    let outcome = engine::run(
-        prog,
-        plan.clone(),
-        RunOptions {
-            threads: req.threads,
-            segment: req.segment,
-            start_at,
-            quiet: req.quiet,
-            grace: Duration::from_secs(5),
-            abort,
-            stop_when,
-            on_interval: Some(recording.hook()),
-            live_ops,
-        },
-    )
-    .map_err(Failure::Aborted)?;
-    drop(refresher);
-    let info = ScenarioInfo {
-        name: sc.name.clone(),
-        file: req.scenario.display().to_string(),
-        sha256: loaded.sha256.clone(),
-        target: target_url.clone(),
-    };
-    let mut result = RunResult::new(outcome, catalog, &plan, info, req.segment, &thresholds);
+    let hook = recording.hook();
+    let mut result = prepared
+        .run(
+            Options {
+                threads: req.threads,
+                start_at,
+                quiet: req.quiet,
+                live_ops,
+                action_logs: Some(dir.join("actions")),
+            },
+            hook,
+        )
+        .map_err(refused)?;
     result.errors_by_second = recording.finish();
+    result.waits = crate::plan::waits::names(sc);
     result.apply_error_budget(req.max_error_rate, req.opts.strict || in_ci());
     // The exact record `flashcrowd merge` reads (histograms whole, thresholds at full limits).
     if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {
         eprintln!("flashcrowd: {e:#} (this run cannot be merged)");
     }
-    result.monitor_every_s = sc
-        .monitor
-        .as_ref()
-        .map(|m| m.every.map(|d| d.0.as_secs_f64()).unwrap_or(5.0));
     let verdict = crate::ops::board::Verdict {
         status: result.status.name().to_string(),
         reason: result.reason.as_ref().map(|r| redactor.apply(r)),
@@ -747,6 +486,13 @@ fn serve_options(
     }
 }
 
+fn refused(r: Refused) -> Failure {
+    match r {
+        Refused::BadInput(m) => Failure::BadInput(m),
+        Refused::Unreachable(m) => Failure::Aborted(m),
+    }
+}
+
 /// What the run records as it goes, from each completed interval: latency.hlog, the journal
 /// (what a killed run is rebuilt from), and the errors by kind per second for the report's
 /// series.
@@ -786,12 +532,12 @@ impl Recording {
                 journal: Some(journal),
                 failed: None,
                 errors: BTreeMap::new(),
-                cpu0: engine::process_cpu_seconds(),
+                cpu0: crate::run::control::process_cpu_seconds(),
             })),
         })
     }
 
-    fn hook(&self) -> engine::IntervalHook {
+    fn hook(&self) -> IntervalHook {
         let state = self.state.clone();
         Box::new(move |sec, rec, point, timeline| {
             let mut st = state.borrow_mut();
@@ -805,7 +551,7 @@ impl Recording {
                     st.hlog = None;
                 }
             }
-            let cpu_s = engine::process_cpu_seconds() - st.cpu0;
+            let cpu_s = crate::run::control::process_cpu_seconds() - st.cpu0;
             if let Some(j) = st.journal.as_mut() {
                 j.second(sec, rec, point, timeline, cpu_s);
             }
@@ -926,11 +672,17 @@ fn write_run_dir(
 }
 
 pub fn demo(a: DemoArgs) -> Outcome {
-    let scenario = PathBuf::from("scenarios/double11-countdown.yaml");
+    let (file, time_scale, scale) = match a.drill {
+        true => ("scenarios/double11-night.yaml", "1", "1"),
+        false => ("scenarios/double11-countdown.yaml", "1/8", "1/5"),
+    };
+    let time_scale = a.time_scale.clone().unwrap_or_else(|| time_scale.into());
+    let scale = a.scale.clone().unwrap_or_else(|| scale.into());
+    let scenario = PathBuf::from(file);
     if !scenario.exists() {
-        return Err(bad(
-            "scenarios/double11-countdown.yaml not found: run `flashcrowd demo` from the repository root",
-        ));
+        return Err(bad(format!(
+            "{file} not found: run `flashcrowd demo` from the repository root"
+        )));
     }
     let shop = crate::shop::start_background(crate::shop::ShopConfig::default())
         .map_err(|e| Failure::Aborted(format!("cannot start the embedded shop: {e}")))?;
@@ -938,8 +690,8 @@ pub fn demo(a: DemoArgs) -> Outcome {
     eprintln!(
         "demo: the embedded shop listens on {url}; running {} at time scale {} and scale {}",
         scenario.display(),
-        a.time_scale,
-        a.scale
+        time_scale,
+        scale
     );
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -948,8 +700,8 @@ pub fn demo(a: DemoArgs) -> Outcome {
         scenario,
         opts: ScenarioOpts {
             sets: vec![],
-            scale: Some(a.scale.clone()),
-            time_scale: Some(a.time_scale.clone()),
+            scale: Some(scale),
+            time_scale: Some(time_scale),
             strict: false,
             iterations: None,
         },
@@ -962,17 +714,18 @@ pub fn demo(a: DemoArgs) -> Outcome {
         threads,
         quiet: a.quiet,
         untagged_ok: false,
+        allow_run: false,
         source_ips: Vec::new(),
         resolve: Default::default(),
         metrics_listen: Some(a.metrics_listen),
         control_token: None,
         otlp: None,
-        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
+        max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
     });
     let stats = shop.stats();
     eprintln!(
-        "demo: the shop received {} requests ({} tagged as test traffic), {} orders kept apart as shadow orders, {} turned away as busy",
-        stats.requests, stats.tagged, stats.shadow_orders, stats.busy_rejections
+        "demo: the shop received {} requests ({} tagged as test traffic), {} orders kept apart as shadow orders, {} turned away as busy, {} failed by a drill",
+        stats.requests, stats.tagged, stats.shadow_orders, stats.busy_rejections, stats.drill_failures
     );
     outcome
 }

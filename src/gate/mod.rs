@@ -25,6 +25,8 @@ pub enum Selector {
     Client(String),
     /// A monitor series of the scenario (`monitor:cpu`), with [`Metric::Monitor`].
     Monitor(String),
+    /// A scheduled action of the scenario (`action:db-failover`), with [`Metric::Recovery`].
+    Action(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +45,8 @@ pub enum Metric {
     LagP99,
     /// The value of a monitor series (the selector names it): abort and stop_when rules only.
     Monitor,
+    /// An action's recovery time (`action:NAME recovery < 30s`): thresholds only.
+    Recovery,
 }
 
 /// What a metric's value measures, after normalization.
@@ -278,6 +282,7 @@ impl Metric {
             Metric::Dropped => "dropped",
             Metric::LagP99 => "lag_p99",
             Metric::Monitor => "monitor",
+            Metric::Recovery => "recovery",
         }
     }
 
@@ -364,6 +369,7 @@ impl fmt::Display for Selector {
             Selector::Journey(name) => write!(f, "journey:{name}"),
             Selector::Client(name) => write!(f, "client:{name}"),
             Selector::Monitor(name) => write!(f, "monitor:{name}"),
+            Selector::Action(name) => write!(f, "action:{name}"),
         }
     }
 }

@@ -118,6 +118,9 @@ pub(super) fn parse(src: &str, kind: Kind) -> Result<(Threshold, Duration), Expr
     if let Some(name) = toks[0].text.strip_prefix("monitor:") {
         return parse_monitor(src, &toks, name, kind);
     }
+    if let Some(name) = toks[0].text.strip_prefix("action:") {
+        return parse_action(src, &toks, name, kind);
+    }
     let found = (0..toks.len()).rev().find(|&i| {
         !toks[i].op
             && Metric::from_name(toks[i].text).is_some()
@@ -324,6 +327,73 @@ fn parse_monitor(
             scaled: None,
         },
         for_,
+    ))
+}
+
+/// `action:NAME recovery OP DURATION`: how long the target took to recover after a scheduled
+/// action. Thresholds only (it is known at the end of the run).
+fn parse_action(
+    src: &str,
+    toks: &[Token<'_>],
+    name: &str,
+    kind: Kind,
+) -> Result<(Threshold, Duration), ExprError> {
+    let first = toks[0];
+    let example = "`action:db-failover recovery < 30s`";
+    if kind != Kind::Threshold {
+        return Err(err(
+            first.at,
+            format!("an action's recovery is judged at the end: write it as a threshold, like {example}"),
+        ));
+    }
+    if name.is_empty() {
+        return Err(err(
+            first.at + "action:".len(),
+            format!("expected an action name after `action:`, like {example}"),
+        ));
+    }
+    match toks.get(1) {
+        Some(t) if t.text == "recovery" => {}
+        Some(t) => {
+            return Err(err(
+                t.at,
+                format!("expected `recovery` after `{}`, like {example}", first.text),
+            ))
+        }
+        None => {
+            return Err(err(
+                src.len(),
+                format!("expected `recovery` after `{}`, like {example}", first.text),
+            ))
+        }
+    }
+    let Some(&op_tok) = toks.get(2) else {
+        return Err(err(
+            src.len(),
+            format!("expected {OPERATORS} after `recovery`"),
+        ));
+    };
+    let op = parse_op(op_tok)?;
+    let value_tok = operand(toks.get(3), src, op_tok, "a duration, like `30s`")?;
+    let d = parse_duration(value_tok.text)
+        .map_err(|e| err(value_tok.at, format!("after `{}`: {e}", op_tok.text)))?;
+    if let Some(extra) = toks.get(4) {
+        return Err(err(
+            extra.at,
+            format!("expected the end of the threshold, got `{}`", extra.text),
+        ));
+    }
+    Ok((
+        Threshold {
+            source: src.trim().to_string(),
+            selector: Selector::Action(name.to_string()),
+            metric: Metric::Recovery,
+            op,
+            value: d.as_secs_f64() * 1000.0,
+            phase: None,
+            scaled: None,
+        },
+        Duration::ZERO,
     ))
 }
 

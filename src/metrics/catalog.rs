@@ -41,6 +41,8 @@ impl Catalog {
             Selector::Client(c) => self.clients[client] == *c,
             // A monitor series is no request's: the engine reads it from the second's point.
             Selector::Monitor(_) => false,
+            // Nor is an action's recovery: the run core judges it from the actions.
+            Selector::Action(_) => false,
         }
     }
 

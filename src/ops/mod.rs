@@ -12,7 +12,9 @@
 //! - `keyboard`: p/r/+/-/s in the live view when stdin is a terminal.
 //!
 //! Control goes through [`Steer`], which sets the engine's shared `Control` atomics (the shards
-//! read them per arrival, no lock) and logs every change in the run's timeline.
+//! read them per arrival, no lock) and remembers every command it applied ([`Applied`]); the run
+//! core (`crate::run`) turns those into its timeline. Arrows: ops drives the engine's `Control`
+//! and knows nothing of the run core above it.
 
 pub mod board;
 pub mod exporter;
@@ -30,13 +32,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-/// One entry of report.json's `timeline`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TimelineEvent {
+/// One line of the live page's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveEvent {
+    pub t: f64,
+    pub event: String,
+    pub detail: String,
+}
+
+/// A command [`Steer`] applied: when, what (a `Scale` is recorded as the `Factor` it set), from
+/// where (`http`, `keyboard`), and the change as one line of text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
     /// Seconds since the run started.
     pub t: f64,
-    /// pause | resume | rate | stop | abort | stop_when | interrupt
-    pub event: String,
+    pub command: Command,
+    pub source: String,
     pub detail: String,
 }
 
@@ -58,7 +69,10 @@ pub enum Command {
 pub struct Steer {
     pub control: Arc<Control>,
     start: OnceLock<Instant>,
-    timeline: Mutex<Vec<TimelineEvent>>,
+    applied: Mutex<Vec<Applied>>,
+    /// What the live page lists: the commands applied and the run core's notes (rules,
+    /// signals, actions), in order.
+    live: Mutex<Vec<LiveEvent>>,
     stop_requested: AtomicBool,
     /// Closed model: `set` counts users, not arrivals/s.
     closed: bool,
@@ -72,7 +86,8 @@ impl Steer {
         Steer {
             control: Arc::new(Control::default()),
             start: OnceLock::new(),
-            timeline: Mutex::new(Vec::new()),
+            applied: Mutex::new(Vec::new()),
+            live: Mutex::new(Vec::new()),
             stop_requested: AtomicBool::new(false),
             closed,
         }
@@ -95,20 +110,30 @@ impl Steer {
             .unwrap_or(0.0)
     }
 
-    /// Adds an event to the timeline at the current instant.
-    pub fn log(&self, event: &str, detail: String) {
-        let t = (self.now_s() * 1000.0).round() / 1000.0;
-        if let Ok(mut tl) = self.timeline.lock() {
-            tl.push(TimelineEvent {
+    /// Seconds since the run's start, to the millisecond (the timeline's clock).
+    pub fn t(&self) -> f64 {
+        (self.now_s() * 1000.0).round() / 1000.0
+    }
+
+    /// Every command applied so far, in order.
+    pub fn applied(&self) -> Vec<Applied> {
+        self.applied.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Adds a line to the live page's timeline (the run core's rules, signals and actions).
+    pub fn note(&self, t: f64, event: &str, detail: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.push(LiveEvent {
                 t,
                 event: event.to_string(),
-                detail,
+                detail: detail.to_string(),
             });
         }
     }
 
-    pub fn timeline(&self) -> Vec<TimelineEvent> {
-        self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
+    /// The live page's timeline so far.
+    pub fn timeline(&self) -> Vec<LiveEvent> {
+        self.live.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Was the run stopped through live control?
@@ -126,14 +151,14 @@ impl Steer {
                 Ok(v)
             }
         };
-        let (event, detail) = match cmd {
+        let (command, detail) = match cmd {
             Command::Pause => {
                 self.control.set_paused(true);
-                ("pause", "new arrivals paused".to_string())
+                (cmd, "new arrivals paused".to_string())
             }
             Command::Resume => {
                 self.control.set_paused(false);
-                ("resume", "arrivals resumed".to_string())
+                (cmd, "arrivals resumed".to_string())
             }
             Command::Factor(f) => {
                 let f = check(f, "factor")?;
@@ -141,7 +166,7 @@ impl Steer {
                     return Err(format!("factor {f} is above the limit of {MAX_FACTOR}"));
                 }
                 self.control.set_factor(f);
-                ("rate", format!("factor {} of the plan", fmt_num(f)))
+                (cmd, format!("factor {} of the plan", fmt_num(f)))
             }
             Command::Scale(m) => {
                 let m = check(m, "scale")?;
@@ -150,23 +175,38 @@ impl Steer {
                 let f = (base * m).min(MAX_FACTOR);
                 self.control.set_factor(f);
                 (
-                    "rate",
+                    Command::Factor(f),
                     format!("factor {} of the plan (×{})", fmt_num(f), fmt_num(m)),
                 )
             }
             Command::Set(v) => {
                 let v = check(v, "set")?;
                 self.control.set_rate(v);
-                ("rate", format!("set to {} {unit}", fmt_num(v)))
+                (cmd, format!("set to {} {unit}", fmt_num(v)))
             }
             Command::Stop => {
                 self.stop_requested.store(true, Ordering::Relaxed);
                 self.control.raise(STOPPING);
-                ("stop", "stopped: finishing requests in flight".to_string())
+                (cmd, "stopped: finishing requests in flight".to_string())
             }
         };
         let detail = format!("{detail} ({source})");
-        self.log(event, detail.clone());
+        let t = self.t();
+        let name = match command {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Stop => "stop",
+            _ => "rate",
+        };
+        self.note(t, name, &detail);
+        if let Ok(mut log) = self.applied.lock() {
+            log.push(Applied {
+                t,
+                command,
+                source: source.to_string(),
+                detail: detail.clone(),
+            });
+        }
         Ok(detail)
     }
 }

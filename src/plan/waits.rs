@@ -91,6 +91,23 @@ pub fn grouped(v: f64) -> String {
     out
 }
 
+/// The scenario's waits and rendezvous as written, each once: `wait: sale-start`,
+/// `rendezvous: midnight`.
+pub fn names(s: &Scenario) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for st in s.journeys.values().flat_map(|j| &j.steps) {
+        let name = match (&st.wait, &st.rendezvous) {
+            (Some(w), _) => format!("wait: {w}"),
+            (None, Some(r)) => format!("rendezvous: {}", r.name),
+            _ => continue,
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// One warning, with the step it is about: `journeys.JOURNEY.steps[STEP]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitWarning {
@@ -215,6 +232,26 @@ fn rendezvous_warning(
     })
 }
 
+/// Mean number of request steps per session in `phase`: each journey's request count weighted
+/// by the share of that phase's sessions that take it ([`journey_shares`]).
+pub fn requests_per_session(s: &Scenario, phase: &str) -> f64 {
+    if s.load.replay.is_some() {
+        // Each record of a replay is one arrival sending its own request.
+        return 1.0;
+    }
+    journey_shares(s, phase)
+        .iter()
+        .map(|(_, j, w)| {
+            let n = j
+                .steps
+                .iter()
+                .filter(|st| st.request().is_some() || st.stream().is_some())
+                .count();
+            w * n as f64
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +277,29 @@ load:
   max_users: MAX
   arrivals: uniform
 "#;
+
+    #[test]
+    fn journey_shares_renormalize_among_a_clients_journeys() {
+        let yaml = r#"
+name: t
+clients:
+  app: { share: 50%, during: { rush: 100% } }
+  pc: { share: 50%, during: { rush: 0% } }
+journeys:
+  browse:
+    share: 50%
+    steps: [ { get: /a } ]
+  buy:
+    share: 50%
+    clients: [app]
+    steps: [ { get: /a }, { think: 1s }, { post: /b }, { post: /c } ]
+load: { stages: [ { rate: 1/s, for: 1s } ] }
+"#;
+        let s: Scenario = serde_yaml::from_str(yaml).unwrap();
+        // app: (1 + 3)/2 = 2; pc: only browse = 1.
+        assert_eq!(requests_per_session(&s, "stage-1"), 1.5);
+        assert_eq!(requests_per_session(&s, "rush"), 2.0);
+    }
 
     #[test]
     fn a_wait_that_parks_more_sessions_than_max_users_is_named() {

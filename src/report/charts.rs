@@ -8,7 +8,9 @@
 //! - `monitor` (runs with a `monitor:` block): the target's water level, each monitor series.
 //!
 //! Live-control and rule events (report.json `timeline`) are marked on the rate chart as
-//! dashed vertical lines with their names.
+//! dashed vertical lines with their names; scheduled actions (report.json `actions`) are marked
+//! on every chart over time (rate, latency, errors, monitor), in red, with a second mark where
+//! the target recovered. Marks are read from the typed fields, never from a sentence.
 
 use super::chart::{fmt_time, fmt_value, register_font, FAMILY};
 use super::glyphs::{outline_svg_text, OutlineText};
@@ -69,10 +71,39 @@ struct Spec {
     spectrum: bool,
     /// Shown in the middle when there is nothing to draw.
     empty_note: Option<String>,
-    /// Vertical event marks: (t, label).
-    marks: Vec<(f64, String)>,
+    /// Vertical event marks.
+    marks: Vec<Mark>,
     /// Labelled x ticks; empty: times (or the spectrum's percentiles).
     x_ticks: Vec<(f64, String)>,
+}
+
+/// A dashed vertical line at `t` with a label.
+struct Mark {
+    t: f64,
+    label: String,
+    /// A scheduled action (or its recovery): drawn in red.
+    action: bool,
+}
+
+/// Every fired action, and where the target recovered from it.
+fn action_marks(rep: &super::model::Report) -> Vec<Mark> {
+    let mut out = Vec::new();
+    for a in &rep.actions {
+        let Some(t) = a.t else { continue };
+        out.push(Mark {
+            t,
+            label: a.name.clone(),
+            action: true,
+        });
+        if let Some(r) = a.recovery_s {
+            out.push(Mark {
+                t: t + r,
+                label: format!("{} recovered", a.name),
+                action: true,
+            });
+        }
+    }
+    out
 }
 
 fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -153,17 +184,11 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
             s.marks = rep
                 .timeline
                 .iter()
-                .map(|e| {
-                    let label = match e.event.as_str() {
-                        "rate" => e
-                            .detail
-                            .split(" (")
-                            .next()
-                            .unwrap_or("rate")
-                            .replace(" of the plan", ""),
-                        other => other.to_string(),
-                    };
-                    (e.t, label)
+                .filter(|e| !matches!(e.kind, crate::run::timeline::Kind::Action(_)))
+                .map(|e| Mark {
+                    t: e.t,
+                    label: e.label(),
+                    action: false,
                 })
                 .collect();
         }
@@ -292,6 +317,10 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
             }
         }
     }
+    if !s.spectrum {
+        s.marks.extend(action_marks(rep));
+        s.marks.sort_by(|a, b| a.t.total_cmp(&b.t));
+    }
     if s.empty_note.is_none() && s.lines.iter().all(|l| l.points.is_empty()) {
         s.empty_note = Some("nothing measured".into());
     }
@@ -406,25 +435,37 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
     }
 
-    // Live-control and rule events: a dashed line and the event's name.
-    let mark_color = RGBColor(90, 90, 90);
-    for (i, (t, label)) in s.marks.iter().enumerate() {
-        if *t > s.x_end {
+    // Events and actions: a dashed line and the name (actions in red), each label on the first
+    // row it does not overlap (marks close in time stack down).
+    let mut label_ends = [f64::MIN; 6];
+    for m in &s.marks {
+        if m.t > s.x_end {
             continue;
         }
+        let width = (m.label.chars().count() as f64 * 7.0 + 8.0) / px_per_x;
+        let row = label_ends
+            .iter()
+            .position(|end| m.t >= *end)
+            .unwrap_or(label_ends.len() - 1);
+        label_ends[row] = m.t + width;
+        let color = if m.action {
+            RGBColor(200, 30, 30)
+        } else {
+            RGBColor(90, 90, 90)
+        };
         chart
             .draw_series(DashedLineSeries::new(
-                [(*t, 0.0), (*t, y_max)],
+                [(m.t, 0.0), (m.t, y_max)],
                 6,
                 4,
-                mark_color.stroke_width(1),
+                color.stroke_width(if m.action { 2 } else { 1 }),
             ))
             .map_err(e)?;
         chart
             .draw_series(std::iter::once(Text::new(
-                label.clone(),
-                (t + 3.0 / px_per_x, y_max * (0.86 - 0.06 * (i % 3) as f64)),
-                font(12.0).into_font().color(&mark_color),
+                m.label.clone(),
+                (m.t + 3.0 / px_per_x, y_max * (0.86 - 0.06 * row as f64)),
+                font(12.0).into_font().color(&color),
             )))
             .map_err(e)?;
     }

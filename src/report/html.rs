@@ -154,6 +154,9 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     if let Some(n) = dropped_note(rep) {
         let _ = writeln!(o, "<div class=\"warn\">{}</div>", esc(&n));
     }
+    if let Some(n) = crate::report::summary::left_parked_note(rep) {
+        let _ = writeln!(o, "<div class=\"warn\">{}</div>", esc(&n));
+    }
     if r.hlog.truncated {
         let _ = writeln!(
             o,
@@ -193,6 +196,28 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         o.push_str("</table>\n");
     }
 
+    if !rep.actions.is_empty() {
+        // Text columns (name, trigger, result, impact) align left.
+        let class = |i: usize| match i {
+            0 | 1 | 4 | 6 => " class=\"l\"",
+            _ => "",
+        };
+        o.push_str("<h2>Actions</h2><table><tr>");
+        for (i, c) in super::summary::ACTION_COLUMNS.iter().enumerate() {
+            let _ = write!(o, "<th{}>{c}</th>", class(i));
+        }
+        o.push_str("</tr>\n");
+        for a in &rep.actions {
+            let bad = a.ok == Some(false) || (a.t.is_some() && a.recovery_s.is_none());
+            o.push_str(if bad { "<tr class=\"bad\">" } else { "<tr>" });
+            for (i, c) in super::summary::action_cells(a).iter().enumerate() {
+                let _ = write!(o, "<td{}>{}</td>", class(i), esc(c));
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</table>\n");
+    }
+
     if !rep.timeline.is_empty() {
         o.push_str("<h2>Timeline</h2><table><tr><th>t</th><th class=\"l\">event</th><th class=\"l\">detail</th></tr>\n");
         for ev in &rep.timeline {
@@ -200,7 +225,7 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
                 o,
                 "<tr><td>{:.1}s</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
                 ev.t,
-                esc(&ev.event),
+                esc(ev.kind.name()),
                 esc(&ev.detail)
             );
         }
@@ -357,7 +382,7 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
         if g.overloaded {
             format!(
                 "overloaded: the generator, not the target, set the pace (lag p99 above {})",
-                fmt_ms(super::result::OVERLOAD_LAG_MS)
+                fmt_ms(crate::run::result::OVERLOAD_LAG_MS)
             )
         } else {
             "kept up with the plan".into()

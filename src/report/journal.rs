@@ -22,12 +22,13 @@
 //! `flashcrowd merge` reads a killed segment through it.
 
 use super::model::Incomplete;
-use super::result::{judge, FinalStatus, RunResult, ScenarioInfo};
 use super::rundir::Redactor;
 use super::state::{encode_histogram_plain, RecorderState, ScenarioState};
 use crate::metrics::{Catalog, Point, Recorder};
-use crate::ops::TimelineEvent;
 use crate::plan::Segment;
+use crate::run::judge::{judge, Evidence};
+use crate::run::timeline::Event as TimelineEvent;
+use crate::run::{FinalStatus, RunResult, ScenarioInfo};
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -121,7 +122,7 @@ impl Header {
             planned_start: r.planned_start.map(|t| t.to_rfc3339()),
             plan_duration_s: r.plan.duration,
             threads: r.threads,
-            planned_rate: super::result::planned_rates(r.plan),
+            planned_rate: crate::run::result::planned_rates(r.plan),
             catalog,
             monitor_names: sc
                 .monitor
@@ -511,7 +512,16 @@ impl Journal {
             );
             thresholds.push(t);
         }
-        let verdicts = judge(cat, &total, &thresholds, recorded_s);
+        let (verdicts, _) = judge(
+            &Evidence {
+                catalog: cat,
+                total: &total,
+                duration_s: recorded_s,
+                actions: &[],
+            },
+            &thresholds,
+            crate::run::Status::Completed,
+        );
         let started_at = instant(&h.started_at, "started_at")?;
         let planned_start = match &h.planned_start {
             Some(s) => Some(instant(s, "planned_start")?),
@@ -557,8 +567,10 @@ impl Journal {
             scrapes: Vec::new(),
             monitor_names: h.monitor_names,
             monitor_every_s: h.monitor_every_s,
+            max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
+            actions: Vec::new(),
             warm_up: None,
-            max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
+            waits: Vec::new(),
             incomplete: Some(Incomplete {
                 last_complete_second: last_second,
                 recorded_s,
@@ -685,7 +697,9 @@ mod tests {
         let mut whole = Recorder::new(1, 1, 1, 1);
         let timeline = vec![TimelineEvent {
             t: 1.5,
-            event: "pause".into(),
+            kind: crate::run::timeline::Kind::Pause {
+                source: "http".into(),
+            },
             detail: "paused".into(),
         }];
         for t in 0..4u64 {

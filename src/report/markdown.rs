@@ -1,7 +1,8 @@
 //! summary.md: a compact Markdown table for a pull-request comment or a CI job summary —
-//! status, totals, a row per request name × client, thresholds ✓/✗ with observed vs limit.
+//! status, totals, thresholds ✓/✗ with observed vs limit, a row per scheduled action (its
+//! instants, result, recovery and impact), a row per request name × client.
 
-use super::summary::{opt_ms, overload_warning, pct};
+use super::summary::{action_cells, opt_ms, overload_warning, pct, ACTION_COLUMNS};
 use super::{Exporter, RunReport};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,15 @@ pub fn render(r: &RunReport) -> String {
         }
         let _ = writeln!(o);
     }
+    if !r.actions.is_empty() {
+        let _ = writeln!(o, "| {} |", ACTION_COLUMNS.join(" | "));
+        let _ = writeln!(o, "|---|---|---:|---:|---|---:|---|");
+        for a in &r.actions {
+            let c: Vec<String> = action_cells(a).iter().map(|c| cell(c)).collect();
+            let _ = writeln!(o, "| {} |", c.join(" | "));
+        }
+        let _ = writeln!(o);
+    }
     if !r.requests.is_empty() {
         let _ = writeln!(
             o,
@@ -106,7 +116,7 @@ pub fn render(r: &RunReport) -> String {
                 o,
                 "| {:.1}s | {} | {} |",
                 e.t,
-                cell(&e.event),
+                cell(e.kind.name()),
                 cell(&e.detail)
             );
         }
@@ -117,6 +127,16 @@ pub fn render(r: &RunReport) -> String {
                 r.timeline.len() - super::summary::TIMELINE_SHOWN
             );
         }
+        let _ = writeln!(o);
+    }
+    for n in [
+        crate::report::summary::dropped_note(r),
+        crate::report::summary::left_parked_note(r),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = writeln!(o, "> **Note:** {}", cell(&n));
         let _ = writeln!(o);
     }
     if let Some(w) = overload_warning(r) {

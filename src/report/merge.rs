@@ -10,11 +10,12 @@
 use super::hlog;
 use super::journal;
 use super::model::Report;
-use super::result::{FinalStatus, RunResult, ScenarioInfo, Verdict};
 use super::state::{self, RunState};
 use crate::metrics::recorder::{new_histogram, N_ERROR_KINDS};
 use crate::metrics::{ErrorKind, Point, Recorder};
 use crate::plan::Segment;
+use crate::run::judge::{judge, Evidence};
+use crate::run::{FinalStatus, RunResult, ScenarioInfo, Status};
 use anyhow::{anyhow, Context};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -326,6 +327,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             m.requests += p.requests;
             m.errors += p.errors;
             m.in_flight += p.in_flight;
+            m.parked += p.parked;
             m.dropped += p.dropped;
             m.paused += p.paused;
             let f = factors.entry(t).or_insert((0.0, 0));
@@ -369,7 +371,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
     // Thresholds, judged on the whole: the full limits, shrunk by --scale only (a segment's run
     // also shrank them by its 1/n).
     let scale = first.state.scale;
-    let mut verdicts = Vec::new();
+    let mut thresholds = Vec::new();
     for src in &first.state.thresholds {
         let mut t = crate::gate::parse_threshold(src).map_err(|e| {
             anyhow!(
@@ -379,32 +381,42 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             )
         })?;
         t.shrink_absolute(scale, crate::gate::scaling_reason(scale, None));
-        let observed = catalog.observe(&total, &t, duration_s.max(1e-9));
-        verdicts.push(Verdict {
-            passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
-            threshold: t,
-            observed,
-        });
+        thresholds.push(t);
     }
 
     // Status: a shard that was aborted, killed (incomplete) or interrupted makes the whole so; a
     // missing segment makes it incomplete (unless the caller allows a partial merge); else the
     // thresholds.
     let shard_status = |name: &str| shards.iter().any(|s| s.state.status == name);
-    let status = if shard_status("aborted") {
-        FinalStatus::Aborted
-    } else if shard_status("incomplete") {
-        FinalStatus::Incomplete
+    let ran = if shard_status("aborted") {
+        Status::Aborted
     } else if shard_status("interrupted") {
-        FinalStatus::Interrupted
-    } else if !missing.is_empty() && !allow_partial {
-        FinalStatus::Incomplete
-    } else if verdicts.is_empty() {
-        FinalStatus::Completed
-    } else if verdicts.iter().all(|v| v.passed) {
-        FinalStatus::Passed
+        Status::Interrupted
     } else {
-        FinalStatus::Failed
+        Status::Completed
+    };
+    // Scheduled actions run in the first segment only: its report carries them.
+    let actions: Vec<crate::run::recovery::ActionReport> = shards
+        .iter()
+        .find(|s| s.segment.index == 0)
+        .map(|s| s.report.actions.clone())
+        .unwrap_or_default();
+    let (verdicts, judged) = judge(
+        &Evidence {
+            catalog: &catalog,
+            total: &total,
+            duration_s,
+            actions: &actions,
+        },
+        &thresholds,
+        ran,
+    );
+    let killed = ran != Status::Aborted && shard_status("incomplete");
+    let lacking = ran == Status::Completed && !missing.is_empty() && !allow_partial;
+    let status = if killed || lacking {
+        FinalStatus::Incomplete
+    } else {
+        judged
     };
     let mut reasons: Vec<String> = shards
         .iter()
@@ -450,7 +462,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         total,
         series: series.into_values().collect(),
         verdicts,
-        max_error_rate: crate::report::result::DEFAULT_MAX_ERROR_RATE,
+        max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
         cpu_s: shards.iter().map(|s| s.state.cpu_s).sum(),
         planned_rate: first.state.planned_rate.clone(),
         plan_duration_s: first.state.plan_duration_s,
@@ -461,7 +473,9 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         monitor_names: Vec::new(),
         monitor_every_s: None,
         incomplete: None,
+        actions,
         warm_up: None,
+        waits: first.report.run.waits.clone(),
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));
@@ -493,17 +507,17 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
 }
 
 /// The shards' live-control and rule events on the merged clock, each named by its segment.
-fn merged_timeline(shards: &[Shard], offsets: &[u64]) -> Vec<crate::ops::TimelineEvent> {
-    let mut out: Vec<crate::ops::TimelineEvent> = shards
+fn merged_timeline(shards: &[Shard], offsets: &[u64]) -> Vec<crate::run::timeline::Event> {
+    let mut out: Vec<crate::run::timeline::Event> = shards
         .iter()
         .zip(offsets)
         .flat_map(|(s, off)| {
             s.report
                 .timeline
                 .iter()
-                .map(move |e| crate::ops::TimelineEvent {
+                .map(move |e| crate::run::timeline::Event {
                     t: e.t + *off as f64,
-                    event: e.event.clone(),
+                    kind: e.kind.clone(),
                     detail: format!("segment {}: {}", s.segment, e.detail),
                 })
         })

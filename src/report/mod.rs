@@ -18,15 +18,12 @@ pub mod junit;
 pub mod markdown;
 pub mod merge;
 pub mod model;
-pub mod result;
 pub mod rundir;
 pub mod state;
 pub mod summary;
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-
-pub use result::{FinalStatus, RunResult};
 
 /// A finished run as the exporters see it: report.json plus latency.hlog.
 pub struct RunReport {

@@ -33,7 +33,7 @@ pub struct ScenarioRef {
 }
 
 fn default_max_error_rate() -> f64 {
-    crate::report::result::DEFAULT_MAX_ERROR_RATE
+    crate::run::result::DEFAULT_MAX_ERROR_RATE
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,22 +61,13 @@ pub struct Run {
     /// Status `incomplete` only: a run rebuilt from its journal after the generator died.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+    /// The scenario's waits and rendezvous (`wait: sale-start`, `rendezvous: midnight`), for
+    /// saying where sessions were parked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<String>,
 }
 
-/// What a rebuilt run recorded and what it lacks (report.json `run.incomplete`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incomplete {
-    /// The last second journaled whole (null: the run died before its first second ended).
-    pub last_complete_second: Option<u64>,
-    /// Seconds recorded: last_complete_second + 1.
-    pub recorded_s: f64,
-    /// The plan's duration.
-    pub planned_s: f64,
-    /// planned_s − recorded_s: what the report cannot show.
-    pub missing_s: f64,
-    /// The journal's last line was cut short by the death and left out.
-    pub journal_truncated: bool,
-}
+pub use crate::run::result::Incomplete;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -89,6 +80,13 @@ pub struct Totals {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Of the dropped arrivals, those dropped while sessions parked at a wait held at least half
+    /// of `max_users`.
+    #[serde(default)]
+    pub sessions_dropped_parked: u64,
+    /// Sessions still parked at a wait or rendezvous when the run ended.
+    #[serde(default)]
+    pub sessions_left_parked: u64,
     /// Requests resent once on a new connection (absent in reports from before retries).
     #[serde(default)]
     pub retried: u64,
@@ -184,6 +182,9 @@ pub struct SeriesPoint {
     pub requests: u64,
     pub errors: u64,
     pub in_flight: u64,
+    /// Of `in_flight`, sessions parked at a wait or rendezvous.
+    #[serde(default)]
+    pub parked: u64,
     pub dropped: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -204,13 +205,8 @@ fn one() -> f64 {
     1.0
 }
 
-/// One live-control or rule event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub t: f64,
-    pub event: String,
-    pub detail: String,
-}
+/// One timeline event (live control, rule, signal, action): typed, see `crate::run::timeline`.
+pub use crate::run::timeline::Event as TimelineEntry;
 
 /// The monitor block: its interval, series names and every scrape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -314,6 +310,9 @@ pub struct Report {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorReport>,
+    /// Scheduled actions: what each did and how the target recovered (`crate::run::recovery`).
+    #[serde(default)]
+    pub actions: Vec<crate::run::recovery::ActionReport>,
 }
 
 /// A step drill's result: report.json `capacity`.

@@ -9,12 +9,12 @@
 //! `Redactor` one by one; the base64 blobs do not, since replacing a short secret that happens
 //! to occur inside random base64 would corrupt a histogram without protecting anything.
 
-use super::result::RunResult;
 use super::rundir::{self, Redactor};
 use crate::metrics::recorder::{
     new_histogram, ClientStats, JourneyStats, RequestStats, StreamStats,
 };
 use crate::metrics::{Catalog, ErrorKind, Recorder};
+use crate::run::RunResult;
 use anyhow::{anyhow, Context};
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -121,6 +121,10 @@ pub struct RecorderState {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    #[serde(default)]
+    pub sessions_dropped_parked: u64,
+    #[serde(default)]
+    pub sessions_left_parked: u64,
     /// Absent in states written before retries were counted.
     #[serde(default)]
     pub retried: u64,
@@ -188,6 +192,8 @@ impl RecorderState {
             sessions_started: r.sessions_started,
             sessions_dropped: r.sessions_dropped,
             sessions_interrupted: r.sessions_interrupted,
+            sessions_dropped_parked: r.sessions_dropped_parked,
+            sessions_left_parked: r.sessions_left_parked,
             retried: r.retried,
             in_flight: r.in_flight,
         }
@@ -270,6 +276,8 @@ impl RecorderState {
         r.sessions_started = self.sessions_started;
         r.sessions_dropped = self.sessions_dropped;
         r.sessions_interrupted = self.sessions_interrupted;
+        r.sessions_dropped_parked = self.sessions_dropped_parked;
+        r.sessions_left_parked = self.sessions_left_parked;
         r.retried = self.retried;
         r.in_flight = self.in_flight;
         Ok(r)

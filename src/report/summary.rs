@@ -37,17 +37,55 @@ pub fn overload_warning(r: &Report) -> Option<String> {
              Latencies still count from the intended start, but the target saw less load than \
              planned. Use more --threads, more machines (--segment), or a smaller --scale.",
             opt_ms(r.generator.lag_ms.p99),
-            super::result::OVERLOAD_LAG_MS
+            crate::run::result::OVERLOAD_LAG_MS
         )
     })
 }
 
-/// The note on arrivals dropped at the max_users cap.
+/// Where sessions were parked, in words: "`wait: sale-start`", or "a wait" when the report does
+/// not name them.
+fn parked_at(r: &Report) -> String {
+    if r.run.waits.is_empty() {
+        "a wait or rendezvous".into()
+    } else {
+        let names: Vec<String> = r.run.waits.iter().map(|w| format!("`{w}`")).collect();
+        names.join(" or ")
+    }
+}
+
+/// The note on arrivals dropped at the max_users cap: filled by sessions parked at a wait (the
+/// target was not the limit) or by sessions waiting on responses (it was).
 pub fn dropped_note(r: &Report) -> Option<String> {
-    (r.totals.sessions_dropped > 0).then(|| {
+    let t = &r.totals;
+    (t.sessions_dropped > 0).then(|| {
+        if t.sessions_dropped_parked * 2 >= t.sessions_dropped {
+            format!(
+                "{} arrivals were dropped at the max_users cap, {} of them while sessions parked at {} \
+                 held the cap: the cap was full of waiting sessions, not of slow requests, so the \
+                 target was not the limit. Raise max_users above the waiting crowd (`flashcrowd plan` \
+                 says how many the plan parks).",
+                t.sessions_dropped,
+                t.sessions_dropped_parked,
+                parked_at(r)
+            )
+        } else {
+            format!(
+                "{} arrivals were dropped at the max_users cap while sessions waited on responses: \
+                 the target was too slow to keep up with the plan.",
+                t.sessions_dropped
+            )
+        }
+    })
+}
+
+/// The note on sessions still parked when the run ended: they never sent what follows the wait.
+pub fn left_parked_note(r: &Report) -> Option<String> {
+    let n = r.totals.sessions_left_parked;
+    (n > 0).then(|| {
         format!(
-            "{} arrivals were dropped at the max_users cap: the target was too slow to keep up with the plan.",
-            r.totals.sessions_dropped
+            "{n} sessions were still parked at {} when the run ended and never sent what follows \
+             it (the run ended before the release, or a rendezvous never gathered its users).",
+            parked_at(r)
         )
     })
 }
@@ -100,7 +138,14 @@ pub fn timeline_lines(r: &Report) -> Vec<String> {
         .timeline
         .iter()
         .take(TIMELINE_SHOWN)
-        .map(|e| format!("{:>7}  {}  {}", format!("{:.1}s", e.t), e.event, e.detail))
+        .map(|e| {
+            format!(
+                "{:>7}  {}  {}",
+                format!("{:.1}s", e.t),
+                e.kind.name(),
+                e.detail
+            )
+        })
         .collect();
     if r.timeline.len() > TIMELINE_SHOWN {
         out.push(format!(
@@ -131,6 +176,48 @@ pub fn display_width(s: &str) -> usize {
 /// `s` padded with spaces to `width` terminal columns.
 fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(display_width(s))))
+}
+
+/// The columns every exporter shows for a scheduled action (report.json `actions[]`).
+pub const ACTION_COLUMNS: [&str; 7] = [
+    "action", "trigger", "planned", "began", "result", "recovery", "impact",
+];
+
+/// One action's row under [`ACTION_COLUMNS`]: `db-failover (http)`, `at sale+30s`, `30.0s`,
+/// `30.0s`, `status 200 in 0.004s`, `3.0s`, `512 of 1,900 failed (26.9%), worst p99 12ms`.
+pub fn action_cells(a: &crate::run::recovery::ActionReport) -> [String; 7] {
+    let secs = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}s"));
+    let result = match (&a.result, a.duration_s) {
+        (Some(r), Some(d)) => format!(
+            "{r} in {d:.3}s{}",
+            if a.ok == Some(false) { " (failed)" } else { "" }
+        ),
+        (Some(r), None) => r.clone(),
+        _ => "never fired".to_string(),
+    };
+    let recovery = match (a.t, a.recovery_s) {
+        (None, _) => "–".to_string(),
+        (Some(_), Some(r)) => format!("{r:.1}s"),
+        (Some(_), None) => "not recovered".to_string(),
+    };
+    let impact = a.impact.as_ref().map_or("–".to_string(), |i| {
+        format!(
+            "{} of {} failed ({:.1}%), worst p99 {}",
+            i.failed,
+            i.requests,
+            i.error_rate * 100.0,
+            fmt_ms(i.worst_p99_ms)
+        )
+    });
+    [
+        format!("{} ({})", a.name, a.action),
+        a.trigger.clone(),
+        secs(a.planned_t),
+        secs(a.t),
+        result,
+        recovery,
+        impact,
+    ]
 }
 
 /// Loud lines for a run that failed more than it should, thresholds or not: the error rate past
@@ -317,6 +404,18 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
             );
         }
     }
+    if !r.actions.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "  actions");
+        for a in &r.actions {
+            let c = action_cells(a);
+            let _ = writeln!(
+                o,
+                "  {}  {}: planned {}, began {}, {}; recovery {}; impact {}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+            );
+        }
+    }
     if let Some(c) = &r.capacity {
         let _ = writeln!(o);
         let _ = writeln!(o, "  {}", crate::capacity::summary_line(c));
@@ -362,6 +461,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         let _ = writeln!(o, "  WARNING: {w}");
     }
     if let Some(n) = dropped_note(r) {
+        let _ = writeln!(o, "  NOTE: {n}");
+    }
+    if let Some(n) = left_parked_note(r) {
         let _ = writeln!(o, "  NOTE: {n}");
     }
     let _ = writeln!(

@@ -16,6 +16,8 @@ pub mod model;
 pub mod network;
 pub mod overrides;
 mod pitfalls;
+pub mod redact;
+pub mod series;
 pub mod spans;
 pub mod units;
 pub mod validate;

@@ -43,6 +43,163 @@ pub struct Scenario {
     /// The target's own metrics to scrape during the run (its "water level").
     #[serde(default)]
     pub monitor: Option<Monitor>,
+    /// Contingency drills under load: what to do, and when (see `crate::run::actions`).
+    #[serde(default)]
+    pub actions: Vec<ActionSpec>,
+    /// How recovery after an action is judged.
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+}
+
+/// One entry of `actions:`: a name, `at` or `when`, and one of `http`, `run`, `steer`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    pub name: String,
+    /// An offset (`90s`), or a moment or phase name ± an offset (`sale-start+30s`, `peak`).
+    #[serde(default)]
+    pub at: Option<String>,
+    /// A rule like an abort rule (`p99 > 500ms for 10s`).
+    #[serde(default)]
+    pub when: Option<String>,
+    /// `when` actions: fire again each time the rule holds again (default: once).
+    #[serde(default)]
+    pub repeat: bool,
+    #[serde(default)]
+    pub http: Option<HttpActionSpec>,
+    /// A program and its arguments (no shell); refused unless `--allow-run`.
+    #[serde(default)]
+    pub run: Option<Vec<String>>,
+    #[serde(default)]
+    pub steer: Option<SteerSpec>,
+    /// The longest the action may take (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// A failed action (non-2xx or unexpected status, non-zero exit, timeout) aborts the run.
+    #[serde(default)]
+    pub abort_on_failure: bool,
+}
+
+/// `http:` of an action: one method key with the URL, and what to send.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpActionSpec {
+    #[serde(default)]
+    pub get: Option<String>,
+    #[serde(default)]
+    pub post: Option<String>,
+    #[serde(default)]
+    pub put: Option<String>,
+    #[serde(default)]
+    pub patch: Option<String>,
+    #[serde(default)]
+    pub delete: Option<String>,
+    #[serde(default)]
+    pub headers: Headers,
+    #[serde(default)]
+    pub json: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub expect: Option<ActionExpect>,
+}
+
+/// What an action's response must be (default: any 2xx).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionExpect {
+    #[serde(default)]
+    pub status: Option<StatusSpec>,
+}
+
+/// `steer:` of an action: `pause`, `resume`, `stop`, or `{ rate: 0.5 }` (a factor of the plan).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SteerSpec {
+    Pause,
+    Resume,
+    Stop,
+    Rate(f64),
+}
+
+const STEER_FORMS: &str = "pause, resume, stop or { rate: 0.5 }";
+
+impl<'de> Deserialize<'de> for SteerSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SteerSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a live-control verb: {STEER_FORMS}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<SteerSpec, E> {
+                match s.trim() {
+                    "pause" => Ok(SteerSpec::Pause),
+                    "resume" => Ok(SteerSpec::Resume),
+                    "stop" => Ok(SteerSpec::Stop),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a live-control verb: write {STEER_FORMS}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<SteerSpec, A::Error> {
+                use serde::de::Error;
+                let key: Option<String> = m.next_key()?;
+                match key.as_deref() {
+                    Some("rate") => {
+                        let f: f64 = m.next_value()?;
+                        if !f.is_finite() || f < 0.0 {
+                            return Err(A::Error::custom(format!(
+                                "steer rate must be a factor of the plan ≥ 0, like 0.5; got {f}"
+                            )));
+                        }
+                        if let Some(extra) = m.next_key::<String>()? {
+                            return Err(A::Error::custom(format!(
+                                "steer takes one verb, but `{extra}` follows `rate`"
+                            )));
+                        }
+                        Ok(SteerSpec::Rate(f))
+                    }
+                    Some(other) => Err(A::Error::custom(format!(
+                        "`{other}` is not a steer form: write {STEER_FORMS}"
+                    ))),
+                    None => Err(A::Error::custom(format!(
+                        "steer needs a verb: {STEER_FORMS}"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for SteerSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            SteerSpec::Pause => s.serialize_str("pause"),
+            SteerSpec::Resume => s.serialize_str("resume"),
+            SteerSpec::Stop => s.serialize_str("stop"),
+            SteerSpec::Rate(f) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("rate", f)?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// `recovery:` — when the target counts as recovered after an action.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Thresholds judged per second (`p99 < 300ms`, `errors < 1%`); all must hold.
+    pub slo: Vec<String>,
+    /// How long the SLO must hold without a break (default 10s).
+    #[serde(default)]
+    pub stable: Option<Dur>,
 }
 
 /// `monitor:` — scrape the target's Prometheus endpoints during the run (see `crate::ops::monitor`

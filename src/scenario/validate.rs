@@ -133,6 +133,8 @@ struct Names {
     phases: Vec<String>,
     /// Declared monitor series (and `NAME@TARGET` with several targets).
     monitor: Vec<String>,
+    /// Scheduled actions.
+    actions: Vec<String>,
 }
 
 impl Names {
@@ -161,6 +163,7 @@ impl Names {
             clients: client_names(s),
             phases: during_names(&s.load),
             monitor: monitor_names(s),
+            actions: s.actions.iter().map(|a| a.name.clone()).collect(),
         }
     }
 
@@ -199,6 +202,17 @@ impl Names {
                     ));
                 } else {
                     out.push(unknown("monitor series", n, &self.monitor));
+                }
+            }
+            Selector::Action(n) if !self.actions.contains(n) => {
+                if self.actions.is_empty() {
+                    out.push((
+                        format!("unknown action `{n}`: the scenario has no `actions:`"),
+                        Some("declare it under actions, like `- { name: db-failover, at: 30s, http: { post: \"http://127.0.0.1:9000/admin/failover\" } }`".into()),
+                        n.clone(),
+                    ));
+                } else {
+                    out.push(unknown("action", n, &self.actions));
                 }
             }
             _ => {}
@@ -299,6 +313,7 @@ pub fn check(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Vec<Issue
     v.load();
     v.expressions();
     v.monitor();
+    v.actions();
     v.defaults();
     v.issues
 }
@@ -1510,11 +1525,82 @@ impl Validator<'_> {
                     format!("`{name}` cannot name a series: it must be one word and not a metric of the rules"),
                 ));
             }
-            if let Err(e) = crate::ops::monitor::parse_series(src) {
+            if let Err(e) = crate::scenario::series::parse_series(src) {
                 self.push(
                     Issue::at(p.key("series").key(name), format!("bad series: {e}"))
                         .help("a series is METRIC{label=\"v\"}, rate(METRIC), busy(node_cpu_seconds_total), or terms joined by spaced + - * /"),
                 );
+            }
+        }
+    }
+
+    /// `actions:` and `recovery:`: the forms; instants and URLs are checked when the run is
+    /// compiled (`crate::run::actions`), against the plan and the interlock.
+    fn actions(&mut self) {
+        let s = self.s;
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, a) in s.actions.iter().enumerate() {
+            let p = root().key("actions").index(i);
+            if a.name.trim().is_empty() {
+                self.push(
+                    Issue::at(p.key("name"), "an action needs a name")
+                        .help("like `name: db-failover`"),
+                );
+            } else if seen.contains(&a.name.as_str()) {
+                self.push(Issue::at(p.key("name"), format!("a second action named `{}`", a.name)).help("action names must be unique: thresholds name them (`action:NAME recovery < 30s`)"));
+            }
+            seen.push(&a.name);
+            if a.at.is_some() == a.when.is_some() {
+                self.push(Issue::at(p.clone(), "give exactly one of `at` and `when`").help("`at: 90s` or `at: sale-start+30s` (an offset, or a moment or phase ± offset), or `when: p99 > 500ms for 10s` (a rule)"));
+            }
+            if let Some(w) = &a.when {
+                let w = &gate::with_monitor_names(w, &self.names.monitor);
+                match gate::parse_abort(w) {
+                    Ok(r) => self.names_in(&p.key("when"), w, &r.cond),
+                    Err(err) => self.push(
+                        Issue::at(p.key("when"), format!("bad rule: {}", err.message))
+                            .within(w, err.offset.min(w.len()))
+                            .help("a rule is [SELECTOR] METRIC OP VALUE for DURATION, like `p99 > 500ms for 10s`"),
+                    ),
+                }
+            }
+            if a.repeat && a.when.is_none() {
+                self.push(
+                    Issue::at(p.key("repeat"), "`repeat` is for `when` actions")
+                        .help("an `at` action fires once, at its instant"),
+                );
+            }
+            let kinds = [a.http.is_some(), a.run.is_some(), a.steer.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                self.push(Issue::at(p.clone(), "give exactly one of `http`, `run` and `steer`").help("what the action does: `http: { post: URL }`, `run: [program, args…]` or `steer: { rate: 0.5 }`"));
+            }
+        }
+        if let Some(r) = &s.recovery {
+            let p = root().key("recovery");
+            if r.slo.is_empty() {
+                self.push(
+                    Issue::at(p.key("slo"), "the recovery SLO is empty")
+                        .help("like `slo: [ \"p99 < 300ms\", \"errors < 1%\" ]`"),
+                );
+            }
+            for (i, e) in r.slo.iter().enumerate() {
+                let p = p.key("slo").index(i);
+                match gate::parse_stop_when(e) {
+                    Ok(t) => self.names_in(&p, e, &t),
+                    Err(err) => self.push(
+                        Issue::at(p, format!("bad SLO rule: {}", err.message))
+                            .within(e, err.offset.min(e.len()))
+                            .help("an SLO rule is [SELECTOR] METRIC OP VALUE, judged each second, like `p99 < 300ms`"),
+                    ),
+                }
+            }
+            if r.stable
+                .is_some_and(|d| d.0 < std::time::Duration::from_secs(1))
+            {
+                self.push(Issue::at(
+                    p.key("stable"),
+                    "`stable` must be at least 1s (recovery is judged per second)",
+                ));
             }
         }
     }

@@ -19,6 +19,9 @@
 //! | `GET /live/{room}` (WebSocket) | `{"type":"welcome","room","members"}`, then every member's `like`/`comment`, broadcast (see `streams`) |
 //! | `GET /stats` | 200 [`ShopStats`] |
 //! | `POST /stats/reset` | 200 `{"status":"reset"}`: zeroes the counters, restocks red packets |
+//! | `POST /admin/fail?for=10s` | 200; every API request answers 503 `{"error":"system busy"}` for that long |
+//! | `POST /admin/slow?ms=200` | 200; every API request takes that much longer |
+//! | `POST /admin/recover` | 200; both drill switches off (see `admin`) |
 //!
 //! A bad body is a 400 `{"error":"…"}`; a full shop a 503 `{"error":"system busy, please retry"}`.
 //! Requests with an `X-Load-Test` header are tagged; their orders and deposits are shadow orders.
@@ -31,6 +34,7 @@
 //! defaults show a healthy shop. To find a knee in a drill, shrink it:
 //! `--capacity 16 --service-us 4000` tops out at 16 / 8 ms = 2,000 orders/s.
 
+mod admin;
 mod capacity;
 mod routes;
 mod stats;

@@ -35,6 +35,8 @@ pub(crate) struct Shop {
     next_deposit: AtomicU64,
     redpackets_left: AtomicU64,
     redpackets_won: AtomicU64,
+    /// The drill switches (`/admin/fail`, `/admin/slow`, `/admin/recover`).
+    pub(crate) drill: super::admin::Drill,
 }
 
 impl Shop {
@@ -48,6 +50,7 @@ impl Shop {
             next_deposit: AtomicU64::new(1),
             redpackets_left: AtomicU64::new(config.redpackets),
             redpackets_won: AtomicU64::new(0),
+            drill: Default::default(),
             config,
         })
     }
@@ -81,6 +84,17 @@ impl Shop {
     /// Passes the capacity model: waits for a permit and works for the service time of `base`.
     /// `Err` is the 503 to answer when capacity and queue are full.
     async fn serve_for(&self, base: Duration) -> Result<(), Reject> {
+        if self.drill.failing() {
+            self.counters.drill_failure();
+            return Err(Reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "system busy".into(),
+            ));
+        }
+        let slow = self.drill.slowdown();
+        if !slow.is_zero() {
+            tokio::time::sleep(slow).await;
+        }
         match self.capacity.enter().await {
             Some(slot) => {
                 self.capacity.work(&slot, base).await;
@@ -121,6 +135,9 @@ pub(crate) fn router(shop: Arc<Shop>) -> Router {
         .route("/api/presale/deposit", post(deposit))
         .route("/api/assistant", get(super::streams::assistant))
         .route("/live/{room}", get(super::streams::live))
+        .route("/admin/fail", post(super::admin::fail))
+        .route("/admin/slow", post(super::admin::slow))
+        .route("/admin/recover", post(super::admin::recover))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shop)

@@ -68,6 +68,9 @@ pub struct ShopStats {
     pub shadow_deposits: u64,
     /// Requests refused with 503 because capacity and queue were full.
     pub busy_rejections: u64,
+    /// Requests answered 503 "system busy" because `/admin/fail` said so (a drill).
+    #[serde(default)]
+    pub drill_failures: u64,
     /// Red packets still in stock.
     pub redpackets_left: u64,
     /// Gauge: requests in service now.
@@ -92,6 +95,7 @@ pub(crate) struct Counters {
     deposits: AtomicU64,
     shadow_deposits: AtomicU64,
     busy_rejections: AtomicU64,
+    drill_failures: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -128,6 +132,10 @@ impl Counters {
         bump(&self.busy_rejections);
     }
 
+    pub(crate) fn drill_failure(&self) {
+        bump(&self.drill_failures);
+    }
+
     pub(crate) fn order(&self, shadow: bool, deposit: bool) {
         bump(if shadow {
             &self.shadow_orders
@@ -154,6 +162,7 @@ impl Counters {
             &self.deposits,
             &self.shadow_deposits,
             &self.busy_rejections,
+            &self.drill_failures,
         ];
         for c in all.into_iter().chain(self.endpoints.iter()) {
             c.store(0, Ordering::Relaxed);
@@ -203,6 +212,7 @@ impl Counters {
             deposits: get(&self.deposits),
             shadow_deposits: get(&self.shadow_deposits),
             busy_rejections: get(&self.busy_rejections),
+            drill_failures: get(&self.drill_failures),
             redpackets_left,
             in_flight,
             queued,

@@ -15,8 +15,9 @@ fn shop() -> ShopHandle {
 }
 
 /// 100 sessions/s of one item read for `secs`, and a failover at 2 s that makes the shop answer
-/// 503 for 3 s. A second counts as recovered when under 20 % of its requests failed (the shop
-/// flips back between two arrivals, a few ms into the second after the failure ends).
+/// 503 for 3 s. A second counts as recovered when under half of its requests failed: the shop
+/// flips back at the action's instant + 3 s, a few ms into second 5 (up to 0.5 s late on a
+/// loaded machine still leaves second 5 good, so recovery_s is 5 − t, within 0.5 s of 3 s).
 fn failover(shop: &ShopHandle, secs: u32) -> String {
     format!(
         r#"
@@ -32,7 +33,7 @@ actions:
     at: 2s
     http: {{ post: "{}/admin/fail?for=3s", expect: {{ status: 200 }} }}
 recovery:
-  slo: [ "errors < 20%" ]
+  slo: [ "errors < 50%" ]
   stable: 2s
 "#,
         shop.url()
@@ -53,7 +54,12 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
         ],
         Duration::from_secs(60),
     );
-    assert_eq!(done.code, Some(0), "recovery < 10s passes\n{}", done.output());
+    assert_eq!(
+        done.code,
+        Some(0),
+        "recovery < 10s passes\n{}",
+        done.output()
+    );
     let report = sc.report(&done);
     let failed_by_shop = shop.stats().drill_failures;
 
@@ -62,15 +68,19 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
     assert_eq!(a["ok"], true, "{a}");
     assert_eq!(a["result"], "status 200", "{a}");
     assert_eq!(a["planned_t"], 2.0, "{a}");
+    // Fired by a timer thread: on time within 0.4 s on a loaded 2-core machine (debug build).
     let t = a["t"].as_f64().unwrap();
-    assert!((2.0..2.3).contains(&t), "the action began at {t}s");
+    assert!((2.0..2.4).contains(&t), "the action began at {t}s");
     let recovery = a["recovery_s"].as_f64().expect("it recovered");
     assert!(
         (recovery - 3.0).abs() <= 0.5,
         "recovery_s {recovery}, want 3 ± 0.5\n{a}"
     );
     // Every 503 the shop sent is in the impact, no more, no less.
-    assert!(failed_by_shop > 100, "the shop failed {failed_by_shop} requests");
+    assert!(
+        failed_by_shop > 100,
+        "the shop failed {failed_by_shop} requests"
+    );
     assert_eq!(a["impact"]["failed"].as_u64(), Some(failed_by_shop), "{a}");
     assert_eq!(
         report["totals"]["errors"].as_u64(),
@@ -87,7 +97,10 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
         .unwrap_or_else(|| panic!("no action in the timeline {tl:?}"));
     assert_eq!(ev["name"], "db-failover");
     assert_eq!(ev["action"], "http");
-    assert_eq!(ev["did"].as_str().unwrap(), format!("POST {}/admin/fail?for=3s", shop.url()));
+    assert_eq!(
+        ev["did"].as_str().unwrap(),
+        format!("POST {}/admin/fail?for=3s", shop.url())
+    );
     let th = &report["thresholds"][0];
     assert_eq!(th["passed"], true, "{th}");
     assert!((th["observed"].as_f64().unwrap() - recovery * 1000.0).abs() < 1e-6);
@@ -167,8 +180,92 @@ actions:
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!(fired[0]["name"], "degrade-on");
     assert_eq!(fired[0]["trigger"], "when count > 0 for 2s");
-    assert_eq!(fired[0]["planned_t"], 2.0, "the rule held at the end of second 2");
+    assert_eq!(
+        fired[0]["planned_t"], 2.0,
+        "the rule held at the end of second 2"
+    );
     assert_eq!(report["actions"].as_array().unwrap().len(), 1);
+}
+
+/// A drill whose first action fails (the shop refuses `/admin/slow` without `ms`: 400) and whose
+/// second halves the rate through live control; `abort` says whether the failure stops the run.
+fn failing_drill(abort: bool) -> String {
+    format!(
+        r#"
+name: failing-action
+defaults: {{ headers: {{ X-Load-Test: flashcrowd }} }}
+journeys:
+  browse:
+    share: 100%
+    steps: [ {{ get: /api/items/1 }} ]
+load: {{ stages: [ {{ rate: 40/s, for: 4s }} ] }}
+actions:
+  - name: bad-switch
+    at: 1s
+    http: {{ post: "/admin/slow" }}
+    abort_on_failure: {abort}
+  - name: halve
+    at: 2s
+    steer: {{ rate: 0.5 }}
+"#
+    )
+}
+
+#[test]
+fn a_failed_action_is_recorded_and_the_run_goes_on_unless_abort_on_failure() {
+    let shop = shop();
+    let sc = Scenario::new(&failing_drill(false));
+    let report = sc.run_passing(&shop.url(), &["--threads", "1"], Duration::from_secs(60));
+    assert_eq!(report["run"]["status"], "completed");
+    let bad = &report["actions"][0];
+    assert_eq!(bad["name"], "bad-switch");
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["result"], "status 400", "{bad}");
+    // A relative URL goes to the run's target.
+    assert_eq!(
+        bad["did"],
+        format!("POST {}/admin/slow", shop.url()),
+        "{bad}"
+    );
+    let halve = &report["actions"][1];
+    assert_eq!(halve["name"], "halve");
+    assert_eq!(halve["action"], "steer");
+    assert_eq!(halve["ok"], true, "{halve}");
+    // The steer lands in the timeline as a control event from the action, and halves the plan.
+    let tl = report["timeline"].as_array().unwrap();
+    let rate = tl
+        .iter()
+        .find(|e| e["event"] == "rate")
+        .unwrap_or_else(|| panic!("no rate event in {tl:?}"));
+    assert_eq!(rate["source"], "action halve", "{rate}");
+    assert_eq!(rate["factor"], 0.5, "{rate}");
+    let factor_at = |t: u64| {
+        report["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["t"] == t)
+            .map(|p| p["rate_factor"].as_f64().unwrap())
+    };
+    assert_eq!(factor_at(0), Some(1.0));
+    assert_eq!(factor_at(3), Some(0.5));
+    // Every action is in summary.md's actions table.
+    let md = std::fs::read_to_string(sc.out.join("summary.md")).unwrap();
+    assert!(md.contains("| bad-switch (http) | at 1s |"), "{md}");
+    assert!(md.contains("status 400"), "{md}");
+    assert!(md.contains("| halve (steer) | at 2s |"), "{md}");
+
+    let sc = Scenario::new(&failing_drill(true));
+    let done = sc.run(&shop.url(), &["--threads", "1"], Duration::from_secs(60));
+    assert_eq!(done.code, Some(3), "aborted\n{}", done.output());
+    let report = sc.report(&done);
+    assert_eq!(report["run"]["status"], "aborted");
+    let reason = report["run"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`bad-switch` failed (status 400)") && reason.contains("abort_on_failure"),
+        "{reason}"
+    );
+    assert!(report["run"]["duration_s"].as_f64().unwrap() < 3.5);
 }
 
 #[test]
@@ -195,12 +292,13 @@ actions:
         .replace("MARKER", marker.to_str().unwrap());
     std::fs::write(&sc.file, text).unwrap();
     let secret = "s3cr3t-action-token";
+    let url = target.url();
     let run = |extra: &[&str]| {
         let mut args = vec![
             "run",
             sc.file.to_str().unwrap(),
             "--target",
-            &target.url(),
+            &url,
             "--out",
             sc.out.to_str().unwrap(),
             "--quiet",
@@ -222,6 +320,10 @@ actions:
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--allow-run"), "{stderr}");
     assert!(stderr.contains("actions[0] (kill-one)"), "{stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "the refusal is redacted: {stderr}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(target.count("/"), 0, "no load before the refusal");
     assert!(!marker.exists(), "nothing was executed");
@@ -261,11 +363,16 @@ actions:
     let done = sc.run(&local.url(), &[], Duration::from_secs(30));
     assert_eq!(done.code, Some(2), "{}", done.output());
     assert!(
-        done.stderr.contains("refusing to send untagged traffic to the action URL http://0.0.0.0"),
+        done.stderr
+            .contains("refusing to send untagged traffic to the action URL http://0.0.0.0"),
         "{}",
         done.output()
     );
-    assert!(done.stderr.contains("X-Load-Test: flashcrowd"), "{}", done.output());
+    assert!(
+        done.stderr.contains("X-Load-Test: flashcrowd"),
+        "{}",
+        done.output()
+    );
     assert_eq!(local.count("/"), 0, "nothing was sent");
 }
 
@@ -296,7 +403,11 @@ fn the_shop_fails_slows_and_recovers_on_command() {
             assert!(t.elapsed() < Duration::from_secs(5), "still failing");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
         // Slow: every request takes that much longer, until recovered.
         assert_eq!(post("/admin/slow?ms=300").await.unwrap().status(), 200);
         let t = Instant::now();
@@ -310,4 +421,50 @@ fn the_shop_fails_slows_and_recovers_on_command() {
         assert_eq!(post("/admin/fail?for=soon").await.unwrap().status(), 400);
         assert_eq!(post("/admin/slow").await.unwrap().status(), 400);
     });
+}
+
+#[test]
+fn the_night_drill_schedules_its_actions_at_its_moments() {
+    use flashcrowd::plan::{Plan, PlanOptions};
+    use flashcrowd::run::actions::{compile, Permissions, Trigger};
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/double11-night.yaml");
+    let loaded = flashcrowd::scenario::load(&file, &[]).expect("the drill validates");
+    let compiled = |time_scale: f64| {
+        let plan = Plan::compile(
+            &loaded.scenario.load,
+            &PlanOptions {
+                time_scale,
+                ..PlanOptions::for_scenario(&loaded)
+            },
+        )
+        .unwrap();
+        let perms = Permissions {
+            allow_run: false,
+            untagged_ok: false,
+        };
+        compile(&loaded.scenario, &plan, "http://127.0.0.1:8080", &perms).unwrap()
+    };
+    let at = |actions: &[flashcrowd::run::actions::Action], name: &str| {
+        let a = actions.iter().find(|a| a.name == name).unwrap();
+        match &a.trigger {
+            Trigger::At { t, .. } => Some(*t),
+            Trigger::When { .. } => None,
+        }
+    };
+    let actions = compiled(1.0);
+    assert_eq!(actions.len(), 3);
+    // The sale is at 40 s, the balance payments at 1m45s.
+    assert_eq!(at(&actions, "db-failover"), Some(70.0));
+    assert_eq!(at(&actions, "payments-slow"), Some(107.0));
+    assert_eq!(at(&actions, "degrade-on"), None, "a rule, not an instant");
+    assert_eq!(
+        actions[0].what.describe(),
+        "POST http://127.0.0.1:8080/admin/fail?for=6s",
+        "a /path goes to the run's target"
+    );
+    // --time-scale moves the moments and the offsets alike.
+    let half = compiled(0.5);
+    assert_eq!(at(&half, "db-failover"), Some(35.0));
+    assert_eq!(at(&half, "payments-slow"), Some(53.5));
 }

@@ -1,10 +1,12 @@
-//! `RunResult`: a finished run with everything the exporters need, in one value. Built once
-//! from the engine's outcome; every exporter reads it and nothing else.
+//! `RunResult`: a finished run with everything the exporters need, in one value. Built once,
+//! by [`super::outcome::finish`] from the run's outcome or by `flashcrowd merge` from the
+//! segments; every exporter reads it and nothing else.
 
-use crate::engine::{RunOutcome, Status};
+use super::timeline::Event;
 use crate::gate::Threshold;
 use crate::metrics::{Catalog, Point, Recorder};
 use crate::plan::{Plan, Segment};
+use serde::{Deserialize, Serialize};
 
 /// One threshold's verdict.
 #[derive(Debug, Clone)]
@@ -80,8 +82,8 @@ pub struct RunResult {
     /// Errors by kind per second, for seconds that had any (from the interval hook).
     pub errors_by_second:
         std::collections::BTreeMap<u64, [u64; crate::metrics::recorder::N_ERROR_KINDS]>,
-    /// Live control and rule events.
-    pub timeline: Vec<crate::ops::TimelineEvent>,
+    /// Live control, rule, signal and action events, in order.
+    pub timeline: Vec<Event>,
     /// The monitor's scrapes and series names (empty without `monitor:`).
     pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
     pub monitor_names: Vec<String>,
@@ -90,10 +92,14 @@ pub struct RunResult {
     /// The error rate above which the summary warns (and `--strict` fails the run).
     pub max_error_rate: f64,
     /// A run rebuilt from its journal: what was recorded and what is missing.
-    pub incomplete: Option<super::model::Incomplete>,
+    pub incomplete: Option<Incomplete>,
+    /// Scheduled actions with their recovery (report.json `actions[]`).
+    pub actions: Vec<super::recovery::ActionReport>,
     /// Connections opened before time 0 and how long that took (None when not known: a run
     /// rebuilt from its journal, a merge).
     pub warm_up: Option<crate::engine::warm::WarmUp>,
+    /// The scenario's waits and rendezvous, named as written (`wait: sale-start`).
+    pub waits: Vec<String>,
 }
 
 /// Planned mean rate per phase (open model: arrivals/s; closed: users).
@@ -105,26 +111,6 @@ pub fn planned_rates(plan: &Plan) -> Vec<f64> {
             match plan.model {
                 crate::plan::Model::Open => plan.expected_arrivals(p.start, p.end) / len,
                 crate::plan::Model::Closed => plan.value_at(p.start),
-            }
-        })
-        .collect()
-}
-
-/// Judges each threshold on `total`, which covers `duration_s` seconds.
-pub fn judge(
-    catalog: &Catalog,
-    total: &Recorder,
-    thresholds: &[Threshold],
-    duration_s: f64,
-) -> Vec<Verdict> {
-    thresholds
-        .iter()
-        .map(|t| {
-            let observed = catalog.observe(total, t, duration_s.max(1e-9));
-            Verdict {
-                threshold: t.clone(),
-                observed,
-                passed: observed.is_some_and(|v| t.op.holds(v, t.value)),
             }
         })
         .collect()
@@ -165,52 +151,6 @@ impl RunResult {
         }
     }
 
-    pub fn new(
-        outcome: RunOutcome,
-        catalog: Catalog,
-        plan: &Plan,
-        scenario: ScenarioInfo,
-        segment: Segment,
-        thresholds: &[Threshold],
-    ) -> RunResult {
-        let verdicts = judge(&catalog, &outcome.total, thresholds, outcome.duration_s);
-        let status = match outcome.status {
-            Status::Aborted => FinalStatus::Aborted,
-            Status::Interrupted => FinalStatus::Interrupted,
-            Status::Completed if verdicts.is_empty() => FinalStatus::Completed,
-            Status::Completed if verdicts.iter().all(|v| v.passed) => FinalStatus::Passed,
-            Status::Completed => FinalStatus::Failed,
-        };
-        let planned_rate = planned_rates(plan);
-        RunResult {
-            scenario,
-            status,
-            reason: outcome.reason,
-            started_at: outcome.started_at,
-            planned_start: outcome.planned_start,
-            ended_at: outcome.ended_at,
-            duration_s: outcome.duration_s,
-            segment,
-            seed: plan.seed,
-            threads: outcome.threads,
-            catalog,
-            total: outcome.total,
-            series: outcome.series,
-            verdicts,
-            cpu_s: outcome.cpu_s,
-            planned_rate,
-            plan_duration_s: plan.duration,
-            errors_by_second: Default::default(),
-            timeline: outcome.timeline,
-            scrapes: outcome.scrapes,
-            monitor_names: outcome.monitor_names,
-            monitor_every_s: None,
-            max_error_rate: DEFAULT_MAX_ERROR_RATE,
-            incomplete: None,
-            warm_up: Some(outcome.warm_up),
-        }
-    }
-
     pub fn lag_p99_ms(&self) -> f64 {
         if self.total.lag.is_empty() {
             0.0
@@ -223,4 +163,19 @@ impl RunResult {
     pub fn overloaded(&self) -> bool {
         self.lag_p99_ms() > OVERLOAD_LAG_MS
     }
+}
+
+/// What a rebuilt run recorded and what it lacks (report.json `run.incomplete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// The last second journaled whole (null: the run died before its first second ended).
+    pub last_complete_second: Option<u64>,
+    /// Seconds recorded: last_complete_second + 1.
+    pub recorded_s: f64,
+    /// The plan's duration.
+    pub planned_s: f64,
+    /// planned_s − recorded_s: what the report cannot show.
+    pub missing_s: f64,
+    /// The journal's last line was cut short by the death and left out.
+    pub journal_truncated: bool,
 }
