@@ -406,6 +406,7 @@ pub fn execute(req: RunRequest) -> Outcome {
         )
         .map_err(refused)?;
     result.errors_by_second = recording.finish();
+    result.waits = crate::plan::waits::names(sc);
     result.apply_error_budget(req.max_error_rate, req.opts.strict || in_ci());
     // The exact record `flashcrowd merge` reads (histograms whole, thresholds at full limits).
     if let Err(e) = crate::report::state::write(&dir, &result, scale, time_scale, &redactor) {

@@ -54,6 +54,36 @@ impl Drop for InFlight {
     }
 }
 
+/// Counts a session as parked while it waits at a `wait` or `rendezvous`; one dropped before
+/// `release` (the run ended first) was left parked.
+struct Parked {
+    ctx: Rc<ShardCtx>,
+    released: bool,
+}
+
+impl Parked {
+    fn new(ctx: &Rc<ShardCtx>) -> Self {
+        ctx.parked.set(ctx.parked.get() + 1);
+        Parked {
+            ctx: ctx.clone(),
+            released: false,
+        }
+    }
+
+    fn release(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.ctx.parked.set(self.ctx.parked.get() - 1);
+        if !self.released {
+            self.ctx.rec.borrow_mut().sessions_left_parked += 1;
+        }
+    }
+}
+
 pub struct Session {
     ctx: Rc<ShardCtx>,
     prog: Arc<Program>,
@@ -249,20 +279,24 @@ impl Session {
                 StepProg::WaitUntil(s) => {
                     let at = self.ctx.start() + Duration::from_secs_f64(*s);
                     if Instant::now() < at {
+                        let parked = Parked::new(&self.ctx);
                         self.arm(jp.steps.get(i + 1)).await;
                         // Nobody can buy before the sale opens: the shard lets its waiters go
                         // together at the instant (see `ShardCtx::release_at`).
                         if !self.ctx.release_at(at).await {
                             return None;
                         }
+                        parked.release();
                         intended = at;
                         released = Some(at);
                     }
                 }
                 StepProg::Rendezvous { id, users, timeout } => {
+                    let parked = Parked::new(&self.ctx);
                     self.arm(jp.steps.get(i + 1)).await;
                     match self.ctx.rendezvous(*id, *users, *timeout).await {
                         Some(at) => {
+                            parked.release();
                             intended = intended.max(at);
                             released = Some(at);
                         }
@@ -662,11 +696,13 @@ pub async fn arrival(
     fixed: Option<Arc<crate::plan::FixedRequest>>,
 ) {
     let mut guard = InFlight::new(&ctx);
-    // Woken a little early (see `shard::Waker`): the session starts now, not at a later instant.
-    let due = due.min(Instant::now());
+    // The phase (the client mix, the journeys) is the plan's at the planned instant, even for an
+    // arrival woken a little before it (see `shard::Waker`) just ahead of a phase boundary.
     let phase = ctx
         .plan
         .phase_index_at(due.saturating_duration_since(ctx.start()).as_secs_f64());
+    // Woken a little early: the session starts now, not at a later instant.
+    let due = due.min(Instant::now());
     let mut s = Session::new(&ctx, index, phase);
     let done = match fixed {
         Some(f) => s.fixed(&f, due).await,

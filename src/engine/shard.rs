@@ -149,6 +149,8 @@ pub struct ShardCtx {
     start: Cell<Instant>,
     pub rec: RefCell<Recorder>,
     pub in_flight: Cell<u64>,
+    /// Sessions parked at a wait or rendezvous (see `session::Parked`).
+    pub parked: Cell<u64>,
     pub seq: Cell<u64>,
     pub data_counters: Vec<Cell<u64>>,
     control: Arc<Control>,
@@ -481,6 +483,7 @@ fn run(spec: ShardSpec) {
         start: Cell::new(Instant::now()),
         rec: RefCell::new(spec.shape.empty_like()),
         in_flight: Cell::new(0),
+        parked: Cell::new(0),
         seq: Cell::new(0),
         control: spec.control.clone(),
         stopping: Cell::new(false),
@@ -528,6 +531,7 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
                 tokio::time::sleep_until(at.into()).await;
                 let mut rec = ctx.rec.replace(shape.empty_like());
                 rec.in_flight = ctx.in_flight.get();
+                rec.parked = ctx.parked.get();
                 next_second.set(k + 1);
                 if tx
                     .send(Snapshot {
@@ -605,8 +609,12 @@ async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
         let starts = acc.floor();
         acc -= starts;
         for k in 0..starts as u64 {
-            if cap.is_some_and(|c| ctx.in_flight.get() >= c) {
-                ctx.rec.borrow_mut().sessions_dropped += 1;
+            if let Some(c) = cap.filter(|c| ctx.in_flight.get() >= *c) {
+                let mut rec = ctx.rec.borrow_mut();
+                rec.sessions_dropped += 1;
+                if ctx.parked.get() * 2 >= c {
+                    rec.sessions_dropped_parked += 1;
+                }
                 continue;
             }
             // Extra sessions of a multiplied arrival get numbers of their own, past the plan's.

@@ -13,6 +13,8 @@ pub struct Point {
     pub requests: u64,
     pub errors: u64,
     pub in_flight: u64,
+    /// Of `in_flight`, the sessions parked at a wait or rendezvous.
+    pub parked: u64,
     pub dropped: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -41,6 +43,7 @@ impl Point {
             requests: all.count,
             errors: all.error_count(),
             in_flight: rec.in_flight,
+            parked: rec.parked,
             dropped: rec.sessions_dropped,
             p50_ms: q(0.5),
             p99_ms: q(0.99),

@@ -279,6 +279,13 @@ pub struct Recorder {
     pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
+    /// Of those, sessions parked at a `wait` or `rendezvous` (a gauge, like `in_flight`).
+    pub parked: u64,
+    /// Arrivals dropped at the cap while parked sessions held at least half of it: the cap was
+    /// full of waiting sessions, not of slow requests.
+    pub sessions_dropped_parked: u64,
+    /// Sessions still parked at a wait or rendezvous when the run ended (never released).
+    pub sessions_left_parked: u64,
 }
 
 impl Recorder {
@@ -298,6 +305,9 @@ impl Recorder {
             sessions_interrupted: 0,
             retried: 0,
             in_flight: 0,
+            parked: 0,
+            sessions_dropped_parked: 0,
+            sessions_left_parked: 0,
         }
     }
 
@@ -418,6 +428,9 @@ impl Recorder {
         self.sessions_interrupted += o.sessions_interrupted;
         self.retried += o.retried;
         self.in_flight += o.in_flight;
+        self.parked += o.parked;
+        self.sessions_dropped_parked += o.sessions_dropped_parked;
+        self.sessions_left_parked += o.sessions_left_parked;
     }
 
     /// Iterates over used (request, client, phase, stats).

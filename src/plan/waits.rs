@@ -91,6 +91,23 @@ pub fn grouped(v: f64) -> String {
     out
 }
 
+/// The scenario's waits and rendezvous as written, each once: `wait: sale-start`,
+/// `rendezvous: midnight`.
+pub fn names(s: &Scenario) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for st in s.journeys.values().flat_map(|j| &j.steps) {
+        let name = match (&st.wait, &st.rendezvous) {
+            (Some(w), _) => format!("wait: {w}"),
+            (None, Some(r)) => format!("rendezvous: {}", r.name),
+            _ => continue,
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// One warning, with the step it is about: `journeys.JOURNEY.steps[STEP]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitWarning {

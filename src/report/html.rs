@@ -154,6 +154,9 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     if let Some(n) = dropped_note(rep) {
         let _ = writeln!(o, "<div class=\"warn\">{}</div>", esc(&n));
     }
+    if let Some(n) = crate::report::summary::left_parked_note(rep) {
+        let _ = writeln!(o, "<div class=\"warn\">{}</div>", esc(&n));
+    }
     if r.hlog.truncated {
         let _ = writeln!(
             o,

@@ -570,6 +570,7 @@ impl Journal {
             max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
             actions: Vec::new(),
             warm_up: None,
+            waits: Vec::new(),
             incomplete: Some(Incomplete {
                 last_complete_second: last_second,
                 recorded_s,

@@ -247,6 +247,7 @@ pub fn build(r: &RunResult) -> Value {
                 "requests": p.requests,
                 "errors": p.errors,
                 "in_flight": p.in_flight,
+                "parked": p.parked,
                 "dropped": p.dropped,
                 "p50_ms": p.p50_ms,
                 "p99_ms": p.p99_ms,
@@ -328,6 +329,8 @@ pub fn build(r: &RunResult) -> Value {
             "sessions_started": rec.sessions_started,
             "sessions_dropped": rec.sessions_dropped,
             "sessions_interrupted": rec.sessions_interrupted,
+            "sessions_dropped_parked": rec.sessions_dropped_parked,
+            "sessions_left_parked": rec.sessions_left_parked,
             "retried": rec.retried,
             "errors_by_kind": errors_by_kind(&all),
             "status": status_counts(&all),
@@ -366,6 +369,9 @@ pub fn build(r: &RunResult) -> Value {
     });
     if let Some(m) = monitor {
         report["monitor"] = m;
+    }
+    if !r.waits.is_empty() {
+        report["run"]["waits"] = json!(r.waits);
     }
     if let Some(inc) = &r.incomplete {
         report["run"]["incomplete"] = json!(inc);

@@ -129,6 +129,16 @@ pub fn render(r: &RunReport) -> String {
         }
         let _ = writeln!(o);
     }
+    for n in [
+        crate::report::summary::dropped_note(r),
+        crate::report::summary::left_parked_note(r),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = writeln!(o, "> **Note:** {}", cell(&n));
+        let _ = writeln!(o);
+    }
     if let Some(w) = overload_warning(r) {
         let _ = writeln!(o, "> **Warning:** {w}");
         let _ = writeln!(o);

@@ -327,6 +327,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             m.requests += p.requests;
             m.errors += p.errors;
             m.in_flight += p.in_flight;
+            m.parked += p.parked;
             m.dropped += p.dropped;
             m.paused += p.paused;
             let f = factors.entry(t).or_insert((0.0, 0));
@@ -474,6 +475,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
         incomplete: None,
         actions,
         warm_up: None,
+        waits: first.report.run.waits.clone(),
     };
     let mut v = super::json::build(&result);
     v["run"]["segment"] = json!(segments_text(shards));

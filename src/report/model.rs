@@ -61,6 +61,10 @@ pub struct Run {
     /// Status `incomplete` only: a run rebuilt from its journal after the generator died.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+    /// The scenario's waits and rendezvous (`wait: sale-start`, `rendezvous: midnight`), for
+    /// saying where sessions were parked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<String>,
 }
 
 pub use crate::run::result::Incomplete;
@@ -76,6 +80,13 @@ pub struct Totals {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    /// Of the dropped arrivals, those dropped while sessions parked at a wait held at least half
+    /// of `max_users`.
+    #[serde(default)]
+    pub sessions_dropped_parked: u64,
+    /// Sessions still parked at a wait or rendezvous when the run ended.
+    #[serde(default)]
+    pub sessions_left_parked: u64,
     /// Requests resent once on a new connection (absent in reports from before retries).
     #[serde(default)]
     pub retried: u64,
@@ -171,6 +182,9 @@ pub struct SeriesPoint {
     pub requests: u64,
     pub errors: u64,
     pub in_flight: u64,
+    /// Of `in_flight`, sessions parked at a wait or rendezvous.
+    #[serde(default)]
+    pub parked: u64,
     pub dropped: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,

@@ -121,6 +121,10 @@ pub struct RecorderState {
     pub sessions_started: u64,
     pub sessions_dropped: u64,
     pub sessions_interrupted: u64,
+    #[serde(default)]
+    pub sessions_dropped_parked: u64,
+    #[serde(default)]
+    pub sessions_left_parked: u64,
     /// Absent in states written before retries were counted.
     #[serde(default)]
     pub retried: u64,
@@ -188,6 +192,8 @@ impl RecorderState {
             sessions_started: r.sessions_started,
             sessions_dropped: r.sessions_dropped,
             sessions_interrupted: r.sessions_interrupted,
+            sessions_dropped_parked: r.sessions_dropped_parked,
+            sessions_left_parked: r.sessions_left_parked,
             retried: r.retried,
             in_flight: r.in_flight,
         }
@@ -270,6 +276,8 @@ impl RecorderState {
         r.sessions_started = self.sessions_started;
         r.sessions_dropped = self.sessions_dropped;
         r.sessions_interrupted = self.sessions_interrupted;
+        r.sessions_dropped_parked = self.sessions_dropped_parked;
+        r.sessions_left_parked = self.sessions_left_parked;
         r.retried = self.retried;
         r.in_flight = self.in_flight;
         Ok(r)

@@ -42,12 +42,50 @@ pub fn overload_warning(r: &Report) -> Option<String> {
     })
 }
 
-/// The note on arrivals dropped at the max_users cap.
+/// Where sessions were parked, in words: "`wait: sale-start`", or "a wait" when the report does
+/// not name them.
+fn parked_at(r: &Report) -> String {
+    if r.run.waits.is_empty() {
+        "a wait or rendezvous".into()
+    } else {
+        let names: Vec<String> = r.run.waits.iter().map(|w| format!("`{w}`")).collect();
+        names.join(" or ")
+    }
+}
+
+/// The note on arrivals dropped at the max_users cap: filled by sessions parked at a wait (the
+/// target was not the limit) or by sessions waiting on responses (it was).
 pub fn dropped_note(r: &Report) -> Option<String> {
-    (r.totals.sessions_dropped > 0).then(|| {
+    let t = &r.totals;
+    (t.sessions_dropped > 0).then(|| {
+        if t.sessions_dropped_parked * 2 >= t.sessions_dropped {
+            format!(
+                "{} arrivals were dropped at the max_users cap, {} of them while sessions parked at {} \
+                 held the cap: the cap was full of waiting sessions, not of slow requests, so the \
+                 target was not the limit. Raise max_users above the waiting crowd (`flashcrowd plan` \
+                 says how many the plan parks).",
+                t.sessions_dropped,
+                t.sessions_dropped_parked,
+                parked_at(r)
+            )
+        } else {
+            format!(
+                "{} arrivals were dropped at the max_users cap while sessions waited on responses: \
+                 the target was too slow to keep up with the plan.",
+                t.sessions_dropped
+            )
+        }
+    })
+}
+
+/// The note on sessions still parked when the run ended: they never sent what follows the wait.
+pub fn left_parked_note(r: &Report) -> Option<String> {
+    let n = r.totals.sessions_left_parked;
+    (n > 0).then(|| {
         format!(
-            "{} arrivals were dropped at the max_users cap: the target was too slow to keep up with the plan.",
-            r.totals.sessions_dropped
+            "{n} sessions were still parked at {} when the run ended and never sent what follows \
+             it (the run ended before the release, or a rendezvous never gathered its users).",
+            parked_at(r)
         )
     })
 }
@@ -423,6 +461,9 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
         let _ = writeln!(o, "  WARNING: {w}");
     }
     if let Some(n) = dropped_note(r) {
+        let _ = writeln!(o, "  NOTE: {n}");
+    }
+    if let Some(n) = left_parked_note(r) {
         let _ = writeln!(o, "  NOTE: {n}");
     }
     let _ = writeln!(

@@ -91,5 +91,6 @@ pub fn finish(
         incomplete: None,
         actions: outcome.actions,
         warm_up: Some(outcome.warm_up),
+        waits: Vec::new(),
     }
 }

@@ -98,6 +98,8 @@ pub struct RunResult {
     /// Connections opened before time 0 and how long that took (None when not known: a run
     /// rebuilt from its journal, a merge).
     pub warm_up: Option<crate::engine::warm::WarmUp>,
+    /// The scenario's waits and rendezvous, named as written (`wait: sale-start`).
+    pub waits: Vec<String>,
 }
 
 /// Planned mean rate per phase (open model: arrivals/s; closed: users).

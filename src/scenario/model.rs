@@ -202,7 +202,7 @@ pub struct Recovery {
     pub stable: Option<Dur>,
 }
 
-/// `monitor:` — scrape the target's Prometheus endpoints during the run (see `crate::ops::monitor`
+/// `monitor:` — scrape the target's Prometheus endpoints during the run (see `ops::monitor`
 /// for the series expressions).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

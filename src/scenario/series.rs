@@ -1,5 +1,5 @@
 //! The `monitor.series` expression language, parsed when a scenario is validated and evaluated
-//! on each scrape by `crate::ops::monitor` (which owns the scraping; this owns the syntax).
+//! on each scrape by the live monitor (`ops::monitor`) (which owns the scraping; this owns the syntax).
 //!
 //! A series is an expression of terms joined by space-separated `+ - * /`, left to right:
 //! - `METRIC` or `METRIC{label="v", other!="w"}` — a gauge: the sum of the matching samples;
