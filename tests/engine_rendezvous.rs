@@ -161,8 +161,9 @@ fn users_waiting_on_sale_start_open_their_connections_before_the_release() {
         before >= 150,
         "only {before} connections before the release"
     );
-    // One connection per user and the probe's: none opened again at the send.
-    assert!(accepts.len() <= 201, "{} connections", accepts.len());
+    // One connection per user and the probe's, and not a second one per user at the send (that
+    // would be about 400); a loaded machine may add a reconnect or two.
+    assert!(accepts.len() < 250, "{} connections", accepts.len());
     assert_eq!(count(&report, "/generator/burst_ms/count"), 200);
 }
 
