@@ -139,6 +139,8 @@ fn the_drill_template_finds_a_capacity() {
 fn the_calendar_template_runs_its_moments_against_the_shop() {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
     let r = scaffold_and_run("calendar", &shop.url(), &["--time-scale", "1/4"]);
+    // The calendar writes its instants at +08:00: the report shows its times there.
+    assert_eq!(r["scenario"]["zone"], "+08:00", "{}", r["scenario"]);
     let phases = phase_names(&r);
     for want in [
         "base",

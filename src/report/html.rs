@@ -60,11 +60,18 @@ fn frac_pct(f: f64) -> String {
     format!("{:.2}%", f * 100.0)
 }
 
-/// An RFC 3339 instant of report.json as people read it, to the second in its own offset:
+/// An RFC 3339 instant of report.json as people read it, to the second, in `zone` (the offset
+/// the scenario writes its instants in, like `+08:00`) or else in its own offset:
 /// `2026-11-11 00:00:26 +08:00` (`UTC` for offset zero); only the time of day when it falls on
 /// the same day as `since`. Text that is not an instant is shown as it is.
-fn when(at: &str, since: Option<&str>) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(at) else {
+fn when(at: &str, since: Option<&str>, zone: Option<&str>) -> String {
+    let zone = zone.and_then(|z| z.parse::<chrono::FixedOffset>().ok());
+    let local = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| zone.map_or(t, |z| t.with_timezone(&z)))
+    };
+    let Some(t) = local(at) else {
         return at.to_string();
     };
     let zone = if t.offset().local_minus_utc() == 0 {
@@ -73,7 +80,7 @@ fn when(at: &str, since: Option<&str>) -> String {
         t.format("%:z").to_string()
     };
     let same_day = since
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .and_then(local)
         .is_some_and(|s| s.date_naive() == t.date_naive() && s.offset() == t.offset());
     match same_day {
         true => format!("{} {zone}", t.format("%H:%M:%S")),
@@ -113,8 +120,12 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     let _ = writeln!(
         o,
         "<div class=\"meta\">{} → {} · {:.1}s of {:.1}s planned · target <code>{}</code> · segment {} · seed {} · {} thread(s) · scenario <code>{}</code> · flashcrowd {}</div>",
-        esc(&when(&rep.run.started_at, None)),
-        esc(&when(&rep.run.ended_at, Some(&rep.run.started_at))),
+        esc(&when(&rep.run.started_at, None, rep.scenario.zone.as_deref())),
+        esc(&when(
+            &rep.run.ended_at,
+            Some(&rep.run.started_at),
+            rep.scenario.zone.as_deref()
+        )),
         rep.run.duration_s,
         rep.run.planned_duration_s,
         esc(&rep.scenario.target),
@@ -408,5 +419,28 @@ impl Exporter for Html {
             "report.html",
             render(r)?.as_bytes(),
         )?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+
+    #[test]
+    fn times_read_to_the_second_in_the_scenarios_zone() {
+        let start = "2026-11-10T16:00:26.041Z";
+        assert_eq!(when(start, None, None), "2026-11-10 16:00:26 UTC");
+        assert_eq!(
+            when(start, None, Some("+08:00")),
+            "2026-11-11 00:00:26 +08:00"
+        );
+        let end = "2026-11-10T16:05:00.900Z";
+        assert_eq!(when(end, Some(start), Some("+08:00")), "00:05:00 +08:00");
+        // The end on another day in the zone keeps its date.
+        assert_eq!(
+            when(start, Some("2026-11-10T15:59:00Z"), Some("+08:00")),
+            "2026-11-11 00:00:26 +08:00"
+        );
+        assert_eq!(when("not a time", None, None), "not a time");
     }
 }

@@ -302,6 +302,7 @@ pub fn build(r: &RunResult) -> Value {
             "file": r.scenario.file,
             "sha256": r.scenario.sha256,
             "target": r.scenario.target,
+            "zone": r.scenario.zone,
         },
         "run": {
             "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -448,6 +448,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             file: first.state.scenario.file.clone(),
             sha256: first.state.scenario.sha256.clone(),
             target: first.state.scenario.target.clone(),
+            zone: first.state.scenario.zone.clone(),
         },
         status,
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),

@@ -30,6 +30,9 @@ pub struct ScenarioRef {
     pub file: String,
     pub sha256: String,
     pub target: String,
+    /// The UTC offset the scenario's instants are written in, when it writes any.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 fn default_max_error_rate() -> f64 {

@@ -290,6 +290,8 @@ pub struct ScenarioState {
     pub file: String,
     pub sha256: String,
     pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What a run leaves for `flashcrowd merge`.
@@ -345,6 +347,7 @@ impl RunState {
                 file: red(&r.scenario.file),
                 sha256: r.scenario.sha256.clone(),
                 target: red(&r.scenario.target),
+                zone: r.scenario.zone.clone(),
             },
             segment: r.segment.to_string(),
             scale,

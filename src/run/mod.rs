@@ -303,6 +303,7 @@ impl<'a> Prepared<'a> {
             file: self.loaded.file.display().to_string(),
             sha256: self.loaded.sha256.clone(),
             target: self.target_url.clone(),
+            zone: sc.load.zone().map(|z| z.to_string()),
         };
         let mut result = outcome::finish(
             outcome,

@@ -58,6 +58,8 @@ pub struct ScenarioInfo {
     pub file: String,
     pub sha256: String,
     pub target: String,
+    /// The UTC offset the scenario's instants are written in (`+08:00`), for showing times.
+    pub zone: Option<String>,
 }
 
 pub struct RunResult {

@@ -678,6 +678,25 @@ pub struct Load {
 
 pub use crate::plan::{Calendar, Countdown, Replay, Stage, StepDrill, UserStage};
 
+impl Load {
+    /// The UTC offset the load's instants are written in (`+08:00`): the calendar's `from` or
+    /// first wall-clock moment, or the countdown's sale start. Reports show times in it.
+    pub fn zone(&self) -> Option<FixedOffset> {
+        let of = |a: &At| match a {
+            At::Instant(t) => Some(*t.offset()),
+            At::Offset(_) => None,
+        };
+        if let Some(c) = &self.calendar {
+            return c
+                .from
+                .as_ref()
+                .and_then(of)
+                .or_else(|| c.moments.values().find_map(|m| of(&m.at)));
+        }
+        self.countdown.as_ref().and_then(|c| of(&c.sale_start))
+    }
+}
+
 /// An instant: an offset from the run start (`2m`) or a wall-clock RFC 3339 time, kept in the
 /// offset it was written in (`+08:00`) so that listings show it as the author wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
