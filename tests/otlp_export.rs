@@ -2,7 +2,9 @@
 //! OTLP/HTTP JSON, cumulative, and the last export agrees with report.json exactly (requests by
 //! name and client, errors by kind, the latency histogram's count). The collector here is a
 //! purpose-built OTLP/HTTP receiver on 127.0.0.1; a collector that is down costs a warning, not
-//! the run; the collector's credentials never reach the report or the output.
+//! the run; the collector's credentials never reach the report or the output. Every export is
+//! also read with OpenTelemetry's own protobuf definitions (Python's `opentelemetry-proto`,
+//! strict JSON mapping), so the encoding is the collector's, not ours.
 
 mod support;
 
@@ -72,6 +74,24 @@ fn receiver() -> (String, Arc<Mutex<Vec<Export>>>) {
     });
     (url, got)
 }
+
+/// Parses each OTLP JSON file with opentelemetry-proto's ExportMetricsServiceRequest (unknown
+/// fields refused) and prints its `flashcrowd.requests` total, one line per file.
+const OTLP_PROTO: &str = r#"
+import sys
+from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+for path in sys.argv[1:]:
+    req = json_format.Parse(open(path, encoding="utf-8").read(), ExportMetricsServiceRequest())
+    metrics = req.resource_metrics[0].scope_metrics[0].metrics
+    m = next(m for m in metrics if m.name == "flashcrowd.requests")
+    assert m.sum.aggregation_temporality == 2 and m.sum.is_monotonic
+    h = next(m for m in metrics if m.name == "flashcrowd.request.duration")
+    for p in h.histogram.data_points:
+        assert sum(p.bucket_counts) == p.count, p
+        assert len(p.bucket_counts) == len(p.explicit_bounds) + 1
+    print(sum(p.as_int for p in m.sum.data_points))
+"#;
 
 const SCENARIO: &str = r#"
 name: otlp-out
@@ -156,6 +176,26 @@ fn the_last_export_agrees_with_the_report() {
             .any(|(k, v)| k == "content-type" && v == "application/json"));
     }
     let last = &exports.last().unwrap().body;
+    // OpenTelemetry's own definitions read every export, strictly (an unknown or mistyped field
+    // is an error), and count the same requests.
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = exports
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let f = dir.path().join(format!("export-{i}.json"));
+            std::fs::write(&f, e.body.to_string()).unwrap();
+            f.display().to_string()
+        })
+        .collect();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let read = support::python::python(OTLP_PROTO, &args);
+    let totals: Vec<u64> = read.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(totals.len(), exports.len());
+    assert!(
+        totals.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative: {totals:?}"
+    );
     let resource = &last["resourceMetrics"][0]["resource"];
     assert!(resource.to_string().contains("\"service.name\""));
     assert!(resource.to_string().contains("otlp-out"));
@@ -173,6 +213,11 @@ fn the_last_export_agrees_with_the_report() {
     }
     let total: u64 = sent.iter().map(|p| int(&p["asInt"])).sum();
     assert_eq!(total, count(&report, "/totals/requests"));
+    assert_eq!(
+        *totals.last().unwrap(),
+        total,
+        "the protobuf reading of the last export"
+    );
     assert_eq!(total, 240, "40/s for 3 s, two requests each");
 
     // Errors: every `missing` request is a 404, counted as an error of kind http_status.

@@ -1,7 +1,8 @@
 //! Independent readers for the run directory's files, in Python: `jsonschema` for report.json,
 //! `hdrh` (HdrHistogram's Python port) for latency.hlog, `junitparser` for junit.xml,
 //! `prometheus_client`'s text parser for the metrics endpoint, `selenium` to drive Debian's
-//! chromium and chromedriver against the live page.
+//! chromium and chromedriver against the live page, and OpenTelemetry's own protobuf definitions
+//! (`opentelemetry-proto`) to read OTLP exports.
 //! When the system's python3 lacks them, the first test that needs them installs them into a
 //! virtual environment under the target directory (once; later runs reuse it), so `cargo test`
 //! works on a fresh machine with only Python and network access to PyPI.
@@ -11,13 +12,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const MODULES: &str = "import jsonschema, hdrh, junitparser, prometheus_client, selenium";
-const PACKAGES: [&str; 5] = [
+const MODULES: &str = "import jsonschema, hdrh, junitparser, prometheus_client, selenium; \
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2";
+const PACKAGES: [&str; 6] = [
     "jsonschema",
     "hdrhistogram",
     "junitparser",
     "prometheus-client",
     "selenium",
+    "opentelemetry-proto",
 ];
 
 fn has_modules(python: &Path) -> bool {
@@ -88,7 +91,7 @@ pub fn interpreter() -> &'static Path {
 }
 
 pub const PIP: &str =
-    "python3 -m pip install jsonschema hdrhistogram junitparser prometheus-client selenium";
+    "python3 -m pip install jsonschema hdrhistogram junitparser prometheus-client selenium opentelemetry-proto";
 
 /// Runs a Python script with arguments; returns its stdout. Fails loudly, naming the pip
 /// command, when Python or a module is missing.
