@@ -88,6 +88,20 @@ fn when(at: &str, since: Option<&str>, zone: Option<&str>) -> String {
     }
 }
 
+/// `mobile-app 92% · pc-web 8%`: each client's share of the requests, largest first.
+pub fn client_mix(clients: &indexmap::IndexMap<String, u64>) -> String {
+    let total: u64 = clients.values().sum();
+    if total == 0 {
+        return String::new();
+    }
+    let mut v: Vec<(&String, &u64)> = clients.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter()
+        .map(|(name, n)| format!("{name} {:.0}%", **n as f64 * 100.0 / total as f64))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 pub fn render(r: &RunReport) -> anyhow::Result<String> {
     let rep = &r.report;
     let t = &rep.totals;
@@ -362,11 +376,11 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
     }
     o.push_str("</table>\n");
 
-    o.push_str("<h2>Phases</h2><table><tr><th class=\"l\">phase</th><th>from</th><th>to</th><th>planned rate</th><th>requests</th><th>rate</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
+    o.push_str("<h2>Phases</h2><table><tr><th class=\"l\">phase</th><th>from</th><th>to</th><th>planned rate</th><th>requests</th><th>rate</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th class=\"l\">client mix (share of requests)</th></tr>\n");
     for p in &rep.phases {
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{:.1}s</td><td>{:.1}s</td><td>{:.1}/s</td><td>{}</td><td>{:.1}/s</td><td>{}</td>{}</tr>",
+            "<tr><td>{}</td><td>{:.1}s</td><td>{:.1}s</td><td>{:.1}/s</td><td>{}</td><td>{:.1}/s</td><td>{}</td>{}<td class=\"l\">{}</td></tr>",
             esc(&p.name),
             p.start_s,
             p.end_s,
@@ -374,7 +388,8 @@ pub fn render(r: &RunReport) -> anyhow::Result<String> {
             p.requests,
             p.rate,
             frac_pct(p.error_rate),
-            pcells(&p.latency_ms)
+            pcells(&p.latency_ms),
+            esc(&client_mix(&p.clients))
         );
     }
     o.push_str("</table>\n");

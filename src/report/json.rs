@@ -215,6 +215,21 @@ pub fn build(r: &RunResult) -> Value {
                 "error_rate": frac(s.error_count(), s.count),
                 "latency_ms": latency(&s.latency),
             });
+            // The client mix as it came out: each client's requests in this phase.
+            let mut by_client = vec![0u64; cat.clients.len()];
+            for (_, c, pp, cell) in rec.iter() {
+                if pp == p {
+                    by_client[c] += cell.count;
+                }
+            }
+            let mix: serde_json::Map<String, Value> = cat
+                .clients
+                .iter()
+                .zip(by_client)
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| (name.clone(), json!(n)))
+                .collect();
+            row["clients"] = Value::Object(mix);
             // The target's water level in this phase: the mean of each monitor series over the
             // phase's seconds that had a value.
             if !r.monitor_names.is_empty() {

@@ -108,6 +108,22 @@ pub fn render(r: &RunReport) -> String {
         }
         let _ = writeln!(o);
     }
+    // Phases with their client mix, when there is a mix to show.
+    if r.clients.len() > 1 && !r.phases.is_empty() {
+        let _ = writeln!(o, "| phase | requests | p99 | client mix |");
+        let _ = writeln!(o, "|---|---:|---:|---|");
+        for p in &r.phases {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&p.name),
+                p.requests,
+                opt_ms(p.latency_ms.p99),
+                cell(&crate::report::html::client_mix(&p.clients))
+            );
+        }
+        let _ = writeln!(o);
+    }
     if !r.timeline.is_empty() {
         let _ = writeln!(o, "| t | event | detail |");
         let _ = writeln!(o, "|---:|---|---|");

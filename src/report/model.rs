@@ -172,6 +172,9 @@ pub struct PhaseRow {
     pub rate: f64,
     pub error_rate: f64,
     pub latency_ms: Percentiles,
+    /// Requests per client in this phase (clients that sent any), in the scenario's order.
+    #[serde(default)]
+    pub clients: IndexMap<String, u64>,
     /// The mean of each monitor series over the phase (null when none was scraped in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor_mean: Option<IndexMap<String, Option<f64>>>,
