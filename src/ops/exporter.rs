@@ -69,6 +69,10 @@ impl EncodeMetric for LatencyFamily {
 
 pub struct Exporter {
     registry: Registry,
+    /// Held while a second is folded in and while the text is encoded, so that a scrape sees
+    /// one whole second: never `flashcrowd_elapsed_seconds` of one second beside counters of
+    /// the one before (encoding reads the families one after another).
+    second_lock: std::sync::Mutex<()>,
     requests: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     sessions: Family<Labels, Counter>,
@@ -193,6 +197,7 @@ impl Exporter {
         );
         Exporter {
             registry: r,
+            second_lock: std::sync::Mutex::new(()),
             requests,
             errors,
             sessions,
@@ -220,6 +225,7 @@ impl Exporter {
         phase: usize,
         steering: Steering,
     ) {
+        let _whole = self.second_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<(String, crate::metrics::recorder::RequestStats)> = Vec::new();
         for (e, c, _p, s) in rec.iter() {
             let name = &cat.endpoints[e].name;
@@ -301,6 +307,7 @@ impl Exporter {
 
     /// The exposition text (OpenMetrics 1.0, which Prometheus reads).
     pub fn render(&self) -> String {
+        let _whole = self.second_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
