@@ -208,8 +208,14 @@ try:
     num = lambda el, attr="value": float(d.find_element(By.ID, el).get_attribute("data-" + attr) or "nan")
     wait.until(lambda _: num("total-requests", "seconds") >= 2)
     def read():
-        return {"seconds": num("total-requests", "seconds"), "total": num("total-requests"),
-                "elapsed": num("elapsed"), "rps": num("rps")}
+        # Each attribute is a call of its own and the page may update between two calls: keep
+        # a reading only when the second it names did not change while it was taken.
+        while True:
+            before = num("total-requests", "seconds")
+            r = {"seconds": before, "total": num("total-requests"),
+                 "elapsed": num("elapsed"), "rps": num("rps")}
+            if num("total-requests", "seconds") == before:
+                return r
     out["first"] = read()
     time.sleep(3)
     out["second"] = read()
