@@ -29,7 +29,8 @@ pub(crate) fn stream(r: impl Read, mut each: impl FnMut(Result<Record, Malformed
     let mut seen = Seen::default();
     let mut de = serde_json::Deserializer::from_reader(r);
     let result = serde::de::DeserializeSeed::deserialize(
-        Doc {
+        Walk {
+            path: &["log", "entries"],
             each: &mut each,
             seen: &mut seen,
         },
@@ -53,85 +54,50 @@ struct Seen {
     n: u64,
 }
 
-/// The document, `log` and `log.entries`, visited in turn; everything else is skipped unread.
-struct Doc<'a, F> {
+/// Walks `path` (`["log", "entries"]`) down the document's objects, skipping every other key
+/// unread, and visits the list at its end entry by entry.
+struct Walk<'a, F> {
+    path: &'static [&'static str],
     each: &'a mut F,
     seen: &'a mut Seen,
 }
-struct Log<'a, F>(Doc<'a, F>);
-struct Entries<'a, F>(Doc<'a, F>);
 
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Doc<'_, F> {
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Walk<'_, F> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+        match self.path.is_empty() {
+            true => d.deserialize_seq(self),
+            false => d.deserialize_map(self),
+        }
     }
 }
 
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Doc<'_, F> {
+impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Walk<'_, F> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a HAR document (an object with `log`)")
+        match self.path.first() {
+            Some(key) => write!(f, "a HAR object with `{key}`"),
+            None => f.write_str("the HAR `log.entries` list"),
+        }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Doc { each, seen } = self;
+        let Walk { path, each, seen } = self;
         while let Some(key) = map.next_key::<String>()? {
-            if key == "log" {
-                map.next_value_seed(Log(Doc {
+            if key == path[0] {
+                seen.entries |= path.len() == 1;
+                map.next_value_seed(Walk {
+                    path: &path[1..],
                     each: &mut *each,
                     seen: &mut *seen,
-                }))?;
+                })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(())
-    }
-}
-
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Log<'_, F> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Log<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("the HAR `log` object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Doc { each, seen } = self.0;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "entries" {
-                seen.entries = true;
-                map.next_value_seed(Entries(Doc {
-                    each: &mut *each,
-                    seen: &mut *seen,
-                }))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> DeserializeSeed<'de> for Entries<'_, F> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(Result<Record, Malformed>) -> bool> Visitor<'de> for Entries<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("the HAR `log.entries` list")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Doc { each, seen } = self.0;
+        let Walk { each, seen, .. } = self;
         while let Some(e) = seq.next_element::<Value>()? {
             seen.n += 1;
             let n = seen.n;
