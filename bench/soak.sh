@@ -4,10 +4,11 @@
 #
 #   bench/soak.sh [--minutes N] [--rate R] [--warmup M] [--bin PATH | --no-build] [--out FILE]
 #
-# Once a minute it prints: RSS (VmRSS, and the peak VmHWM) and CPU (utime + stime) of the
-# flashcrowd process, the requests it completed that minute (its live /metrics), CPU ms per
-# 1,000 requests, the load average and the machine's CPU steal; then a verdict, and exits 1
-# when either bound fails. See bench/README.md ("Soak"). Everything started here is stopped on exit.
+# Once a minute it prints the flashcrowd process' RSS (VmRSS: the median of the minute's samples,
+# and the peak VmHWM), its CPU (utime + stime), the requests it completed that minute (its live
+# /metrics), CPU ms per 1,000 requests, the load average and the machine's CPU steal; then a
+# verdict, and exits 1 when either bound fails. See bench/README.md ("Soak"). Traffic goes only
+# to 127.0.0.1; everything started here is stopped on exit, Ctrl-C included.
 set -euo pipefail
 
 # ---------------------------------------------------------------- options
@@ -25,7 +26,7 @@ KEEP_TMP=0
 GRACE=60            # seconds flashcrowd may run past its plan (report writing) before it is stopped
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 Options:
   --minutes N      length of the steady load (default 60)
@@ -336,6 +337,9 @@ while kill -0 "$PID" 2>/dev/null; do
     sample "$at" || break
     if (( at % 60 == 0 || at == TOTAL - 2 )); then
         read -r _ rss hwm cpu req _ steal ld < <(tail -n 1 "$SAMPLES")
+        # RSS of the minute: the median of its samples (one reading moves with the allocator)
+        rss="$(awk -v lo=$(( at > 60 ? ((at - 1) / 60) * 60 : 0 )) -v hi="$at" '$1 > lo && $1 <= hi && $2 != "-" {print $2}' "$SAMPLES" \
+            | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}')"
         if [[ "$req" != "-" ]]; then
             python3 - "$(( (at + 59) / 60 ))" "$rss" "$hwm" "$(( req - prev_req ))" "$(( cpu - prev_cpu ))" \
                 "$CLK_TCK" "$ld" "$(( steal - prev_steal ))" <<'EOF'
@@ -388,8 +392,10 @@ for m in range(1, minutes + 1):
     if s is None or s["req"] is None:
         break
     req = s["req"] - prev["req"]
+    inside = [x["rss"] for x in samples if prev["t"] < x["t"] <= s["t"] and x["rss"] is not None]
     cpu_ms = (s["cpu"] - prev["cpu"]) * 1000 / clk
-    rows.append(dict(minute=m, rss=s["rss"] / 1024, hwm=s["hwm"] / 1024, req=int(req), cpu_ms=cpu_ms,
+    rows.append(dict(minute=m, rss=statistics.median(inside) / 1024, rss_max=max(inside) / 1024,
+                     hwm=s["hwm"] / 1024, req=int(req), cpu_ms=cpu_ms,
                      per_k=(cpu_ms / req * 1000) if req > 0 else None, load=s["load"],
                      steal=(s["steal"] - prev["steal"]) / clk))
     prev = s
@@ -403,7 +409,7 @@ if ref is not None and end is not None:
     ratio = end["rss"] / ref["rss"]
     good = ratio <= rss_limit
     ok &= good
-    lines.append(f"RSS: minute one (minute {ref['minute']}, after {warmup} min of warm-up) {ref['rss']:.1f} MiB, "
+    lines.append(f"RSS (median of each minute's samples): minute one (minute {ref['minute']}, after {warmup} min of warm-up) {ref['rss']:.1f} MiB, "
                  f"end (minute {end['minute']}) {end['rss']:.1f} MiB: {ratio:.3f}x "
                  f"({'PASS' if good else 'FAIL'}: bound {rss_limit:.2f}x); peak VmHWM {max(r['hwm'] for r in rows):.1f} MiB")
     after = [r for r in rows if r["minute"] > warmup and r["per_k"] is not None]
@@ -449,9 +455,9 @@ print("\n".join(lines))
 f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
 md = [f"# flashcrowd soak ({datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
       f"Open model at {rate} sessions/s for {minutes} min, --threads {threads}, against nginx on loopback.", "",
-      "| minute | RSS MiB | peak MiB | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
-      "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-md += [f"| {r['minute']} | {r['rss']:.1f} | {r['hwm']:.1f} | {r['req']} | {r['cpu_ms']:.0f} | {f(r['per_k'], '%.2f')} | "
+      "| minute | RSS MiB (median) | RSS max | peak (VmHWM) | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+md += [f"| {r['minute']} | {r['rss']:.1f} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {r['req']} | {r['cpu_ms']:.0f} | {f(r['per_k'], '%.2f')} | "
        f"{f(r['load'], '%.2f')} | {r['steal']:.2f} |" for r in rows]
 md += [""] + [f"- {l}" for l in lines]
 open(out_path, "w").write("\n".join(md) + "\n")
