@@ -343,6 +343,7 @@ pub fn execute(req: RunRequest) -> Outcome {
             &prepared.plan,
             &prepared.thresholds,
             &redactor,
+            &dir,
         )
     });
     let monitor = prepared.monitor.take();
@@ -452,6 +453,7 @@ fn serve_options(
     plan: &Plan,
     thresholds: &[crate::gate::Threshold],
     redactor: &rundir::Redactor,
+    dir: &Path,
 ) -> crate::ops::Serve {
     let token = live_token(req);
     let secrets = redactor.clone();
@@ -483,6 +485,7 @@ fn serve_options(
         },
         thresholds: thresholds.to_vec(),
         redact: Arc::new(move |s: &str| secrets.apply(s).replace(t.as_str(), "[redacted]")),
+        spill_dir: Some(dir.to_path_buf()),
     }
 }
 

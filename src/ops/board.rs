@@ -15,6 +15,8 @@ use crate::metrics::recorder::{ErrorKind, N_ERROR_KINDS};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
+use super::spill::Spill;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,8 +83,10 @@ pub struct Verdict {
 
 struct Inner {
     info: BoardInfo,
-    rows: Vec<Value>,
-    intervals: Vec<Value>,
+    /// Each second's row of the page's series, and its interval histograms for watchers, as
+    /// JSON texts (on an unlinked file for a local run: see `spill`).
+    rows: Spill,
+    intervals: Spill,
     total: Histogram<u64>,
     requests: u64,
     errors: [u64; N_ERROR_KINDS],
@@ -108,6 +112,22 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
 
+/// `v` (an object) as JSON text with `key` added last, its value the JSON text `raw`.
+fn with_last(v: Value, key: &str, raw: &str) -> String {
+    let mut s = v.to_string();
+    if s.ends_with('}') {
+        s.pop();
+        if !s.ends_with('{') {
+            s.push(',');
+        }
+        s.push_str(&Value::String(key.to_string()).to_string());
+        s.push(':');
+        s.push_str(raw);
+        s.push('}');
+    }
+    s
+}
+
 fn kinds(errors: &[u64; N_ERROR_KINDS]) -> Value {
     let mut m = Map::new();
     for (k, n) in ErrorKind::ALL.iter().zip(errors.iter()) {
@@ -125,8 +145,8 @@ impl Board {
             steer,
             inner: Mutex::new(Inner {
                 info,
-                rows: Vec::new(),
-                intervals: Vec::new(),
+                rows: Spill::in_memory(),
+                intervals: Spill::in_memory(),
                 total: crate::metrics::recorder::new_histogram(),
                 requests: 0,
                 errors: [0; N_ERROR_KINDS],
@@ -156,6 +176,16 @@ impl Board {
         self.lock().started_at.get_or_insert(at);
     }
 
+    /// Keeps the seconds on unlinked files in `dir` (the run directory) rather than in memory,
+    /// so that the process does not grow with the run's length. Call before the first second.
+    pub fn spill_to(&self, dir: &Path) {
+        let mut g = self.lock();
+        if g.rows.is_empty() {
+            g.rows = Spill::in_dir(dir, "live-series");
+            g.intervals = Spill::in_dir(dir, "live-intervals");
+        }
+    }
+
     /// Adds a completed second.
     pub fn push(&self, s: Second) {
         let mut g = self.lock();
@@ -165,7 +195,7 @@ impl Board {
         for (n, v) in &s.monitor {
             monitor.insert(n.clone(), json!(v));
         }
-        g.rows.push(json!({
+        let row = json!({
             "t": s.t,
             "planned": (s.planned * 1000.0).round() / 1000.0,
             "started": s.started,
@@ -182,14 +212,15 @@ impl Board {
             "factor": s.rate_factor,
             "phase": s.phase,
             "monitor": monitor,
-        }));
+        });
+        g.rows.push(&row.to_string());
         let hists: Vec<Value> = s
             .hists
             .iter()
             .filter(|(_, h)| !h.is_empty())
             .map(|(tag, h)| json!({"tag": tag, "hist": crate::report::state::encode_histogram(h)}))
             .collect();
-        g.intervals.push(json!({
+        let interval = json!({
             "t": s.t,
             "planned": s.planned,
             "started": s.started,
@@ -202,7 +233,8 @@ impl Board {
             "factor": s.rate_factor,
             "phase": s.phase,
             "hists": hists,
-        }));
+        });
+        g.intervals.push(&interval.to_string());
         let _ = g.total.add(lat);
         g.requests += s.requests;
         for (a, b) in g.errors.iter_mut().zip(s.errors.iter()) {
@@ -290,7 +322,6 @@ impl Board {
             "phases": i.phases.iter().map(|p| json!({"name": p.name, "start": p.start_s, "end": p.end_s})).collect::<Vec<_>>(),
             "moments": i.moments.iter().map(|(n, t)| json!({"name": n, "t": t})).collect::<Vec<_>>(),
             "from": from.min(g.rows.len()),
-            "series": g.rows.get(from.min(g.rows.len())..).unwrap_or_default(),
             "totals": totals,
             "thresholds": g.thresholds,
             "timeline": timeline,
@@ -303,7 +334,8 @@ impl Board {
                 m.insert(k.clone(), e.clone());
             }
         }
-        (self.redact)(&v.to_string())
+        let series = g.rows.array_from(from);
+        (self.redact)(&with_last(v, "series", &series))
     }
 
     /// Each completed second's interval histograms and counters from `from` on, for watchers.
@@ -320,11 +352,11 @@ impl Board {
             "phases": i.phases,
             "moments": i.moments,
             "from": from.min(g.intervals.len()),
-            "intervals": g.intervals.get(from.min(g.intervals.len())..).unwrap_or_default(),
             "done": g.verdict.is_some(),
             "verdict": g.verdict,
         });
-        (self.redact)(&v.to_string())
+        let intervals = g.intervals.array_from(from);
+        (self.redact)(&with_last(v, "intervals", &intervals))
     }
 
     /// At the end of a run: while a page or watcher is reading (a poll in the last 5 s), wait

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod otlp;
 pub mod page;
 pub mod server;
+pub mod spill;
 pub mod watch;
 
 use crate::engine::shard::{Control, STOPPING};
@@ -230,6 +231,8 @@ pub struct Serve {
     pub thresholds: Vec<crate::gate::Threshold>,
     /// Removes the run's secrets (and the token) from every text served.
     pub redact: board::Redact,
+    /// Where the board keeps the run's seconds (the run directory; None: in memory).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// A new control token: 128 random bits, hex.
@@ -276,6 +279,9 @@ impl LiveOps {
                     Some(steer.clone()),
                     sv.redact.clone(),
                 ));
+                if let Some(d) = &sv.spill_dir {
+                    board.spill_to(d);
+                }
                 let srv = server::Server::start(
                     sv.listen,
                     server::Routes {
