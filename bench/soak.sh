@@ -23,6 +23,8 @@ BUILD=1
 FC_BIN=""
 OUT_FILE=""
 KEEP_TMP=0
+GEN_CPUS=""
+SERVER_CPU=""
 GRACE=60            # seconds flashcrowd may run past its plan (report writing) before it is stopped
 
 usage() {
@@ -34,6 +36,8 @@ Options:
   --warmup M       minutes of warm-up before the reference minute (default 1: "minute one" is the
                    minute from M to M+1, its RSS sampled at its end)
   --threads T      flashcrowd shards (default 1, pinned to core 1; nginx has core 0)
+  --gen-cpus LIST  pin flashcrowd to these cores instead (taskset -c LIST)
+  --server-cpu N   pin nginx to this core instead of core 0
   --rss-limit F    pass when RSS at the end <= F x RSS at minute one (default 1.10)
   --cpu-tolerance P  pass when the median CPU per 1,000 requests of the last 5 minutes is within
                    P % of the median of the first 5 minutes after warm-up (default 10)
@@ -51,6 +55,8 @@ while [[ $# -gt 0 ]]; do
         --rate) RATE="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
+        --gen-cpus) GEN_CPUS="$2"; shift 2 ;;
+        --server-cpu) SERVER_CPU="$2"; shift 2 ;;
         --rss-limit) RSS_LIMIT="$2"; shift 2 ;;
         --cpu-tolerance) CPU_TOL="$2"; shift 2 ;;
         --sample) SAMPLE="$2"; shift 2 ;;
@@ -133,6 +139,8 @@ else
     log "warning: only $NCPU core(s): nginx and the generator share it"
     PIN_SERVER=(); PIN_GEN=()
 fi
+[[ -n "$GEN_CPUS" ]] && PIN_GEN=(taskset -c "$GEN_CPUS")
+[[ -n "$SERVER_CPU" ]] && PIN_SERVER=(taskset -c "$SERVER_CPU")
 CLK_TCK="$(getconf CLK_TCK)"
 
 # ---------------------------------------------------------------- flashcrowd binary
@@ -207,7 +215,7 @@ EOF
         [[ $i -eq 100 ]] && { cat "$TMP/nginx/error.log" >&2; die "nginx did not come up"; }
         sleep 0.1
     done
-    log "nginx pid $NGINX_PID on 127.0.0.1:$PORT (1 worker, core 0)"
+    log "nginx pid $NGINX_PID on 127.0.0.1:$PORT (1 worker, ${PIN_SERVER[*]:-unpinned})"
 }
 
 # ---------------------------------------------------------------- scenario

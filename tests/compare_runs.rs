@@ -1,7 +1,7 @@
 //! `flashcrowd compare` on real runs against the embedded shop: two runs of one scenario against
-//! one target compare as "same"; a shop (50 ms service time, so the machine's own noise is small beside it) slowed by 20 % (service time × 1.2, latency dominated by
-//! service time) compares as "worse" on latency with a positive change, and `--fail-on` turns
-//! that into exit 1. Two runs of a countdown with 1–2 s phases compare as "same", its short phases
+//! one target compare as "same"; a shop (200 ms service time, so the machine's own noise is small
+//! beside it) slowed by 20 % (service time × 1.2, latency dominated by service time) compares as
+//! "worse" on latency with a positive change, and `--fail-on` turns that into exit 1. Two runs of a countdown with 1–2 s phases compare as "same", its short phases
 //! said to be too short to judge, and no `--fail-on … during PHASE` fires; a run at half the
 //! scale has its rate refused with the reason. Bad input exits 2.
 
@@ -53,9 +53,31 @@ fn shop(service_us: u64) -> flashcrowd::shop::ShopHandle {
 }
 
 fn run(url: &str) -> Scenario {
-    let s = Scenario::new(SCENARIO);
-    s.run_passing(url, &[], LIMIT);
-    s
+    clean_run(url, SCENARIO, &[])
+}
+
+/// A run the machine did not disturb: no errors (the shop has room: only a starved process
+/// times out) and p99 under 1 s (service times are 100–240 ms). On a machine so busy that the
+/// shop or the generator stalled for a while (the suite at nice 10 beside builds and a CPU hog),
+/// a run measures the machine, and two such runs do not compare like their targets: such a run
+/// is made again, up to four times in all (then the last one is used, and said so).
+fn clean_run(url: &str, yaml: &str, extra: &[&str]) -> Scenario {
+    let mut attempt = 1;
+    loop {
+        let s = Scenario::new(yaml);
+        let r = s.run_passing(url, extra, LIMIT);
+        let errors = r["totals"]["errors"].as_u64().unwrap_or(0);
+        let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
+        if errors == 0 && p99 < 1000.0 {
+            return s;
+        }
+        eprintln!("run {attempt}: disturbed by the machine (errors {errors}, p99 {p99} ms)");
+        if attempt == 4 {
+            eprintln!("four disturbed runs: comparing the last one");
+            return s;
+        }
+        attempt += 1;
+    }
 }
 
 fn compare(base: &Path, new: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
@@ -74,11 +96,11 @@ fn compare(base: &Path, new: &Path, extra: &[&str]) -> (Option<i32>, Value, Stri
 #[test]
 fn same_target_is_same_and_a_slower_target_is_worse() {
     let _turn = turn();
-    let fast = shop(50_000);
+    let fast = shop(200_000);
     let a = run(&fast.url());
     let b = run(&fast.url());
     drop(fast);
-    let slow = shop(60_000);
+    let slow = shop(240_000);
     let c = run(&slow.url());
     drop(slow);
 
@@ -177,12 +199,8 @@ load:
 #[test]
 fn short_phases_are_not_judged_and_a_halved_plan_is_not_a_rate_change() {
     let _turn = turn();
-    let shop = shop(20_000);
-    let run_with = |extra: &[&str]| {
-        let s = Scenario::new(COUNTDOWN);
-        s.run_passing(&shop.url(), extra, LIMIT);
-        s
-    };
+    let shop = shop(100_000);
+    let run_with = |extra: &[&str]| clean_run(&shop.url(), COUNTDOWN, extra);
     let (a, b, half) = (run_with(&[]), run_with(&[]), run_with(&["--scale", "1/2"]));
 
     let phases = ["before", "rise", "peak", "decay", "after"];

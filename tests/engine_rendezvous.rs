@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::server::TestServer;
-use support::{count, num, Scenario, BURST_SLACK_MS};
+use support::{count, num, Scenario, Starvation, BURST_SLACK_MS};
 
 /// 200 users arrive before the sale, each makes a first request, then waits for the sale to start
 /// and sends the timed request. Uniform arrival k comes where the planned count reaches k, so
@@ -75,6 +75,7 @@ fn ms(d: Duration) -> f64 {
 #[test]
 fn users_waiting_on_sale_start_reach_the_server_together() {
     let server = TestServer::start();
+    let starved = Starvation::watch();
     let sc = Scenario::new(&sale_start(SALE_START));
     let report = sc.run_passing(&server.url(), &[], Duration::from_secs(40));
     assert_eq!(
@@ -96,16 +97,24 @@ fn users_waiting_on_sale_start_reach_the_server_together() {
         "a timed request before the 190th first one"
     );
     let s = spread(&go);
-    eprintln!("sale-start: 200 timed requests over {:.1} ms", ms(s));
-    assert!(
-        ms(s) <= BURST_SLACK_MS,
-        "200 users released at sale-start reached the server over {:.1} ms, want ≤ {BURST_SLACK_MS} ms",
+    let slack = starved.burst_slack_ms(*go.iter().min().unwrap());
+    eprintln!(
+        "sale-start: 200 timed requests over {:.1} ms (bound {slack:.0} ms)",
         ms(s)
     );
+    assert!(
+        ms(s) <= slack,
+        "200 users released at sale-start reached the server over {:.1} ms, want ≤ {slack:.0} ms \
+         ({BURST_SLACK_MS} ms and {:.0} ms the machine kept this process' threads waiting)",
+        ms(s),
+        slack - BURST_SLACK_MS
+    );
     // The generator's own figure: send − release of each timed request. 200 writes cannot all
-    // leave within 10 µs of the release, and none leaves before it.
+    // leave within 10 µs of the release, and none leaves before it. Only the users held at the
+    // wait are in it: on a loaded debug build the last arrivals (planned 8–16 ms before the sale
+    // start) may reach the wait after the release and pass at once (see the 190 above).
     let burst = &report["generator"]["burst_ms"];
-    assert_eq!(count(burst, "/count"), 200, "{burst}");
+    assert!((190..=200).contains(&count(burst, "/count")), "{burst}");
     let max = num(burst, "/max");
     assert!(
         (0.01..1000.0).contains(&max),
@@ -170,6 +179,7 @@ fn users_waiting_on_sale_start_open_their_connections_before_the_release() {
 #[test]
 fn a_count_rendezvous_releases_when_its_count_has_gathered() {
     let server = TestServer::start();
+    let starved = Starvation::watch();
     // 20 users over 1 s meet 20-strong with a 5 s timeout. One shard, so that the count is not
     // split across segments (each segment releases at its own share).
     let sc = Scenario::new(&gate("20/s", "2s", 20, "5s"));
@@ -181,11 +191,13 @@ fn a_count_rendezvous_releases_when_its_count_has_gathered() {
     let first_out = *out.iter().min().unwrap();
     // Nobody left before the 20th arrived…
     assert!(first_out >= last_in, "released before everyone gathered");
-    // …and they left together, at the count, long before the 5 s timeout.
+    // …and they left together (arriving one by one they came over 950 ms; a loaded debug build
+    // may take a while to send 20), at the count, long before the 5 s timeout.
     let s = spread(&out);
+    let slack = starved.burst_slack_ms(first_out);
     assert!(
-        s <= Duration::from_millis(50),
-        "released over {:.1} ms",
+        ms(s) <= slack,
+        "released over {:.1} ms, want ≤ {slack:.0} ms",
         ms(s)
     );
     let after_last = first_out.duration_since(last_in);
@@ -204,6 +216,7 @@ fn a_count_rendezvous_releases_when_its_count_has_gathered() {
 #[test]
 fn a_count_rendezvous_releases_at_its_timeout_when_too_few_arrive() {
     let server = TestServer::start();
+    let starved = Starvation::watch();
     // 10 users over 1 s meet a gate of 1,000 with a 1 s timeout: released 1 s after the first.
     let sc = Scenario::new(&gate("10/s", "3s", 1000, "1s"));
     let report = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(40));
@@ -212,10 +225,12 @@ fn a_count_rendezvous_releases_at_its_timeout_when_too_few_arrive() {
     assert_eq!((inn.len(), out.len()), (10, 10));
     let first_in = *inn.iter().min().unwrap();
     let first_out = *out.iter().min().unwrap();
+    // Together: they arrived over 900 ms.
     let s = spread(&out);
+    let slack = starved.burst_slack_ms(first_out);
     assert!(
-        s <= Duration::from_millis(50),
-        "released over {:.1} ms",
+        ms(s) <= slack,
+        "released over {:.1} ms, want ≤ {slack:.0} ms",
         ms(s)
     );
     let waited = first_out.duration_since(first_in);

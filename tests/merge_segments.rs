@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use support::server::TestServer;
-use support::{count, read_report, Scenario, Spawned, BURST_SLACK_MS};
+use support::{count, read_report, Scenario, Spawned, Starvation, BURST_SLACK_MS};
 
 /// 300 users arrive uniformly over the 2 s before the sale (149.9/s plus a 1 ms rise to 0/s
 /// plans 299.85 arrivals: k = 0…299, the last at 1.995 s). 40 % browse once; 60 % make a first
@@ -138,6 +138,7 @@ fn ms(d: Duration) -> f64 {
 #[test]
 fn three_segments_from_one_start_at_merge_into_the_whole_run() {
     let server = TestServer::start();
+    let starved = Starvation::watch();
     let sc = Scenario::new(COUNTDOWN);
     let root = sc.dir.path();
     let seg_dir = |i: u32| root.join(format!("segment-{i}"));
@@ -215,10 +216,12 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
             .map(|s| s["generator"]["burst_ms"]["max"].as_f64().unwrap_or(-1.0))
             .collect::<Vec<_>>(),
     );
+    let slack = starved.burst_slack_ms(*go.iter().min().unwrap());
     assert!(
-        ms(burst) <= BURST_SLACK_MS,
-        "the three generators' sale-start burst reached the server over {:.1} ms, want ≤ {BURST_SLACK_MS} ms",
-        ms(burst)
+        ms(burst) <= slack,
+        "the three generators' sale-start burst reached the server over {:.1} ms, want ≤ {slack:.0} ms ({BURST_SLACK_MS} ms and {:.0} ms the machine kept this process' threads waiting)",
+        ms(burst),
+        slack - BURST_SLACK_MS
     );
 
     // Merge.

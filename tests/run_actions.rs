@@ -68,9 +68,15 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
     assert_eq!(a["ok"], true, "{a}");
     assert_eq!(a["result"], "status 200", "{a}");
     assert_eq!(a["planned_t"], 2.0, "{a}");
-    // Fired by a timer thread: on time within 0.4 s on a loaded 2-core machine (debug build).
+    // Fired by a timer thread: on time within 0.4 s on a loaded 2-core machine (debug build),
+    // or within the lateness the generator's own timers had in this run, when that was worse
+    // (report.json `generator.lag_ms.max`: the machine did not give the run a core for that long).
     let t = a["t"].as_f64().unwrap();
-    assert!((2.0..2.4).contains(&t), "the action began at {t}s");
+    let late = (report["generator"]["lag_ms"]["max"].as_f64().unwrap_or(0.0) / 1000.0).max(0.4);
+    assert!(
+        (2.0..2.0 + late).contains(&t),
+        "the action began at {t}s (generator lag max {late} s)"
+    );
     let recovery = a["recovery_s"].as_f64().expect("it recovered");
     assert!(
         (recovery - 3.0).abs() <= 0.5,
@@ -395,28 +401,38 @@ fn the_shop_fails_slows_and_recovers_on_command() {
         assert_eq!(shop.stats().drill_failures, 1);
         assert_eq!(post("/admin/recover").await.unwrap().status(), 200);
         assert_eq!(get().await.unwrap().status(), 200);
-        // A failure window ends by itself.
-        assert_eq!(post("/admin/fail?for=300ms").await.unwrap().status(), 200);
-        assert_eq!(get().await.unwrap().status(), 503);
+        // A failure window ends by itself, and not before its time. The clock starts before the
+        // command is sent, so the window (opened when the shop reads it) cannot end before 1 s
+        // on it, however long a loaded machine takes to deliver each request.
         let t = Instant::now();
+        assert_eq!(post("/admin/fail?for=1s").await.unwrap().status(), 200);
+        let first = get().await.unwrap().status();
+        if t.elapsed() < Duration::from_millis(900) {
+            assert_eq!(first, 503, "inside the window");
+        }
         while get().await.unwrap().status() == 503 {
-            assert!(t.elapsed() < Duration::from_secs(5), "still failing");
+            assert!(t.elapsed() < Duration::from_secs(10), "still failing");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            t.elapsed() >= Duration::from_millis(200),
-            "{:?}",
+            t.elapsed() >= Duration::from_secs(1),
+            "the window ended after {:?}",
             t.elapsed()
         );
-        // Slow: every request takes that much longer, until recovered.
-        assert_eq!(post("/admin/slow?ms=300").await.unwrap().status(), 200);
+        // Slow: every request takes that much longer, until recovered. 1 s, so that after the
+        // recovery a request on a loaded machine is still far quicker than a slowed one.
+        assert_eq!(post("/admin/slow?ms=1000").await.unwrap().status(), 200);
         let t = Instant::now();
         assert_eq!(get().await.unwrap().status(), 200);
-        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert!(t.elapsed() >= Duration::from_millis(1000));
         post("/admin/recover").await.unwrap();
         let t = Instant::now();
         get().await.unwrap();
-        assert!(t.elapsed() < Duration::from_millis(300));
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "still slowed after the recovery: {:?}",
+            t.elapsed()
+        );
         // Bad values are refused.
         assert_eq!(post("/admin/fail?for=soon").await.unwrap().status(), 400);
         assert_eq!(post("/admin/slow").await.unwrap().status(), 400);

@@ -10,12 +10,12 @@
 //! A board is fed by a local run (the collector, once a second) or by the watcher (merged
 //! seconds); the page does not know which. Every text it serves passes the run's redactor.
 
+use super::spill::Spill;
 use crate::metrics::catalog::PhaseSpan;
 use crate::metrics::recorder::{ErrorKind, N_ERROR_KINDS};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
-use super::spill::Spill;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

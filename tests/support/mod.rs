@@ -27,6 +27,74 @@ use std::time::{Duration, Instant};
 /// bench/ (release build, `generator.burst_ms`), not here.
 pub const BURST_SLACK_MS: f64 = 250.0;
 
+/// How long this machine kept threads of the test process from running: a thread that sleeps
+/// 1 ms at a time and notes each wake-up that came more than 2 ms late. The generators a test
+/// spawns run at the same nice level, beside the same builds and CPU hogs, so what this thread
+/// lost they lost too. A test that bounds how late a crowd reached its server adds the time lost
+/// around the release to `BURST_SLACK_MS`: on a quiet machine that is about nothing (the bound
+/// stays 250 ms and still catches a release gone wrong); on one where the suite runs at nice 10
+/// beside `stress-ng --cpu 2`, it is what the machine took. Measured apart from the generator,
+/// so a release bug cannot widen its own tolerance.
+pub struct Starvation {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    late: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Duration)>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Starvation {
+    pub fn watch() -> Starvation {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let stop = Arc::new(AtomicBool::new(false));
+        let late = Arc::new(Mutex::new(Vec::new()));
+        let (s, l) = (stop.clone(), late.clone());
+        let thread = std::thread::spawn(move || {
+            let tick = Duration::from_millis(1);
+            while !s.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                std::thread::sleep(tick);
+                let over = t.elapsed().saturating_sub(tick);
+                if over > Duration::from_millis(2) {
+                    l.lock().unwrap().push((Instant::now(), over));
+                }
+            }
+        });
+        Starvation {
+            stop,
+            late,
+            thread: Some(thread),
+        }
+    }
+
+    /// Time lost, ms: the lateness of the wake-ups that came within `[from, to]`, summed.
+    pub fn lost_ms(&self, from: Instant, to: Instant) -> f64 {
+        self.late
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|(_, d)| d.as_secs_f64() * 1000.0)
+            .sum()
+    }
+
+    /// `BURST_SLACK_MS` plus the time lost from `release - 0.5 s` to `release + 2 s`.
+    pub fn burst_slack_ms(&self, release: Instant) -> f64 {
+        let from = release
+            .checked_sub(Duration::from_millis(500))
+            .unwrap_or(release);
+        BURST_SLACK_MS + self.lost_ms(from, release + Duration::from_secs(2))
+    }
+}
+
+impl Drop for Starvation {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A `flashcrowd` process running in the background, its output collected by two threads.
 pub struct Spawned {
     child: Child,
