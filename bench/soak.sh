@@ -467,7 +467,7 @@ md = [f"# flashcrowd soak ({datetime.datetime.now(datetime.timezone.utc).strftim
       "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 md += [f"| {r['minute']} | {r['rss']:.1f} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {r['req']} | {r['cpu_ms']:.0f} | {f(r['per_k'], '%.2f')} | "
        f"{f(r['load'], '%.2f')} | {r['steal']:.2f} |" for r in rows]
-md += [""] + [f"- {l}" for l in lines]
+md += [""] + [f"- {l.strip()}" for l in lines]
 open(out_path, "w").write("\n".join(md) + "\n")
 print(f"markdown written to {out_path}")
 sys.exit(0 if ok else 1)

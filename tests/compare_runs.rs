@@ -1,5 +1,5 @@
-//! `flashcrowd compare` on real runs against the embedded shop: two runs of one scenario against
-//! one target compare as "same"; a shop (200 ms service time, so the machine's own noise is small
+//! `flashcrowd compare` on real runs against the embedded shop, the runs of each comparison made
+//! side by side (see `together`): two runs of one scenario against one target compare as "same"; a shop (200 ms service time, so the machine's own noise is small
 //! beside it) slowed by 20 % (service time × 1.2, latency dominated by service time) compares as
 //! "worse" on latency with a positive change, and `--fail-on` turns that into exit 1. Two runs of a countdown with 1–2 s phases compare as "same", its short phases
 //! said to be too short to judge, and no `--fail-on … during PHASE` fires; a run at half the
@@ -52,32 +52,50 @@ fn shop(service_us: u64) -> flashcrowd::shop::ShopHandle {
     .expect("start the shop")
 }
 
-fn run(url: &str) -> Scenario {
-    clean_run(url, SCENARIO, &[])
-}
-
-/// A run the machine did not disturb: no errors (the shop has room: only a starved process
-/// times out) and p99 under 1 s (service times are 100–240 ms). On a machine so busy that the
-/// shop or the generator stalled for a while (the suite at nice 10 beside builds and a CPU hog),
-/// a run measures the machine, and two such runs do not compare like their targets: such a run
-/// is made again, up to four times in all (then the last one is used, and said so).
-fn clean_run(url: &str, yaml: &str, extra: &[&str]) -> Scenario {
+/// Runs that are to be compared run at the same time: on a machine whose load changes from one
+/// minute to the next (other builds, a CPU hog, the suite at nice 10), two runs made one after
+/// the other differ by what the machine did between them — rightly seen by compare as a change
+/// (+31 % at p50 on this machine once) — while runs side by side share it. `runs` are
+/// (target, scenario, extra flags); all of them are made again, together, when one was
+/// disturbed (see `disturbed`), up to four times in all (then the last ones are used, and said so).
+fn together(runs: &[(&str, &str, &[&str])]) -> Vec<Scenario> {
     let mut attempt = 1;
     loop {
-        let s = Scenario::new(yaml);
-        let r = s.run_passing(url, extra, LIMIT);
-        let errors = r["totals"]["errors"].as_u64().unwrap_or(0);
-        let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
-        if errors == 0 && p99 < 1000.0 {
-            return s;
+        let made: Vec<(Scenario, Value)> = std::thread::scope(|s| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|(url, yaml, extra)| {
+                    s.spawn(move || {
+                        let sc = Scenario::new(yaml);
+                        let r = sc.run_passing(url, extra, LIMIT);
+                        (sc, r)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let bad: Vec<String> = made.iter().filter_map(|(_, r)| disturbed(r)).collect();
+        if bad.is_empty() {
+            return made.into_iter().map(|(s, _)| s).collect();
         }
-        eprintln!("run {attempt}: disturbed by the machine (errors {errors}, p99 {p99} ms)");
+        eprintln!(
+            "attempt {attempt}: disturbed by the machine: {}",
+            bad.join("; ")
+        );
         if attempt == 4 {
-            eprintln!("four disturbed runs: comparing the last one");
-            return s;
+            eprintln!("four disturbed attempts: comparing the last runs");
+            return made.into_iter().map(|(s, _)| s).collect();
         }
         attempt += 1;
     }
+}
+
+/// Why a run measured the machine rather than the shop, if it did: errors (the shop has room:
+/// only a starved process times out) or a p99 over 1 s (service times are 100–240 ms).
+fn disturbed(r: &Value) -> Option<String> {
+    let errors = r["totals"]["errors"].as_u64().unwrap_or(0);
+    let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
+    (errors > 0 || p99 >= 1000.0).then(|| format!("errors {errors}, p99 {p99} ms"))
 }
 
 fn compare(base: &Path, new: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
@@ -97,11 +115,14 @@ fn compare(base: &Path, new: &Path, extra: &[&str]) -> (Option<i32>, Value, Stri
 fn same_target_is_same_and_a_slower_target_is_worse() {
     let _turn = turn();
     let fast = shop(200_000);
-    let a = run(&fast.url());
-    let b = run(&fast.url());
-    drop(fast);
     let slow = shop(240_000);
-    let c = run(&slow.url());
+    let (f, sl) = (fast.url(), slow.url());
+    let mut ab = together(&[(&f, SCENARIO, &[]), (&f, SCENARIO, &[])]).into_iter();
+    let (a, b) = (ab.next().unwrap(), ab.next().unwrap());
+    // The slower shop beside another run of the fast one: the base of its comparison.
+    let mut xc = together(&[(&f, SCENARIO, &[]), (&sl, SCENARIO, &[])]).into_iter();
+    let (x, c) = (xc.next().unwrap(), xc.next().unwrap());
+    drop(fast);
     drop(slow);
 
     // Same scenario, same target: no row worse; a --fail-on does not fire.
@@ -124,7 +145,7 @@ fn same_target_is_same_and_a_slower_target_is_worse() {
     assert!(html.contains("<svg") && !html.contains("src=\"http") && !html.contains("<script"));
 
     // 20 % slower: worse on latency, with a positive change whose interval excludes zero.
-    let (code, j, out) = compare(&a.out, &c.out, &["--fail-on", "create-order p50 > +10%"]);
+    let (code, j, out) = compare(&x.out, &c.out, &["--fail-on", "create-order p50 > +10%"]);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(j["verdict"], "worse", "{out}");
     let all = &j["rows"][0];
@@ -165,7 +186,7 @@ fn same_target_is_same_and_a_slower_target_is_worse() {
     }
 
     // And the other way round it is better.
-    let (code, j, out) = compare(&c.out, &a.out, &[]);
+    let (code, j, out) = compare(&c.out, &x.out, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(j["rows"][0]["verdict"], "better", "{out}");
 }
@@ -200,8 +221,18 @@ load:
 fn short_phases_are_not_judged_and_a_halved_plan_is_not_a_rate_change() {
     let _turn = turn();
     let shop = shop(100_000);
-    let run_with = |extra: &[&str]| clean_run(&shop.url(), COUNTDOWN, extra);
-    let (a, b, half) = (run_with(&[]), run_with(&[]), run_with(&["--scale", "1/2"]));
+    let url = shop.url();
+    let mut runs = together(&[
+        (&url, COUNTDOWN, &[]),
+        (&url, COUNTDOWN, &[]),
+        (&url, COUNTDOWN, &["--scale", "1/2"]),
+    ])
+    .into_iter();
+    let (a, b, half) = (
+        runs.next().unwrap(),
+        runs.next().unwrap(),
+        runs.next().unwrap(),
+    );
 
     let phases = ["before", "rise", "peak", "decay", "after"];
     let conds: Vec<String> = phases

@@ -33,7 +33,19 @@ fn sessions_started(threads: &str) -> (u64, u64) {
     assert_report_shape(&report);
     let started = count(&report, "/totals/sessions_started");
     let requests = count(&report, "/totals/requests");
-    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    // The shop runs in this test process; starved by a loaded machine (the suite at nice 10
+    // beside a CPU hog), it may fill its queue and refuse with 503 "system busy". Those are
+    // the shop's, counted by it: every error is one of them, and nothing else failed.
+    let refused = shop.stats().busy_rejections;
+    assert_eq!(count(&report, "/totals/errors"), refused, "{report:#}");
+    assert_eq!(
+        report
+            .pointer("/totals/errors_by_kind/http_5xx")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+        refused,
+        "{report:#}"
+    );
     assert_eq!(count(&report, "/totals/sessions_dropped"), 0, "{report:#}");
     assert_eq!(
         report["run"]["threads"].to_string(),
