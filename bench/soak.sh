@@ -10,6 +10,7 @@
 # verdict, and exits 1 when either bound fails. See bench/README.md ("Soak"). Traffic goes only
 # to 127.0.0.1; everything started here is stopped on exit, Ctrl-C included.
 set -euo pipefail
+{   # the whole script is read before it runs: editing it during an hour-long run cannot break it
 
 # ---------------------------------------------------------------- options
 MINUTES=60
@@ -472,3 +473,5 @@ open(out_path, "w").write("\n".join(md) + "\n")
 print(f"markdown written to {out_path}")
 sys.exit(0 if ok else 1)
 EOF
+exit
+}

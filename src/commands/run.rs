@@ -334,8 +334,10 @@ pub fn execute(req: RunRequest) -> Outcome {
             (fallback, rec)
         }
     };
-    let serve = req.metrics_listen.map(|listen| {
-        serve_options(
+    // The live page's seconds are kept beside the run's files, not in memory.
+    let serve = req.metrics_listen.map(|listen| crate::ops::Serve {
+        spill_dir: Some(dir.clone()),
+        ..serve_options(
             listen,
             &req,
             sc,
@@ -343,7 +345,6 @@ pub fn execute(req: RunRequest) -> Outcome {
             &prepared.plan,
             &prepared.thresholds,
             &redactor,
-            &dir,
         )
     });
     let monitor = prepared.monitor.take();
@@ -453,7 +454,6 @@ fn serve_options(
     plan: &Plan,
     thresholds: &[crate::gate::Threshold],
     redactor: &rundir::Redactor,
-    dir: &Path,
 ) -> crate::ops::Serve {
     let token = live_token(req);
     let secrets = redactor.clone();
@@ -485,7 +485,7 @@ fn serve_options(
         },
         thresholds: thresholds.to_vec(),
         redact: Arc::new(move |s: &str| secrets.apply(s).replace(t.as_str(), "[redacted]")),
-        spill_dir: Some(dir.to_path_buf()),
+        spill_dir: None,
     }
 }
 
