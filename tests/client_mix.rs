@@ -1,6 +1,8 @@
-//! The client mix as it came out, per phase: report.json `phases[].clients`, report.html's and
-//! summary.md's phase tables. A mix that shifts at the peak (50 % phones before, 90 % at the peak)
-//! shows the shift in the requests each client sent in each phase.
+//! The client mix as it came out, per phase and per second: report.json `phases[].clients` and
+//! `series[].clients`, report.html's and summary.md's phase tables and report.html's client-mix
+//! chart. A mix that shifts at the peak (50 % phones before, 90 % at the peak) shows the shift in
+//! the requests each client sent in each phase; a plan that switches from phones to PCs counts
+//! each client's requests exactly, second by second.
 
 mod support;
 
@@ -69,4 +71,81 @@ fn each_phase_reports_the_requests_of_each_client() {
         "{md}"
     );
     assert!(md.contains(&pct(before)), "{md}");
+}
+
+/// Phones before the peak, PCs at it, every arrival planned (uniform, 100/s for 2 s a phase):
+/// 200 sessions of one request each per client, exactly.
+const SWITCH: &str = r#"
+name: client-switch
+target: http://127.0.0.1:9
+clients:
+  phone: { share: 100%, during: { peak: 0% } }
+  pc: { share: 0%, during: { peak: 100% } }
+journeys:
+  look:
+    share: 100%
+    steps:
+      - get: /api/items/1
+load:
+  stages:
+    - { rate: 100/s, for: 2s, name: before }
+    - { rate: 100/s, for: 2s, name: peak }
+  arrivals: uniform
+  seed: 7
+"#;
+
+#[test]
+fn each_second_reports_the_requests_of_each_client_and_they_add_up() {
+    let shop = start_background(ShopConfig::default()).expect("start the shop");
+    let sc = Scenario::new(SWITCH);
+    let r = sc.run_passing(&shop.url(), &[], Duration::from_secs(60));
+    support::python::assert_valid_report(&sc.out);
+    let series = r["series"].as_array().unwrap();
+    let of = |p: &serde_json::Value, client: &str| p["clients"][client].as_u64().unwrap_or(0);
+    for p in series {
+        // Every request of the second is some client's.
+        let sum: u64 = p["clients"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, p["requests"].as_u64().unwrap(), "{p}");
+        // Before the peak only phones arrive: no PC request can finish before 2 s; from 3 s on,
+        // every phone request (the last planned at 1.99 s, answered in well under a second on
+        // loopback) is done.
+        let t = p["t"].as_u64().unwrap();
+        if t < 2 {
+            assert_eq!(of(p, "pc"), 0, "{p}");
+        }
+        if t >= 3 {
+            assert_eq!(of(p, "phone"), 0, "{p}");
+        }
+    }
+    // The plan's 200 sessions a client, exactly, over the seconds.
+    let total = |client: &str| series.iter().map(|p| of(p, client)).sum::<u64>();
+    assert_eq!((total("phone"), total("pc")), (200, 200), "{series:#?}");
+    assert_eq!(
+        support::named(&r, "phases", "before")["clients"],
+        serde_json::json!({"phone": 200})
+    );
+    assert_eq!(
+        support::named(&r, "phases", "peak")["clients"],
+        serde_json::json!({"pc": 200})
+    );
+
+    // report.html draws the mix over time; charts/clients.png is written beside it.
+    let html = std::fs::read_to_string(sc.out.join("report.html")).unwrap();
+    assert!(
+        html.contains("Client mix over time (share of requests)"),
+        "report.html's client-mix chart"
+    );
+    assert!(sc.out.join("charts/clients.png").is_file());
+
+    // `flashcrowd report` re-renders report.json unchanged, the mix per second included.
+    let before = std::fs::read(sc.out.join("report.json")).unwrap();
+    let again = support::Spawned::start(&["report", sc.out.to_str().unwrap(), "--quiet"])
+        .wait(Duration::from_secs(60));
+    assert_eq!(again.code, Some(0), "{}", again.output());
+    assert_eq!(before, std::fs::read(sc.out.join("report.json")).unwrap());
 }
