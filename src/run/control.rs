@@ -494,8 +494,8 @@ fn finished_action(
 }
 
 /// A rule's value in one second: a monitor series from the point, anything else from the
-/// second's records.
-fn observe(
+/// second's records. (A journal's rebuild judges recovery on its seconds with it too.)
+pub fn observe(
     catalog: &crate::metrics::Catalog,
     rec: &Recorder,
     p: &Point,
