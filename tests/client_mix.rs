@@ -75,29 +75,19 @@ fn each_phase_reports_the_requests_of_each_client() {
 
 /// Phones before the peak, PCs at it, every arrival planned (uniform, 100/s for 2 s a phase):
 /// 200 sessions of one request each per client, exactly.
-const SWITCH: &str = r#"
-name: client-switch
-target: http://127.0.0.1:9
-clients:
-  phone: { share: 100%, during: { peak: 0% } }
-  pc: { share: 0%, during: { peak: 100% } }
-journeys:
-  look:
-    share: 100%
-    steps:
-      - get: /api/items/1
-load:
-  stages:
-    - { rate: 100/s, for: 2s, name: before }
-    - { rate: 100/s, for: 2s, name: peak }
-  arrivals: uniform
-  seed: 7
-"#;
+fn switch() -> String {
+    MIX.replace(
+        "  phone: { share: 50%, during: { peak: 90% } }\n  pc: { share: 50%, during: { peak: 10% } }",
+        "  phone: { share: 100%, during: { peak: 0% } }\n  pc: { share: 0%, during: { peak: 100% } }",
+    )
+}
 
 #[test]
 fn each_second_reports_the_requests_of_each_client_and_they_add_up() {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
-    let sc = Scenario::new(SWITCH);
+    let switch = switch();
+    assert_ne!(switch, MIX);
+    let sc = Scenario::new(&switch);
     let r = sc.run_passing(&shop.url(), &[], Duration::from_secs(60));
     support::python::assert_valid_report(&sc.out);
     let series = r["series"].as_array().unwrap();

@@ -229,7 +229,11 @@ fn a_finished_run_rebuilt_from_its_journal_matches_its_own_report() {
             .collect()
     };
     assert_eq!(mix(&v), mix(&original));
-    assert!(mix(&v).iter().any(|c| c["default"].as_u64() > Some(0)), "{:?}", mix(&v));
+    assert!(
+        mix(&v).iter().any(|c| c["default"].as_u64() > Some(0)),
+        "{:?}",
+        mix(&v)
+    );
     // Re-rendering the rebuilt directory is an ordinary report now.
     let again = flashcrowd(&["report", sc.out.to_str().unwrap()]);
     assert_eq!(again.code, Some(3), "{}", again.output());

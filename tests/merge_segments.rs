@@ -297,7 +297,11 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
     // and over the seconds they are the run's.
     let mut series_clients = 0;
     for p in merged["series"].as_array().unwrap() {
-        assert_eq!(p["clients"]["default"].as_u64().unwrap_or(0), count(p, "/requests"), "{p}");
+        assert_eq!(
+            p["clients"]["default"].as_u64().unwrap_or(0),
+            count(p, "/requests"),
+            "{p}"
+        );
         series_clients += count(p, "/requests");
     }
     let seg_series: u64 = segments

@@ -44,7 +44,11 @@ fn mix_clients(rep: &super::model::Report) -> Vec<String> {
         .clients
         .iter()
         .map(|c| c.name.clone())
-        .filter(|n| rep.series.iter().any(|p| p.clients.get(n).is_some_and(|v| *v > 0)))
+        .filter(|n| {
+            rep.series
+                .iter()
+                .any(|p| p.clients.get(n).is_some_and(|v| *v > 0))
+        })
         .collect();
     for p in &rep.series {
         for n in p.clients.keys() {
