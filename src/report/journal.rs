@@ -533,17 +533,7 @@ impl Journal {
         let mut last_second = None;
         // Recovery after the actions, judged on each journaled second as the run judged it.
         let mut tracker = Tracker::new(match &h.recovery {
-            Some(r) => Some(RecoverySpec {
-                slo: r
-                    .slo
-                    .iter()
-                    .map(|e| {
-                        crate::gate::parse_stop_when(e)
-                            .map_err(|err| anyhow!("recovery.slo `{e}`: {}", err.message))
-                    })
-                    .collect::<anyhow::Result<_>>()?,
-                stable_s: r.stable_s,
-            }),
+            Some(r) => Some(RecoverySpec::compile(&r.slo, r.stable_s).map_err(|e| anyhow!(e))?),
             None => None,
         });
         for (t, cpu, point, st) in &self.seconds {
