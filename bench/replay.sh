@@ -54,7 +54,7 @@ rng = random.Random(7)
 ts = sorted(rng.uniform(0, 50) for _ in range(100000))
 with open(sys.argv[1], "w") as f:
     for k, t in enumerate(ts):
-        f.write(f'{{"time": {1794326400 + t:.3f}, "method": "GET", "path": "/api/items/{k % 1000}?k={k}"}}\n')
+        f.write(f'{{"time": {1794326400 + t:.3f}, "method": "GET", "path": "/api/items/{k % 1000 + 1}?k={k}"}}\n')
 PY
 cat > "$TMP/100k.yaml" <<YAML
 name: replay-100k
