@@ -423,6 +423,7 @@ fn second_of(
         monitor: p.monitor.clone(),
         latency: all.latency,
         hists,
+        burst: rec.burst.clone(),
     }
 }
 

@@ -30,6 +30,8 @@ struct Interval {
     factor: f64,
     phase: usize,
     hists: Vec<(String, Histogram<u64>)>,
+    /// The second's burst spread (releases), µs.
+    burst: Option<Histogram<u64>>,
 }
 
 /// What the watcher knows of one segment.
@@ -106,6 +108,13 @@ impl Segment {
                 .map_err(|e| format!("second {t}, {tag}: {e}"))?;
                 hists.push((tag.to_string(), hist));
             }
+            let burst = match it["burst"].as_str() {
+                Some(b) => Some(
+                    crate::report::state::decode_histogram(b)
+                        .map_err(|e| format!("second {t}, burst: {e}"))?,
+                ),
+                None => None,
+            };
             let n = |k: &str| it[k].as_u64().unwrap_or(0);
             self.pending.insert(
                 t,
@@ -121,6 +130,7 @@ impl Segment {
                     factor: it["factor"].as_f64().unwrap_or(1.0),
                     phase: n("phase") as usize,
                     hists,
+                    burst,
                 },
             );
             self.next += 1;
@@ -287,6 +297,7 @@ impl Watch {
                 monitor: Vec::new(),
                 latency: new_histogram(),
                 hists: Vec::new(),
+                burst: new_histogram(),
             };
             let mut n = 0.0f64;
             for (s, off) in self.segments.iter_mut().zip(&offsets) {
@@ -312,6 +323,9 @@ impl Watch {
                     (a, b) => a.or(b),
                 };
                 sec.rate_factor += iv.factor;
+                if let Some(b) = &iv.burst {
+                    let _ = sec.burst.add(b);
+                }
                 sec.phase = sec.phase.max(iv.phase);
                 for (tag, h) in iv.hists {
                     let _ = sec.latency.add(&h);
