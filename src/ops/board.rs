@@ -249,6 +249,11 @@ impl Board {
         (g.requests, g.total.clone(), g.errors)
     }
 
+    /// Every release's burst spread so far (µs).
+    pub fn burst(&self) -> Histogram<u64> {
+        self.lock().burst.clone()
+    }
+
     fn polled(&self, g: &mut Inner) {
         g.last_poll = Some(Instant::now());
         if g.verdict.is_some() {

@@ -386,9 +386,12 @@ impl Watch {
     }
 
     /// The whole view's totals: requests, errors, and latency from the merged histograms
-    /// (report.json's latency fields).
+    /// (report.json's latency fields), and the burst spread of releases as report.json's
+    /// `generator.burst_ms`.
     pub fn summary(&self) -> Value {
         let (requests, h, errors) = self.board.totals();
+        let b = self.board.burst();
+        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
         json!({
             "seconds": self.board.seconds(),
             "segments": self.segments_json(),
@@ -397,6 +400,12 @@ impl Watch {
                 "requests": requests,
                 "errors": errors.iter().sum::<u64>(),
                 "latency_ms": crate::report::json::latency(&h),
+                "burst_ms": {
+                    "count": b.len(),
+                    "p50": (!b.is_empty()).then(|| ms(b.value_at_quantile(0.5))),
+                    "p99": (!b.is_empty()).then(|| ms(b.value_at_quantile(0.99))),
+                    "max": (!b.is_empty()).then(|| ms(b.max())),
+                },
             },
         })
     }
