@@ -99,6 +99,7 @@ fn second(t: u64) -> Second {
         monitor: Vec::new(),
         latency: all,
         hists,
+        burst: Histogram::<u64>::new(3).unwrap(),
     }
 }
 
