@@ -48,15 +48,9 @@ fn assert_failover(a: &serde_json::Value, failed_by_shop: u64) -> f64 {
     assert_eq!(a["ok"], true, "{a}");
     assert_eq!(a["result"], "status 200", "{a}");
     assert_eq!(a["planned_t"], 2.0, "{a}");
-    // Fired by a timer thread: on time within 0.4 s on a loaded 2-core machine (debug build),
-    // or within the lateness the generator's own timers had in this run, when that was worse
-    // (report.json `generator.lag_ms.max`: the machine did not give the run a core for that long).
+    // Fired by a timer thread: on time within 0.4 s on a loaded 2-core machine (debug build).
     let t = a["t"].as_f64().unwrap();
-    let late = (report["generator"]["lag_ms"]["max"].as_f64().unwrap_or(0.0) / 1000.0).max(0.4);
-    assert!(
-        (2.0..2.0 + late).contains(&t),
-        "the action began at {t}s (generator lag max {late} s)"
-    );
+    assert!((2.0..2.4).contains(&t), "the action began at {t}s");
     let recovery = a["recovery_s"].as_f64().expect("it recovered");
     assert!(
         (recovery - 3.0).abs() <= 0.5,
