@@ -4,6 +4,7 @@
 #   bench/run.sh [--repeats N] [--duration S] [--with-oha] [--no-build] [--out FILE]   # throughput
 #   bench/run.sh --memory [--minutes M] [--rate R]                                      # RSS over time
 #   bench/run.sh --connections N [--conn-seconds S]                                     # many connections
+#   bench/run.sh --ceiling [--ceiling-rates LIST] [--with-oha]                          # open-model ceiling per core
 #
 # See bench/README.md for what the figures mean. Everything started here is stopped on exit.
 set -euo pipefail
@@ -27,8 +28,9 @@ CONN_SECONDS=30
 STEAL_LIMIT=1.0
 STEAL_RETRIES=1
 KEEP_TMP=0
+CEILING_RATES="10000,20000,30000,40000,50000,60000,80000"
 SOURCE_IPS=""
-TOOLS="wrk,oha,flashcrowd-closed,flashcrowd-open"
+TOOLS="wrk,oha,flashcrowd-closed,flashcrowd-open,flashcrowd-journey"
 FC_BIN=""
 FC_BIN_B=""
 CACHE_DIR="${FLASHCROWD_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flashcrowd-bench}"
@@ -41,12 +43,12 @@ Options:
   --duration S       seconds per run (default 10)
   --users N          connections / closed-model users (default 64)
   --open-rate R      open-model arrivals per second for flashcrowd-open (default 20000)
-  --tools LIST       comma-separated subset of wrk,oha,flashcrowd-closed,flashcrowd-open (default: all;
-                     oha only runs with --with-oha)
+  --tools LIST       comma-separated subset of wrk,oha,flashcrowd-closed,flashcrowd-open,
+                     flashcrowd-journey (default: all; oha only runs with --with-oha)
   --bin PATH         flashcrowd binary to use instead of target/release/flashcrowd (implies --no-build)
   --bin-b PATH       a second flashcrowd binary (another build profile, another commit): adds the tool
-                     flashcrowd-closed-b, the closed model run by it, interleaved with the others, and
-                     its per-repeat ratio to flashcrowd-closed
+                     flashcrowd-closed-b (and flashcrowd-journey-b), the closed model (journey) run by
+                     it, interleaved with the others, and its per-repeat ratio to A's
   --open-connection M  connection mode of the open-model scenarios: shared (default: sessions reuse
                      the shard's keep-alive connections, like oha -q) or per-user (a new TCP
                      connection per arrival: a connection storm, not a request-rate benchmark)
@@ -60,6 +62,12 @@ Options:
   --rate R           memory mode arrival rate per second (default 5000)
   --connections N    connection mode: closed model with N users, count ESTABLISHED sockets
   --conn-seconds S   connection mode duration (default 30: 10 s ramp, then hold)
+  --ceiling          ceiling mode: the open model on one pinned core at each rate of --ceiling-rates;
+                     a rate holds when lag p99 < 1 ms, 0 dropped, 0 errors and >= 99 % of it was
+                     achieved; beside oha -q RATE --latency-correction (with --with-oha), which holds
+                     when it achieved >= 99 % of the rate with 0 errors; prints both ceilings and
+                     their ratio (--duration and --repeats apply; a rate holds in most repeats)
+  --ceiling-rates L  comma-separated arrival rates for --ceiling (default 10000,...,80000)
   --source-ips SPEC  passed to flashcrowd as --source-ips SPEC (connection mode), if it has it
   --cache-dir DIR    where oha is installed (default ~/.cache/flashcrowd-bench)
   --keep-tmp         keep the temp dir (nginx config, scenarios, raw outputs) for inspection
@@ -82,6 +90,8 @@ while [[ $# -gt 0 ]]; do
         --steal-limit) STEAL_LIMIT="$2"; shift 2 ;;
         --steal-retries) STEAL_RETRIES="$2"; shift 2 ;;
         --memory) MODE=memory; shift ;;
+        --ceiling) MODE=ceiling; shift ;;
+        --ceiling-rates) CEILING_RATES="$2"; shift 2 ;;
         --minutes) MINUTES="$2"; shift 2 ;;
         --rate) MEM_RATE="$2"; shift 2 ;;
         --connections) MODE=connections; CONNS="$2"; shift 2 ;;
@@ -155,10 +165,11 @@ NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 
 want_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
 NEED_FC=1
-if [[ $MODE == throughput ]] && ! want_tool flashcrowd-closed && ! want_tool flashcrowd-open; then NEED_FC=0; fi
+if [[ $MODE == throughput ]] && ! want_tool flashcrowd-closed && ! want_tool flashcrowd-open \
+    && ! want_tool flashcrowd-journey; then NEED_FC=0; fi
 
 OHA=""
-if [[ $MODE == throughput && $WITH_OHA -eq 1 ]] && want_tool oha; then
+if [[ ( $MODE == throughput || $MODE == ceiling ) && $WITH_OHA -eq 1 ]] && want_tool oha; then
     OHA="$(command -v oha || true)"
     if [[ -z "$OHA" ]]; then
         OHA="$CACHE_DIR/oha/bin/oha"
@@ -259,6 +270,9 @@ http {
         location = / { default_type text/plain; return 200 "flashcrowd bench target\n"; }   # the probe
         location = /ok { default_type text/plain; return 200 "ok"; }
         location = /1k { try_files /1k.bin =404; }
+        # the journey's two steps: a JSON item to capture from, and an order to POST
+        location = /item { default_type application/json; return 200 '{"id":"sku-12345","price":99}'; }
+        location = /order { default_type application/json; return 200 '{"order":"created"}'; }
     }
 }
 EOF
@@ -325,6 +339,27 @@ load:
   arrivals: uniform
   max_users: $MAX_USERS
 EOF
+    cat >"$TMP/journey.yaml" <<EOF
+name: bench-journey
+description: Closed model, $USERS users, a capture and a templated JSON POST per session, no think time.
+target: http://127.0.0.1:$PORT
+defaults:
+  headers: { X-Load-Test: "flashcrowd-bench" }
+clients:
+  bench:
+    share: 100%
+    http: h1
+    connection: per-user
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - get: /item
+        capture: { item: \$.id }
+      - post: /order
+        json: { item: "{{ item }}", user: "{{ user() }}", qty: 1, trace: "{{ uuid() }}" }
+load: { users: [ { users: $USERS, for: ${DURATION}s } ] }
+EOF
     cat >"$TMP/memory.yaml" <<EOF
 name: bench-memory
 description: Open model at a steady $MEM_RATE/s for $MINUTES minutes, to watch RSS.
@@ -369,7 +404,7 @@ load: { users: [ { to: $CONNS, over: ${ramp}s }, { hold: ${hold}s } ] }
 EOF
     [[ -z "$FC" ]] && return 0
     local f
-    for f in closed open memory connections; do
+    for f in closed open journey memory connections; do
         if ! "$FC" validate "$TMP/$f.yaml" >/dev/null 2>"$TMP/validate.err"; then
             log "warning: flashcrowd validate rejected $f.yaml:"; cat "$TMP/validate.err" >&2
         fi
@@ -409,8 +444,11 @@ run_one() {
     case "$tool" in
         wrk) cmd=(wrk -t1 -c"$USERS" -d"${DURATION}s" --latency "$URL") ;;
         oha) cmd=("$OHA" -z "${DURATION}s" -c "$USERS" "${OHA_FLAGS[@]}" "$URL") ;;
+        oha-q) cmd=("$OHA" -z "${DURATION}s" -c "$USERS" -q "$OPEN_RATE" --latency-correction "${OHA_FLAGS[@]}" "$URL") ;;
         flashcrowd-closed) cmd=("$FC" run "$TMP/closed.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
         flashcrowd-closed-b) cmd=("$FC_B" run "$TMP/closed.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
+        flashcrowd-journey) cmd=("$FC" run "$TMP/journey.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
+        flashcrowd-journey-b) cmd=("$FC_B" run "$TMP/journey.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
         flashcrowd-open) cmd=("$FC" run "$TMP/open.yaml" --target "http://127.0.0.1:$PORT" --out "$dir/fc" --quiet --threads 1) ;;
     esac
     printf '%s\n' "${cmd[*]}" >"$dir/cmd"
@@ -433,7 +471,8 @@ run_one() {
 import json, os, re, sys
 tool, rep, attempt, d, rc, steal_ticks, clk, conns, limit = sys.argv[1:]
 rec = {"tool": tool, "repeat": int(rep), "attempt": int(attempt), "exit": int(rc),
-       "steal_s": int(steal_ticks) / int(clk), "conns": int(conns), "dir": d}
+       "steal_s": int(steal_ticks) / int(clk), "conns": int(conns), "dir": d,
+       "rate": float(os.environ.get("BENCH_RATE") or 0)}
 rec["flag"] = rec["steal_s"] > float(limit)
 out = open(os.path.join(d, "stdout"), errors="replace").read()
 try:
@@ -462,7 +501,7 @@ try:
         m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
         if m: errs += sum(int(x) for x in m.groups())
         rec["errors"] = errs
-    elif tool == "oha":
+    elif tool in ("oha", "oha-q"):
         j = json.loads(out)
         codes = j.get("statusCodeDistribution", {})
         ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
@@ -511,6 +550,8 @@ if rec.get("errors"):
     msg += f", {rec['errors']} errors"
 if rec.get("dropped"):
     msg += f", {rec['dropped']} arrivals dropped"
+if rec.get("rate"):
+    msg += f", planned {rec['rate']:.0f}/s"
 if rec.get("lag_p99_ms") is not None and tool == "flashcrowd-open":
     msg += f", lag p99 {rec['lag_p99_ms']:.2f} ms"
     if rec.get("dropped_first_s") is not None:
@@ -527,6 +568,16 @@ EOF
     return $pst
 }
 
+oha_flags() {  # flags differ between oha versions: JSON output and waiting for in-flight requests
+    local help; help="$("$OHA" --help 2>&1)"
+    OHA_FLAGS=()
+    grep -q -- '--no-tui' <<<"$help" && OHA_FLAGS+=(--no-tui)
+    if grep -q -- '--wait-ongoing-requests-after-deadline' <<<"$help"; then OHA_FLAGS+=(-w); else
+        log "warning: this oha has no -w: requests in flight at the deadline count as errors"; fi
+    if grep -q -- '--output-format' <<<"$help"; then OHA_FLAGS+=(--output-format json)
+    else OHA_FLAGS+=(-j); fi
+}
+
 # ---------------------------------------------------------------- mode: throughput
 mode_throughput() {
     start_nginx 65535
@@ -534,19 +585,16 @@ mode_throughput() {
     local tools=()
     want_tool wrk && tools+=(wrk)
     if [[ -n "$OHA" ]]; then
-        # flags differ between oha versions: JSON output and waiting for in-flight requests
-        local help; help="$("$OHA" --help 2>&1)"
-        OHA_FLAGS=()
-        grep -q -- '--no-tui' <<<"$help" && OHA_FLAGS+=(--no-tui)
-        if grep -q -- '--wait-ongoing-requests-after-deadline' <<<"$help"; then OHA_FLAGS+=(-w); else
-            log "warning: this oha has no -w: requests in flight at the deadline count as errors"; fi
-        if grep -q -- '--output-format' <<<"$help"; then OHA_FLAGS+=(--output-format json)
-        else OHA_FLAGS+=(-j); fi
+        oha_flags
         tools+=(oha)
     fi
     want_tool flashcrowd-closed && tools+=(flashcrowd-closed)
     [[ -n "$FC_B" ]] && tools+=(flashcrowd-closed-b)
     want_tool flashcrowd-open && tools+=(flashcrowd-open)
+    if want_tool flashcrowd-journey; then
+        tools+=(flashcrowd-journey)
+        [[ -n "$FC_B" ]] && tools+=(flashcrowd-journey-b)
+    fi
     [[ ${#tools[@]} -gt 0 ]] || die "no tools selected"
     local n=${#tools[@]}
     log "throughput: ${tools[*]}; $REPEATS repeats of ${DURATION}s each, interleaved; $USERS connections"
@@ -587,7 +635,8 @@ tools = []
 for r in runs:
     if r["tool"] not in tools:
         tools.append(r["tool"])
-order = ["wrk", "oha", "flashcrowd-closed", "flashcrowd-closed-b", "flashcrowd-open"]
+order = ["wrk", "oha", "flashcrowd-closed", "flashcrowd-closed-b", "flashcrowd-open", "flashcrowd-journey",
+         "flashcrowd-journey-b"]
 tools.sort(key=lambda t: order.index(t) if t in order else 99)
 
 def med(tool, field):
@@ -662,6 +711,17 @@ if "flashcrowd-closed-b" in tools:
     if pairs:
         verdicts.append("flashcrowd-closed-b / flashcrowd-closed per CPU-second, repeat by repeat: "
                         + ", ".join(f"{p:.3f}" for p in pairs) + f"; median {statistics.median(pairs):.3f}")
+if "flashcrowd-journey-b" in tools:
+    pairs = [best[("flashcrowd-journey-b", k)]["req_per_cpu_s"] / best[("flashcrowd-journey", k)]["req_per_cpu_s"]
+             for k in range(1, int(repeats) + 1)
+             if best.get(("flashcrowd-journey-b", k), {}).get("req_per_cpu_s")
+             and best.get(("flashcrowd-journey", k), {}).get("req_per_cpu_s")]
+    if pairs:
+        verdicts.append("flashcrowd-journey-b / flashcrowd-journey per CPU-second, repeat by repeat: "
+                        + ", ".join(f"{p:.3f}" for p in pairs) + f"; median {statistics.median(pairs):.3f}")
+if "flashcrowd-journey" in tools:
+    verdicts.append("flashcrowd-journey counts requests (2 per session: GET /item with a capture, a templated "
+                    "JSON POST /order); its vs-wrk ratio compares a journey with a bare GET")
 if "flashcrowd-open" in tools:
     verdicts.append(f"flashcrowd-open runs at a fixed {open_rate}/s, not at saturation: its req/CPU-s is not "
                     "like-for-like with wrk's; flashcrowd-closed is the comparison that counts")
@@ -849,8 +909,89 @@ print(f"markdown written to {out_path}")
 EOF
 }
 
+# ---------------------------------------------------------------- mode: ceiling
+mode_ceiling() {
+    start_nginx 65535
+    local tools=(flashcrowd-open)
+    if [[ -n "$OHA" ]]; then
+        oha_flags
+        "$OHA" --help 2>&1 | grep -q -- '--latency-correction' || die "this oha has no --latency-correction"
+        tools+=(oha-q)
+    fi
+    local rates; IFS=, read -r -a rates <<<"$CEILING_RATES"
+    log "ceiling: ${tools[*]} at ${rates[*]}/s, ${DURATION}s each, $REPEATS repeat(s), one core each"
+    local rate r tool
+    for rate in "${rates[@]}"; do
+        OPEN_RATE="$rate"
+        write_scenarios
+        for ((r = 1; r <= REPEATS; r++)); do
+            for tool in "${tools[@]}"; do
+                BENCH_RATE="$rate" run_one "$tool" "$r" 1 || true
+                sleep 1
+            done
+        done
+    done
+    python3 - "$RESULTS" "$OUT_FILE" "$DURATION" <<'EOF'
+import json, sys
+res_path, out_path, duration = sys.argv[1:]
+runs = [json.loads(l) for l in open(res_path) if l.strip()]
+
+def held(r):
+    ok = r.get("rps") is not None and r["rps"] >= 0.99 * r["rate"] and not r.get("errors") and r["exit"] == 0
+    if r["tool"] == "flashcrowd-open":
+        ok = ok and not r.get("dropped") and r.get("lag_p99_ms") is not None and r["lag_p99_ms"] < 1.0
+    return ok
+
+tools = sorted({r["tool"] for r in runs}, key=lambda t: t != "flashcrowd-open")
+rates = sorted({r["rate"] for r in runs})
+lines = [f"Open-model ceiling on one core ({duration} s per run; nginx on the other core)", "",
+         "| rate/s | " + " | ".join(tools) + " |", "|---:|" + "---|" * len(tools)]
+ceiling = {}
+for rate in rates:
+    cells = []
+    for t in tools:
+        rs = [r for r in runs if r["tool"] == t and r["rate"] == rate]
+        n_held = sum(1 for r in rs if held(r))
+        ok = rs and 2 * n_held > len(rs)
+        desc = []
+        for r in rs:
+            d = f"{(r.get('rps') or 0):.0f}/s"
+            if t == "flashcrowd-open":
+                d += f", lag p99 {r.get('lag_p99_ms') if r.get('lag_p99_ms') is not None else '-'} ms, dropped {r.get('dropped') or 0}"
+            else:
+                d += f", p99 {r.get('p99_ms') if r.get('p99_ms') is not None else '-'} ms"
+            if r.get("errors"):
+                d += f", {r['errors']} errors"
+            desc.append(d)
+        cells.append(("held: " if ok else "FAILED: ") + "; ".join(desc))
+    lines.append(f"| {rate:.0f} | " + " | ".join(cells) + " |")
+lines.append("")
+# the ceiling is the highest rate below which every rate held
+for t in tools:
+    c = 0
+    for rate in rates:
+        rs = [r for r in runs if r["tool"] == t and r["rate"] == rate]
+        if rs and 2 * sum(1 for r in rs if held(r)) > len(rs):
+            c = rate
+        else:
+            break
+    ceiling[t] = c
+    lines.append(f"- {t}: ceiling {c:.0f}/s" + (" (held at no rate tried)" if c == 0 else ""))
+fc, oha = ceiling.get("flashcrowd-open"), ceiling.get("oha-q")
+if fc and oha:
+    lines.append(f"- flashcrowd / oha -q ceiling: {fc / oha:.2f}x")
+lines.append("- flashcrowd holds a rate with scheduler lag p99 < 1 ms, 0 dropped, 0 errors, >= 99 % achieved; "
+             "oha -q with >= 99 % achieved and 0 errors (it reports no lag; --latency-correction measures "
+             "latency from the intended start)")
+print("\n".join(lines))
+open(out_path, "w").write("\n".join(lines) + "\n")
+print(f"\nmarkdown written to {out_path}")
+EOF
+}
+
 case "$MODE" in
     throughput) mode_throughput ;;
+    ceiling) mode_ceiling ;;
     memory) mode_memory ;;
     connections) mode_connections ;;
 esac

@@ -480,3 +480,112 @@ fn a_fake_node_exporter_feeds_the_monitor_series_and_rules() {
     assert_eq!(done.code, Some(2), "{}", done.output());
     assert!(done.stderr.contains("cpu"), "{}", done.stderr);
 }
+
+/// 40/s for the 2 s before the sale: the buyers park at `wait: sale-start` and are released
+/// together at 2 s; the plan ends at 5 s.
+const RELEASE: &str = r#"
+name: live-burst
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - wait: sale-start
+      - get: /order
+load:
+  countdown: { sale_start: 2s, before: 40/s, peak: 40/s, rise: 1s, hold: 1s, decay: 1s, after: 10/s, end: 5s }
+  arrivals: uniform
+"#;
+
+/// Issue #17: the live view shows `generator.burst_ms`, the release-to-send spread: the page's
+/// state (`/api/state` totals.burst, and per second) as the run goes, equal to report.json's at
+/// the end, and the terminal's line.
+#[test]
+fn the_live_view_shows_the_burst_spread_of_a_release() {
+    let target = TestServer::start();
+    let sc = Scenario::new(RELEASE);
+    let addr = free_addr();
+    let a = addr.to_string();
+    // Without --quiet and without a terminal: a line every 5 s, the last at t=5s.
+    let run = support::Spawned::start(&[
+        "run",
+        sc.file.to_str().unwrap(),
+        "--target",
+        &target.url(),
+        "--out",
+        sc.out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--metrics-listen",
+        &a,
+        "--control-token",
+        TOKEN,
+    ]);
+    // Read the page's state until it carries the verdict (the endpoint waits for a reader to
+    // see it); before the release it has no burst.
+    let began = Instant::now();
+    let mut before_release = None;
+    let mut page = None;
+    let last = loop {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no verdict on /api/state"
+        );
+        if let Some((200, body)) = http(addr, "GET", "/api/state") {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let seconds = v["series"].as_array().map_or(0, Vec::len);
+            if seconds == 1 && before_release.is_none() {
+                before_release = Some(v.clone());
+            }
+            if page.is_none() {
+                page = http(addr, "GET", "/").map(|(_, body)| body);
+            }
+            if !v["verdict"].is_null() {
+                break v;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let done = run.wait(Duration::from_secs(60));
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    let report = sc.report(&done);
+    let b = &report["generator"]["burst_ms"];
+    let released = b["count"].as_u64().unwrap();
+    assert!(released >= 80, "80 buyers parked before the release: {b}");
+    if let Some(s) = before_release {
+        assert_eq!(s["totals"]["burst"]["count"], 0, "{}", s["totals"]);
+        assert!(s["totals"]["burst"]["p99"].is_null());
+    }
+    // The whole run's spread on the page is report.json's, exactly (the same histogram).
+    let live = &last["totals"]["burst"];
+    assert_eq!(live["count"], b["count"], "page {live} vs report {b}");
+    assert_eq!(live["p99"], b["p99"], "page {live} vs report {b}");
+    assert_eq!(live["max"], b["max"], "page {live} vs report {b}");
+    // Per second: the release's second carries it, and the seconds add up.
+    let series = last["series"].as_array().unwrap();
+    let per_second: u64 = series.iter().map(|r| r["burst"].as_u64().unwrap()).sum();
+    assert_eq!(per_second, released);
+    assert!(series[0]["burst_p99"].is_null(), "{}", series[0]);
+    assert!(series.iter().any(|r| r["burst_p99"].is_number()));
+    // The page has a tile for it.
+    let page = page.expect("the live page");
+    assert!(page.contains("id=\"burst\""), "{page}");
+    // The terminal's line says it: the releases of the seconds so far, their p99.
+    let line = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("t=   5s/5s"))
+        .unwrap_or_else(|| panic!("no line at 5 s: {}", done.stderr));
+    let so_far: u64 = series
+        .iter()
+        .filter(|r| r["t"].as_u64().unwrap() < 5)
+        .map(|r| r["burst"].as_u64().unwrap())
+        .sum();
+    assert!(
+        line.contains(&format!("ms ({so_far} released)")) && line.contains(" burst p99="),
+        "{line}"
+    );
+    if so_far == released {
+        let want = format!(" burst p99={:.1}ms", b["p99"].as_f64().unwrap());
+        assert!(line.contains(&want), "`{want}` not in {line}");
+    }
+}

@@ -1,10 +1,12 @@
-//! `run --otlp URL`: the run's metrics reach an OpenTelemetry collector once a second as
-//! OTLP/HTTP JSON, cumulative, and the last export agrees with report.json exactly (requests by
-//! name and client, errors by kind, the latency histogram's count). The collector here is a
-//! purpose-built OTLP/HTTP receiver on 127.0.0.1; a collector that is down costs a warning, not
-//! the run; the collector's credentials never reach the report or the output. Every export is
-//! also read with OpenTelemetry's own protobuf definitions (Python's `opentelemetry-proto`,
-//! strict JSON mapping), so the encoding is the collector's, not ours.
+//! `run --otlp URL`: the run's metrics reach an OpenTelemetry collector once a second over
+//! OTLP/HTTP, cumulative, and the last export agrees with report.json exactly (requests by name
+//! and client, errors by kind, the latency histogram's count). The collector here is a
+//! purpose-built OTLP/HTTP receiver on 127.0.0.1 that keeps each body as it came; OpenTelemetry's
+//! own definitions (Python's `opentelemetry-proto`) decode every one of them: the protobuf
+//! (`application/x-protobuf`, the default) with `ExportMetricsServiceRequest.FromString`, the
+//! JSON (`--otlp-protocol http/json`) with protobuf's strict JSON mapping. So the encoding is
+//! the collector's, not ours. A collector that is down costs a warning, not the run; the
+//! collector's credentials never reach the report or the output.
 
 mod support;
 
@@ -16,11 +18,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{count, Scenario};
 
-/// One POST the receiver took: its path, headers (lower-case names) and JSON body.
+/// One POST the receiver took: its path, headers (lower-case names) and body, as sent.
 struct Export {
     path: String,
     headers: Vec<(String, String)>,
-    body: Value,
+    body: Vec<u8>,
+}
+
+impl Export {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A minimal OTLP/HTTP receiver: answers every POST with 200 and keeps it.
@@ -60,7 +71,6 @@ fn receiver() -> (String, Arc<Mutex<Vec<Export>>>) {
                         .unwrap_or(0);
                     let mut body = vec![0; len];
                     r.read_exact(&mut body).unwrap();
-                    let body: Value = serde_json::from_slice(&body).expect("an OTLP JSON body");
                     keep.lock().unwrap().push(Export {
                         path,
                         headers,
@@ -75,22 +85,39 @@ fn receiver() -> (String, Arc<Mutex<Vec<Export>>>) {
     (url, got)
 }
 
-/// Parses each OTLP JSON file with opentelemetry-proto's ExportMetricsServiceRequest (unknown
-/// fields refused) and prints its `flashcrowd.requests` total, one line per file.
+/// Reads each export with opentelemetry-proto's ExportMetricsServiceRequest: a `.pb` file with
+/// `FromString` (the protobuf), a `.json` file with json_format.Parse (strict: an unknown or
+/// mistyped field is an error). Checks what the definitions say of it, and prints the message
+/// as protobuf's JSON mapping, one line per file, for the test to compare with report.json.
+/// A protobuf body must also be exactly what protobuf itself writes for the message it holds
+/// (re-encoded from that JSON, so an unknown field number would not survive): every field was
+/// read, none was lost.
 const OTLP_PROTO: &str = r#"
-import sys
+import json, sys
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 for path in sys.argv[1:]:
-    req = json_format.Parse(open(path, encoding="utf-8").read(), ExportMetricsServiceRequest())
+    if path.endswith(".pb"):
+        data = open(path, "rb").read()
+        req = ExportMetricsServiceRequest.FromString(data)
+        again = json_format.ParseDict(json_format.MessageToDict(req), ExportMetricsServiceRequest())
+        assert again.SerializeToString(deterministic=True) == data, path
+    else:
+        req = json_format.Parse(open(path, encoding="utf-8").read(), ExportMetricsServiceRequest())
     metrics = req.resource_metrics[0].scope_metrics[0].metrics
     m = next(m for m in metrics if m.name == "flashcrowd.requests")
+    assert m.WhichOneof("data") == "sum"
     assert m.sum.aggregation_temporality == 2 and m.sum.is_monotonic
     h = next(m for m in metrics if m.name == "flashcrowd.request.duration")
+    assert h.WhichOneof("data") == "histogram" and h.histogram.aggregation_temporality == 2
     for p in h.histogram.data_points:
         assert sum(p.bucket_counts) == p.count, p
         assert len(p.bucket_counts) == len(p.explicit_bounds) + 1
-    print(sum(p.as_int for p in m.sum.data_points))
+        assert p.HasField("sum") and p.HasField("min") and p.HasField("max")
+        assert p.start_time_unix_nano < p.time_unix_nano
+    g = next(m for m in metrics if m.name == "flashcrowd.in_flight")
+    assert g.WhichOneof("data") == "gauge" and g.gauge.data_points[0].WhichOneof("value") == "as_double"
+    print(json.dumps(json_format.MessageToDict(req)))
 "#;
 
 const SCENARIO: &str = r#"
@@ -140,25 +167,30 @@ fn attr<'a>(point: &'a Value, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// A 64-bit integer of protobuf's JSON mapping (a string).
 fn int(v: &Value) -> u64 {
-    v.as_str().unwrap().parse().unwrap()
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a 64-bit integer: {v}"))
+        .parse()
+        .unwrap()
 }
 
-#[test]
-fn the_last_export_agrees_with_the_report() {
+/// Runs the scenario against the shop with `--otlp` to a receiver and `extra` flags; checks
+/// every export with OpenTelemetry's definitions and the last against report.json. `ext` is
+/// the file extension the reader takes the bodies as (`pb`, `json`), `content_type` what each
+/// POST must say.
+fn exports_agree_with_the_report(extra: &[&str], ext: &str, content_type: &str) {
     let shop = start_background(ShopConfig::default()).expect("start the shop");
     let (url, got) = receiver();
     let sc = Scenario::new(SCENARIO);
-    let done = sc.run(
-        &shop.url(),
-        &[
-            "--otlp",
-            &url,
-            "--otlp-header",
-            "Authorization=Bearer otlp-secret-7",
-        ],
-        Duration::from_secs(60),
-    );
+    let mut args = vec![
+        "--otlp",
+        &url,
+        "--otlp-header",
+        "Authorization=Bearer otlp-secret-7",
+    ];
+    args.extend_from_slice(extra);
+    let done = sc.run(&shop.url(), &args, Duration::from_secs(60));
     assert_eq!(done.code, Some(0), "{}", done.output());
     let report = sc.report(&done);
     let exports = got.lock().unwrap();
@@ -166,36 +198,40 @@ fn the_last_export_agrees_with_the_report() {
     assert!(exports.len() >= 3, "{} exports", exports.len());
     for e in exports.iter() {
         assert_eq!(e.path, "/v1/metrics");
-        assert!(e
-            .headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && v == "Bearer otlp-secret-7"));
-        assert!(e
-            .headers
-            .iter()
-            .any(|(k, v)| k == "content-type" && v == "application/json"));
+        assert_eq!(e.header("authorization"), Some("Bearer otlp-secret-7"));
+        assert_eq!(e.header("content-type"), Some(content_type));
     }
-    let last = &exports.last().unwrap().body;
-    // OpenTelemetry's own definitions read every export, strictly (an unknown or mistyped field
-    // is an error), and count the same requests.
+    // OpenTelemetry's own definitions read every export and give it back as protobuf's JSON.
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<String> = exports
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let f = dir.path().join(format!("export-{i}.json"));
-            std::fs::write(&f, e.body.to_string()).unwrap();
+            let f = dir.path().join(format!("export-{i}.{ext}"));
+            std::fs::write(&f, &e.body).unwrap();
             f.display().to_string()
         })
         .collect();
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
-    let read = support::python::python(OTLP_PROTO, &args);
-    let totals: Vec<u64> = read.lines().map(|l| l.parse().unwrap()).collect();
-    assert_eq!(totals.len(), exports.len());
+    let read: Vec<Value> = support::python::python(OTLP_PROTO, &args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(read.len(), exports.len());
+    let totals: Vec<u64> = read
+        .iter()
+        .map(|e| {
+            points(e, "flashcrowd.requests")
+                .iter()
+                .map(|p| int(&p["asInt"]))
+                .sum()
+        })
+        .collect();
     assert!(
         totals.windows(2).all(|w| w[0] <= w[1]),
         "cumulative: {totals:?}"
     );
+    let last = read.last().unwrap();
     let resource = &last["resourceMetrics"][0]["resource"];
     assert!(resource.to_string().contains("\"service.name\""));
     assert!(resource.to_string().contains("otlp-out"));
@@ -213,14 +249,9 @@ fn the_last_export_agrees_with_the_report() {
     }
     let total: u64 = sent.iter().map(|p| int(&p["asInt"])).sum();
     assert_eq!(total, count(&report, "/totals/requests"));
-    assert_eq!(
-        *totals.last().unwrap(),
-        total,
-        "the protobuf reading of the last export"
-    );
     assert_eq!(total, 240, "40/s for 3 s, two requests each");
 
-    // Errors: every `missing` request is a 404, counted as an error of kind http_status.
+    // Errors: every `missing` request is a 404, counted as an error of kind http_4xx.
     let errors = points(last, "flashcrowd.errors");
     let errs: u64 = errors.iter().map(|p| int(&p["asInt"])).sum();
     assert_eq!(errs, count(&report, "/totals/errors"));
@@ -241,11 +272,18 @@ fn the_last_export_agrees_with_the_report() {
     }
     assert_eq!(n, total);
     let sessions = points(last, "flashcrowd.sessions");
-    let started = sessions
-        .iter()
-        .find(|p| attr(p, "outcome") == "started")
-        .unwrap();
-    assert_eq!(int(&started["asInt"]), 120);
+    let outcome = |o: &str| {
+        int(&sessions
+            .iter()
+            .find(|p| attr(p, "outcome") == o)
+            .unwrap_or_else(|| panic!("no {o} point: {sessions:?}"))["asInt"])
+    };
+    assert_eq!(outcome("started"), 120);
+    assert_eq!(
+        outcome("started"),
+        count(&report, "/totals/sessions_started")
+    );
+    assert_eq!(outcome("dropped"), 0, "a zero is sent, not left out");
 
     // The collector's credential is sent, never written.
     assert!(!done.stdout.contains("otlp-secret-7") && !done.stderr.contains("otlp-secret-7"));
@@ -260,6 +298,20 @@ fn the_last_export_agrees_with_the_report() {
             );
         }
     }
+}
+
+#[test]
+fn protobuf_exports_agree_with_the_report() {
+    exports_agree_with_the_report(&[], "pb", "application/x-protobuf");
+}
+
+#[test]
+fn json_exports_agree_with_the_report() {
+    exports_agree_with_the_report(
+        &["--otlp-protocol", "http/json"],
+        "json",
+        "application/json",
+    );
 }
 
 #[test]
@@ -292,4 +344,16 @@ fn a_url_that_is_not_one_is_refused_before_the_run() {
     );
     assert_eq!(done.code, Some(2), "{}", done.output());
     assert!(done.stderr.contains("--otlp:"), "{}", done.output());
+    // gRPC is refused with the way out (OTLP/HTTP's port), before any load.
+    let done = sc.run(
+        "http://127.0.0.1:9",
+        &["--otlp", "http://127.0.0.1:4318", "--otlp-protocol", "grpc"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(done.code, Some(2), "{}", done.output());
+    assert!(
+        done.stderr.contains("--otlp-protocol") && done.stderr.contains("4318"),
+        "{}",
+        done.output()
+    );
 }

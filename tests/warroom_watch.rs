@@ -32,6 +32,22 @@ load:
     )
 }
 
+/// 30/s for the 2 s before the sale: 60 buyers park at `wait: sale-start` (20 per segment),
+/// released together at 2 s.
+const RELEASE: &str = r#"
+name: watched-release
+journeys:
+  buy:
+    share: 100%
+    steps:
+      - wait: sale-start
+      - get: /w/order
+        name: order
+load:
+  countdown: { sale_start: 2s, before: 30/s, peak: 30/s, rise: 1s, hold: 1s, decay: 1s, after: 10/s, end: 5s }
+  arrivals: uniform
+"#;
+
 /// Starts segments 1/3..3/3 from one instant, endpoints on free loopback ports; waits until
 /// every endpoint answers.
 fn segments(sc: &Scenario, target: &TestServer) -> (Vec<Spawned>, Vec<SocketAddr>) {
@@ -211,4 +227,42 @@ fn a_segment_killed_mid_run_is_shown_missing_within_three_seconds() {
         "segment 2/3 shown missing {:.0} ms after the kill",
         took.as_secs_f64() * 1000.0
     );
+}
+
+/// The burst spread of a release (issue #17's `generator.burst_ms`) over three segments: the
+/// watcher merges each second's burst histograms, so its whole-run spread equals
+/// `flashcrowd merge`'s exactly (count, p50, p99, max: the same HdrHistogram values).
+#[test]
+fn the_watcher_merges_the_burst_spread_exactly_as_merge_does() {
+    let target = TestServer::start();
+    let sc = Scenario::new(RELEASE);
+    let (procs, addrs) = segments(&sc, &target);
+    let w = watch(&addrs, free_addr(), "5s");
+    let mut dirs = Vec::new();
+    for (i, p) in procs.into_iter().enumerate() {
+        let done = p.wait(Duration::from_secs(60));
+        assert_eq!(done.code, Some(0), "segment {}/3\n{}", i + 1, done.output());
+        let dir = sc.dir.path().join(format!("segment-{}", i + 1));
+        read_report(&dir, &done);
+        dirs.push(dir);
+    }
+    let watched = w.wait(Duration::from_secs(60));
+    assert_eq!(watched.code, Some(0), "{}", watched.output());
+    let v: Value = serde_json::from_str(&watched.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", watched.output()));
+    assert_eq!(v["complete"], true, "{v}");
+    let merged = sc.dir.path().join("merged");
+    let mut args = vec!["merge".to_string()];
+    args.extend(dirs.iter().map(|d| d.display().to_string()));
+    args.extend(["--out".into(), merged.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let m = Spawned::start(&args).wait(Duration::from_secs(60));
+    assert_eq!(m.code, Some(0), "{}", m.output());
+    let report = read_report(&merged, &m);
+    let b = &report["generator"]["burst_ms"];
+    assert!(
+        b["count"].as_u64().unwrap() >= 60,
+        "60 buyers parked before the release: {b}"
+    );
+    assert_eq!(v["totals"]["burst_ms"], *b, "watch {v} vs merge {b}");
 }

@@ -45,8 +45,8 @@ pub struct RunRequest {
     pub control_token: Option<String>,
     /// The error rate past which the summary warns (`--max-errors`), a fraction.
     pub max_error_rate: f64,
-    /// `--otlp`: the collector's metrics URL and headers.
-    pub otlp: Option<(String, Vec<(String, String)>)>,
+    /// `--otlp`: the collector's metrics URL, headers and encoding.
+    pub otlp: Option<crate::ops::otlp::OtlpTarget>,
 }
 
 fn bad(msg: impl Into<String>) -> Failure {
@@ -101,7 +101,27 @@ pub fn run(a: RunArgs) -> Outcome {
             let url = OtlpSpec::metrics_url(u).map_err(|e| bad(format!("--otlp: {e}")))?;
             let env = std::env::var("OTEL_EXPORTER_OTLP_HEADERS").ok();
             let headers = OtlpSpec::parse_headers(&a.otlp_headers, env.as_deref()).map_err(bad)?;
-            Some((url, headers))
+            // The flag, else OpenTelemetry's variables (the metrics one first), else protobuf.
+            let (protocol, from) = match &a.otlp_protocol {
+                Some(p) => (Some(p.clone()), "--otlp-protocol"),
+                None => match std::env::var("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") {
+                    Ok(p) => (Some(p), "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+                    Err(_) => (
+                        std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").ok(),
+                        "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    ),
+                },
+            };
+            let protocol = match protocol {
+                Some(p) => crate::ops::otlp::Protocol::parse(&p)
+                    .map_err(|e| bad(format!("{from}: {e}")))?,
+                None => crate::ops::otlp::Protocol::default(),
+            };
+            Some(crate::ops::otlp::OtlpTarget {
+                url,
+                headers,
+                protocol,
+            })
         }
         None => None,
     };
@@ -359,10 +379,12 @@ pub fn execute(req: RunRequest) -> Outcome {
     } else {
         None
     };
-    if let (Some(ops), Some((url, headers))) = (live_ops.as_mut(), &req.otlp) {
+    if let (Some(ops), Some(target)) = (live_ops.as_mut(), &req.otlp) {
+        let (url, protocol) = (&target.url, target.protocol);
         let spec = crate::ops::otlp::OtlpSpec {
             url: url.clone(),
-            headers: headers.clone(),
+            headers: target.headers.clone(),
+            protocol,
             scenario: sc.name.clone(),
             segment: req.segment.to_string(),
             run_id: dir
@@ -371,7 +393,7 @@ pub fn execute(req: RunRequest) -> Outcome {
                 .unwrap_or_default(),
         };
         ops.otlp = Some(crate::ops::otlp::Otlp::start(spec).map_err(bad)?);
-        eprintln!("otlp: sending metrics to {url} once a second");
+        eprintln!("otlp: sending metrics to {url} once a second ({protocol})");
     }
     // The page's server outlives the load, to show the verdict; stopped below.
     let (board, page_server) = match live_ops.as_mut() {

@@ -57,6 +57,9 @@ pub struct Second {
     pub latency: Histogram<u64>,
     /// Per tag `NAME|CLIENT` (latency.hlog's), this second's latencies: what watchers merge.
     pub hists: Vec<(String, Histogram<u64>)>,
+    /// The burst spread of this second's releases, µs: how long after a `wait` or rendezvous
+    /// released them its users' next requests were sent (report.json `generator.burst_ms`).
+    pub burst: Histogram<u64>,
 }
 
 /// A threshold as it stands so far.
@@ -84,6 +87,8 @@ struct Inner {
     rows: Vec<Value>,
     intervals: Vec<Value>,
     total: Histogram<u64>,
+    /// Every release's spread so far, µs.
+    burst: Histogram<u64>,
     requests: u64,
     errors: [u64; N_ERROR_KINDS],
     started: u64,
@@ -128,6 +133,7 @@ impl Board {
                 rows: Vec::new(),
                 intervals: Vec::new(),
                 total: crate::metrics::recorder::new_histogram(),
+                burst: crate::metrics::recorder::new_histogram(),
                 requests: 0,
                 errors: [0; N_ERROR_KINDS],
                 started: 0,
@@ -179,6 +185,8 @@ impl Board {
             "p99": q(0.99),
             "max": (!lat.is_empty()).then(|| ms(lat.max())),
             "lag_p99": s.lag_p99_ms,
+            "burst": s.burst.len(),
+            "burst_p99": (!s.burst.is_empty()).then(|| ms(s.burst.value_at_quantile(0.99))),
             "factor": s.rate_factor,
             "phase": s.phase,
             "monitor": monitor,
@@ -202,8 +210,10 @@ impl Board {
             "factor": s.rate_factor,
             "phase": s.phase,
             "hists": hists,
+            "burst": (!s.burst.is_empty()).then(|| crate::report::state::encode_histogram(&s.burst)),
         }));
         let _ = g.total.add(lat);
+        let _ = g.burst.add(&s.burst);
         g.requests += s.requests;
         for (a, b) in g.errors.iter_mut().zip(s.errors.iter()) {
             *a += b;
@@ -239,6 +249,11 @@ impl Board {
         (g.requests, g.total.clone(), g.errors)
     }
 
+    /// Every release's burst spread so far (µs).
+    pub fn burst(&self) -> Histogram<u64> {
+        self.lock().burst.clone()
+    }
+
     fn polled(&self, g: &mut Inner) {
         g.last_poll = Some(Instant::now());
         if g.verdict.is_some() {
@@ -262,6 +277,13 @@ impl Board {
             "p50": (!lat.is_empty()).then(|| ms(lat.value_at_quantile(0.5))),
             "p99": (!lat.is_empty()).then(|| ms(lat.value_at_quantile(0.99))),
             "max": (!lat.is_empty()).then(|| ms(lat.max())),
+            // report.json's generator.burst_ms, so far.
+            "burst": {
+                "count": g.burst.len(),
+                "p50": (!g.burst.is_empty()).then(|| ms(g.burst.value_at_quantile(0.5))),
+                "p99": (!g.burst.is_empty()).then(|| ms(g.burst.value_at_quantile(0.99))),
+                "max": (!g.burst.is_empty()).then(|| ms(g.burst.max())),
+            },
         });
         let (timeline, steering) = match &self.steer {
             Some(s) => {

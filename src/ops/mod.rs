@@ -7,7 +7,8 @@
 //! - `server`: the HTTP server behind them, which also takes live control (`/control/...`,
 //!   only with the control token).
 //! - `watch`: `flashcrowd watch`, one exact view merged from many generators' endpoints.
-//! - `otlp`: the same seconds as OTLP/HTTP JSON to an OpenTelemetry collector (`--otlp`).
+//! - `otlp`: the same seconds as OTLP/HTTP (protobuf, or JSON) to an OpenTelemetry collector
+//!   (`--otlp`).
 //! - `monitor`: scrapes the target's own Prometheus endpoints (`monitor:` in the scenario).
 //! - `keyboard`: p/r/+/-/s in the live view when stdin is a terminal.
 //!
@@ -423,6 +424,7 @@ fn second_of(
         monitor: p.monitor.clone(),
         latency: all.latency,
         hists,
+        burst: rec.burst.clone(),
     }
 }
 

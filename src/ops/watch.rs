@@ -30,6 +30,8 @@ struct Interval {
     factor: f64,
     phase: usize,
     hists: Vec<(String, Histogram<u64>)>,
+    /// The second's burst spread (releases), µs.
+    burst: Option<Histogram<u64>>,
 }
 
 /// What the watcher knows of one segment.
@@ -106,6 +108,13 @@ impl Segment {
                 .map_err(|e| format!("second {t}, {tag}: {e}"))?;
                 hists.push((tag.to_string(), hist));
             }
+            let burst = match it["burst"].as_str() {
+                Some(b) => Some(
+                    crate::report::state::decode_histogram(b)
+                        .map_err(|e| format!("second {t}, burst: {e}"))?,
+                ),
+                None => None,
+            };
             let n = |k: &str| it[k].as_u64().unwrap_or(0);
             self.pending.insert(
                 t,
@@ -121,6 +130,7 @@ impl Segment {
                     factor: it["factor"].as_f64().unwrap_or(1.0),
                     phase: n("phase") as usize,
                     hists,
+                    burst,
                 },
             );
             self.next += 1;
@@ -287,6 +297,7 @@ impl Watch {
                 monitor: Vec::new(),
                 latency: new_histogram(),
                 hists: Vec::new(),
+                burst: new_histogram(),
             };
             let mut n = 0.0f64;
             for (s, off) in self.segments.iter_mut().zip(&offsets) {
@@ -312,6 +323,9 @@ impl Watch {
                     (a, b) => a.or(b),
                 };
                 sec.rate_factor += iv.factor;
+                if let Some(b) = &iv.burst {
+                    let _ = sec.burst.add(b);
+                }
                 sec.phase = sec.phase.max(iv.phase);
                 for (tag, h) in iv.hists {
                     let _ = sec.latency.add(&h);
@@ -372,9 +386,12 @@ impl Watch {
     }
 
     /// The whole view's totals: requests, errors, and latency from the merged histograms
-    /// (report.json's latency fields).
+    /// (report.json's latency fields), and the burst spread of releases as report.json's
+    /// `generator.burst_ms`.
     pub fn summary(&self) -> Value {
         let (requests, h, errors) = self.board.totals();
+        let b = self.board.burst();
+        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
         json!({
             "seconds": self.board.seconds(),
             "segments": self.segments_json(),
@@ -383,6 +400,12 @@ impl Watch {
                 "requests": requests,
                 "errors": errors.iter().sum::<u64>(),
                 "latency_ms": crate::report::json::latency(&h),
+                "burst_ms": {
+                    "count": b.len(),
+                    "p50": (!b.is_empty()).then(|| ms(b.value_at_quantile(0.5))),
+                    "p99": (!b.is_empty()).then(|| ms(b.value_at_quantile(0.99))),
+                    "max": (!b.is_empty()).then(|| ms(b.max())),
+                },
             },
         })
     }

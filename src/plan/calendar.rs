@@ -22,12 +22,11 @@ use super::source::LoadSource;
 use super::{phase, Model, Moment, Phase, PlanOptions, Shaped};
 use crate::scenario::model::At;
 use crate::scenario::spans::KeyPath;
-use crate::scenario::units::{format_duration, format_rate, Dur, Rate};
+use crate::scenario::units::{format_duration, format_rate, format_secs, Dur, Rate};
 use crate::scenario::Issue;
 use chrono::{DateTime, FixedOffset};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// A sale calendar: a base rate plus one countdown-like spike per moment, each added on top of
 /// the base (overlapping spikes add up).
@@ -76,10 +75,6 @@ pub fn phase_names(c: &Calendar) -> Vec<String> {
         }
     }
     names
-}
-
-fn fmt_secs(s: f64) -> String {
-    format_duration(Duration::from_secs_f64(s.max(0.0)))
 }
 
 impl LoadSource for Calendar {
@@ -221,7 +216,7 @@ fn offset(key: &str, at: &At, from: Option<DateTime<FixedOffset>>) -> Result<f64
                 Err(format!(
                     "load.calendar.{key}: {} comes {} before `from` ({}): the calendar starts at `from`",
                     i.to_rfc3339(),
-                    fmt_secs(-ms as f64 / 1000.0),
+                    format_secs(-ms as f64 / 1000.0),
                     from.to_rfc3339()
                 ))
             } else {
@@ -327,9 +322,9 @@ pub(crate) fn compile(c: &Calendar, opts: &PlanOptions) -> Result<Shaped, String
             return Err(format!(
                 "load.calendar.{key} ends at {} (at + rise + hold + decay), after `until` ({}): \
                  move `until` to {} or later",
-                fmt_secs(end / ts),
-                fmt_secs(until / ts),
-                fmt_secs(end / ts)
+                format_secs(end / ts),
+                format_secs(until / ts),
+                format_secs(end / ts)
             ));
         }
         spikes.push(Spike {

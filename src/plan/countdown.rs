@@ -19,10 +19,9 @@ use super::source::LoadSource;
 use super::{phase, secs, Model, PlanOptions, Shaped};
 use crate::scenario::model::At;
 use crate::scenario::spans::KeyPath;
-use crate::scenario::units::{format_duration, Dur, Rate};
+use crate::scenario::units::{format_duration, format_secs, Dur, Rate};
 use crate::scenario::Issue;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// The phases of a countdown, in time order.
 pub const PHASES: [&str; 5] = ["before", "rise", "peak", "decay", "after"];
@@ -106,10 +105,6 @@ impl LoadSource for Countdown {
 /// The decay's time constant is its length divided by this.
 pub const DECAY_TIME_CONSTANTS: f64 = 5.0;
 
-fn fmt_secs(s: f64) -> String {
-    format_duration(Duration::from_secs_f64(s.max(0.0)))
-}
-
 fn resolve(key: &str, at: &At, opts: &PlanOptions) -> Result<f64, String> {
     match at {
         At::Offset(d) => Ok(secs(*d, opts)),
@@ -120,7 +115,7 @@ fn resolve(key: &str, at: &At, opts: &PlanOptions) -> Result<f64, String> {
                     "load.countdown.{key}: {} is in the past ({} before the start at {}): \
                      give a later instant or an offset like 2m",
                     i.to_rfc3339(),
-                    fmt_secs(-ms as f64 / 1000.0),
+                    format_secs(-ms as f64 / 1000.0),
                     opts.start.to_rfc3339()
                 ))
             } else {
@@ -146,9 +141,9 @@ pub(crate) fn compile(c: &Countdown, opts: &PlanOptions) -> Result<Shaped, Strin
         return Err(format!(
             "load.countdown.end ({}) comes before the decay ends ({} = sale_start + rise + hold + decay): \
              move `end` to {} or later",
-            fmt_secs(end),
-            fmt_secs(decay_end),
-            fmt_secs(decay_end)
+            format_secs(end),
+            format_secs(decay_end),
+            format_secs(decay_end)
         ));
     }
     let mut pieces = vec![

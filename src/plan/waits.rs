@@ -175,7 +175,7 @@ fn wait_warning(s: &Scenario, plan: &Plan, w: &str) -> Option<String> {
             hi = mid;
         }
     }
-    let fmt_time = crate::report::chart::fmt_time;
+    let fmt_time = crate::scenario::units::fmt_time;
     Some(format!(
         "`wait: {w}` parks the {} sessions the plan sends to it before it releases at {}, but \
          max_users caps sessions in flight at {}: waiting sessions count against the cap, so from \

@@ -45,40 +45,7 @@ const PALETTE: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
 ];
 
-/// Formats seconds for an axis or a table as people read them: `0s`, `250ms`, `1.5s`, `26s`,
-/// `2m30s`, `1h30m`.
-pub fn fmt_time(t: f64) -> String {
-    let t = if t.is_finite() { t.max(0.0) } else { 0.0 };
-    if t == 0.0 {
-        return "0s".into();
-    }
-    if t < 1.0 {
-        let ms = (t * 1000.0).round();
-        if ms < 1000.0 {
-            return format!("{}ms", ms.max(1.0) as u64);
-        }
-    }
-    if t < 60.0 {
-        let s = format!("{t:.2}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s != "60" {
-            return format!("{s}s");
-        }
-    }
-    let total = t.round() as u64;
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out += &format!("{h}h");
-    }
-    if m > 0 {
-        out += &format!("{m}m");
-    }
-    if s > 0 {
-        out += &format!("{s}s");
-    }
-    out
-}
+pub use crate::scenario::units::fmt_time;
 
 /// Formats a value compactly: whole numbers as such, large ones rounded, small ones with up to
 /// two decimals (`300`, `1034`, `12.5`, `0.33`).

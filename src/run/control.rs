@@ -302,7 +302,7 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
                     control.raise(STOPPING);
                 }
             }
-            live.second(&p, &plan);
+            live.second(&p, &plan, &rec.burst);
             if let Some(f) = on_interval.as_mut() {
                 f(sec, &rec, &p, &timeline.events);
             }

@@ -3,6 +3,7 @@
 
 use crate::metrics::Point;
 use crate::plan::{Plan, Segment};
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -15,6 +16,8 @@ pub struct Live {
     requests: u64,
     /// The segment this process runs: its line shows its own share of the plan.
     segment: Segment,
+    /// Every release's burst spread so far (µs): report.json's `generator.burst_ms`, live.
+    burst: Histogram<u64>,
 }
 
 impl Live {
@@ -42,6 +45,7 @@ impl Live {
             errors: 0,
             requests: 0,
             segment,
+            burst: crate::metrics::recorder::new_histogram(),
         }
     }
 
@@ -67,6 +71,20 @@ impl Live {
             "{} of {} (segment {seg})",
             unit(share),
             unit(p.planned_rate)
+        )
+    }
+
+    /// ` burst p99=Xms (N released)` once users were released together (a `wait` or
+    /// rendezvous): how long after the release their requests were sent, p99 over the run so
+    /// far.
+    fn burst(b: &Histogram<u64>) -> String {
+        if b.is_empty() {
+            return String::new();
+        }
+        format!(
+            " burst p99={:.1}ms ({} released)",
+            b.value_at_quantile(0.99) as f64 / 1000.0,
+            b.len()
         )
     }
 
@@ -116,8 +134,9 @@ impl Live {
         self.bar.is_some()
     }
 
-    /// A completed second.
-    pub fn second(&mut self, p: &Point, plan: &Plan) {
+    /// A completed second, with its releases' burst spread (µs).
+    pub fn second(&mut self, p: &Point, plan: &Plan, burst: &Histogram<u64>) {
+        let _ = self.burst.add(burst);
         self.errors += p.errors;
         self.requests += p.requests;
         let phase = plan
@@ -126,18 +145,16 @@ impl Live {
             .map(|p| p.name.as_str())
             .unwrap_or("-");
         match &self.bar {
-            Some(b) => b.set_message(Self::line(
-                p,
-                phase,
-                self.total_s,
-                self.closed,
-                self.segment,
-            )),
+            Some(b) => b.set_message(
+                Self::line(p, phase, self.total_s, self.closed, self.segment)
+                    + &Self::burst(&self.burst),
+            ),
             None => {
                 if (p.t + 1).is_multiple_of(self.every) {
                     eprintln!(
-                        "{}",
-                        Self::line(p, phase, self.total_s, self.closed, self.segment)
+                        "{}{}",
+                        Self::line(p, phase, self.total_s, self.closed, self.segment),
+                        Self::burst(&self.burst)
                     );
                 }
             }

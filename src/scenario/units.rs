@@ -1,6 +1,7 @@
 //! Units used everywhere in a scenario: durations (`250ms`, `26s`, `2m`, `1h30m`), rates
 //! (`300/s`, `18000/min`), shares (`80%`), scale fractions (`1/100`) and bandwidths
-//! (`20Mbit/s`).
+//! (`20Mbit/s`), and the same units written back for people (`format_duration`, `fmt_time`:
+//! the plan's messages, the report's axes and tables).
 //!
 //! Parsing is strict on purpose: a bare number is an error that says which unit to add, because
 //! `peak: 6000` could mean per second or per minute and a wrong guess costs a production drill.
@@ -363,6 +364,46 @@ impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_duration(self.0))
     }
+}
+
+/// Formats seconds for an axis or a table as people read them: `0s`, `250ms`, `1.5s`, `26s`,
+/// `2m30s`, `1h30m`.
+pub fn fmt_time(t: f64) -> String {
+    let t = if t.is_finite() { t.max(0.0) } else { 0.0 };
+    if t == 0.0 {
+        return "0s".into();
+    }
+    if t < 1.0 {
+        let ms = (t * 1000.0).round();
+        if ms < 1000.0 {
+            return format!("{}ms", ms.max(1.0) as u64);
+        }
+    }
+    if t < 60.0 {
+        let s = format!("{t:.2}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s != "60" {
+            return format!("{s}s");
+        }
+    }
+    let total = t.round() as u64;
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 {
+        out += &format!("{s}s");
+    }
+    out
+}
+
+/// Seconds (negative ones as 0) as a duration with units, like `format_duration`.
+pub fn format_secs(s: f64) -> String {
+    format_duration(Duration::from_secs_f64(s.max(0.0)))
 }
 
 #[cfg(test)]
