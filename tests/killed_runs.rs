@@ -219,6 +219,21 @@ fn a_finished_run_rebuilt_from_its_journal_matches_its_own_report() {
     assert_eq!(v["series"].as_array().unwrap().len(), {
         original["series"].as_array().unwrap().len()
     });
+    // The client mix per second comes back from the journal as the run reported it.
+    let mix = |r: &Value| -> Vec<Value> {
+        r["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["clients"].clone())
+            .collect()
+    };
+    assert_eq!(mix(&v), mix(&original));
+    assert!(
+        mix(&v).iter().any(|c| c["default"].as_u64() > Some(0)),
+        "{:?}",
+        mix(&v)
+    );
     // Re-rendering the rebuilt directory is an ordinary report now.
     let again = flashcrowd(&["report", sc.out.to_str().unwrap()]);
     assert_eq!(again.code, Some(3), "{}", again.output());

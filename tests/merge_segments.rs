@@ -293,6 +293,23 @@ fn three_segments_from_one_start_at_merge_into_the_whole_run() {
         .map(|p| p["sessions_started"].as_u64().unwrap())
         .sum();
     assert_eq!(series_sessions, 300);
+    // The client mix per second is summed too: every second's requests are the one client's,
+    // and over the seconds they are the run's.
+    let mut series_clients = 0;
+    for p in merged["series"].as_array().unwrap() {
+        assert_eq!(
+            p["clients"]["default"].as_u64().unwrap_or(0),
+            count(p, "/requests"),
+            "{p}"
+        );
+        series_clients += count(p, "/requests");
+    }
+    let seg_series: u64 = segments
+        .iter()
+        .flat_map(|s| s["series"].as_array().unwrap().iter())
+        .map(|p| p["clients"]["default"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!((series_clients, seg_series), (requests, requests));
     // The plan's live factor is carried through: no steering, so 1.0 every second (a zero
     // would draw the plan at nothing in the merged rate chart).
     for p in merged["series"].as_array().unwrap() {

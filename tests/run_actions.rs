@@ -1,7 +1,8 @@
 //! Scheduled actions under load (`actions:` and `recovery:`): a failover drill against the
 //! embedded shop's `/admin/fail` switch, its recovery time and impact as the shop counted them,
-//! the gate on recovery, `when` actions, and the refusals before any load (`run` without
-//! `--allow-run`, an untagged action URL off loopback).
+//! the gate on recovery, `when` actions, a killed drill's actions rebuilt from its journal, and
+//! the refusals before any load (`run` without `--allow-run`, an untagged action URL off
+//! loopback).
 
 mod support;
 
@@ -40,30 +41,9 @@ recovery:
     )
 }
 
-#[test]
-fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
-    let shop = shop();
-    let sc = Scenario::new(&failover(&shop, 9));
-    let done = sc.run(
-        &shop.url(),
-        &[
-            "--threads",
-            "1",
-            "--threshold",
-            "action:db-failover recovery < 10s",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(
-        done.code,
-        Some(0),
-        "recovery < 10s passes\n{}",
-        done.output()
-    );
-    let report = sc.report(&done);
-    let failed_by_shop = shop.stats().drill_failures;
-
-    let a = &report["actions"][0];
+/// The failover of [`failover`] as report.json `actions[]` has it: fired on time, succeeded,
+/// recovered in 3 ± 0.5 s, its impact every 503 the shop sent. Its `recovery_s`.
+fn assert_failover(a: &serde_json::Value, failed_by_shop: u64) -> f64 {
     assert_eq!(a["name"], "db-failover", "{a}");
     assert_eq!(a["ok"], true, "{a}");
     assert_eq!(a["result"], "status 200", "{a}");
@@ -82,6 +62,33 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
         "the shop failed {failed_by_shop} requests"
     );
     assert_eq!(a["impact"]["failed"].as_u64(), Some(failed_by_shop), "{a}");
+    recovery
+}
+
+/// The options of the failover runs: one shard, and a gate on the recovery.
+const GATED: [&str; 4] = [
+    "--threads",
+    "1",
+    "--threshold",
+    "action:db-failover recovery < 10s",
+];
+
+#[test]
+fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
+    let shop = shop();
+    let sc = Scenario::new(&failover(&shop, 9));
+    let done = sc.run(&shop.url(), &GATED, Duration::from_secs(60));
+    assert_eq!(
+        done.code,
+        Some(0),
+        "recovery < 10s passes\n{}",
+        done.output()
+    );
+    let report = sc.report(&done);
+    let failed_by_shop = shop.stats().drill_failures;
+
+    let a = &report["actions"][0];
+    let recovery = assert_failover(a, failed_by_shop);
     assert_eq!(
         report["totals"]["errors"].as_u64(),
         Some(failed_by_shop),
@@ -117,6 +124,50 @@ fn a_failover_at_2s_recovers_in_3s_and_its_impact_is_what_the_shop_counted() {
             "the {chart} chart has no db-failover marker"
         );
     }
+}
+
+/// The failover drill killed with `kill -9` once its journal holds second 8 (the action at 2 s,
+/// the shop failing until 5 s, recovery confirmed by the end of second 6): `flashcrowd report`
+/// rebuilds `actions[]` from the journal — the action as it fired, its recovery and its impact
+/// judged on the journaled seconds, exactly the shop's count of failures — and gates on it.
+#[test]
+fn a_killed_drill_rebuilt_from_its_journal_keeps_its_actions_and_their_recovery() {
+    let shop = shop();
+    let sc = Scenario::new(&failover(&shop, 30));
+    let run = sc.spawn(&shop.url(), &GATED);
+    let journal = sc.out.join("journal.jsonl");
+    support::wait_for("second 8 in the journal", Duration::from_secs(40), || {
+        std::fs::read_to_string(&journal).is_ok_and(|j| j.contains(r#""k":"second","t":8,"#))
+    });
+    run.signal(libc::SIGKILL);
+    let done = run.wait(Duration::from_secs(30));
+    assert_eq!(done.code, None, "killed by a signal\n{}", done.output());
+    assert!(
+        !sc.out.join("report.json").exists(),
+        "a killed run wrote no report"
+    );
+    let failed_by_shop = shop.stats().drill_failures;
+
+    let rebuilt = support::Spawned::start(&["report", sc.out.to_str().unwrap()])
+        .wait(Duration::from_secs(60));
+    assert_eq!(rebuilt.code, Some(3), "incomplete\n{}", rebuilt.output());
+    let report = support::read_report(&sc.out, &rebuilt);
+    assert_eq!(report["run"]["status"], "incomplete");
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    let recovery = assert_failover(&actions[0], failed_by_shop);
+    // The gate on the action's recovery is judged on the rebuilt action.
+    let th = &report["thresholds"][0];
+    assert_eq!(th["expr"], "action:db-failover recovery < 10s", "{th}");
+    assert_eq!(th["passed"], true, "{th}");
+    assert!(
+        (th["observed"].as_f64().unwrap() - recovery * 1000.0).abs() < 1e-6,
+        "{th}"
+    );
+    // And the exporters show it as for a finished run.
+    let html = std::fs::read_to_string(sc.out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Actions</h2>"), "no actions table");
+    assert!(figure(&html, "rate").contains("db-failover"), "no marker");
 }
 
 /// The `<figure id="chart-NAME">…</figure>` of report.html.

@@ -334,6 +334,8 @@ pub fn execute(req: RunRequest) -> Outcome {
             planned_start: req.start_at,
             threads: req.threads,
             catalog: &prepared.catalog,
+            actions: &prepared.actions,
+            recovery: prepared.recovery.as_ref(),
         },
         &redactor,
     );

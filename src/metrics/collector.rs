@@ -24,11 +24,16 @@ pub struct Point {
     pub rate_factor: f64,
     /// Monitor series (the target's water level): the latest scraped value of each, by name.
     pub monitor: Vec<(String, f64)>,
+    /// Of `requests`, each client's, by the catalog's client index (the client mix this second).
+    #[serde(default)]
+    pub clients: Vec<u64>,
 }
 
 impl Point {
     pub fn from_interval(t: u64, rec: &Recorder) -> Point {
         let all = rec.total_where(|_, _, _| true);
+        // Requests recorded this second, by client: they add up to `requests`.
+        let clients = rec.clients.iter().map(|c| c.requests).collect();
         let q = |p: f64| {
             if all.latency.is_empty() {
                 0.0
@@ -50,6 +55,7 @@ impl Point {
             paused: rec.sessions_paused,
             rate_factor: 1.0,
             monitor: Vec::new(),
+            clients,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::metrics::ScrapeRecord;
 use crate::scenario::series::is_name_char;
 pub use crate::scenario::series::{parse_series, Matcher, Selector, SeriesExpr, Term};
 
@@ -232,18 +233,6 @@ impl MonitorSpec {
         }
         v
     }
-}
-
-/// One scrape of one target, as report.json keeps it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ScrapeRecord {
-    /// Seconds since the monitor started (the run's start, within milliseconds).
-    pub t: f64,
-    pub target: String,
-    /// Each series' value; null when not computable yet (rates) or the metric was missing.
-    pub values: indexmap::IndexMap<String, Option<f64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 #[derive(Default)]

@@ -5,7 +5,9 @@
 //! - `latency`: p50 / p90 / p99 / max per second (from latency.hlog);
 //! - `spectrum`: the percentile spectrum on a log "1 in N" axis (90%, 99%, 99.9%…);
 //! - `errors`: errors by kind per second;
-//! - `monitor` (runs with a `monitor:` block): the target's water level, each monitor series.
+//! - `monitor` (runs with a `monitor:` block): the target's water level, each monitor series;
+//! - `clients` (runs with more than one client): each client's share of the requests, second by
+//!   second (report.json `series[].clients`), so a shift of the mix at 00:00 shows.
 //!
 //! Live-control and rule events (report.json `timeline`) are marked on the rate chart as
 //! dashed vertical lines with their names; scheduled actions (report.json `actions`) are marked
@@ -33,11 +35,40 @@ pub const CHARTS: [(&str, &str); 4] = [
 /// The monitor chart, drawn when the report has a `monitor` block.
 pub const MONITOR_CHART: (&str, &str) = ("monitor", "The target's water level (monitor series)");
 
-/// The charts this report has: [`CHARTS`], then the monitor chart when there is a monitor.
+/// The client-mix chart, drawn when more than one client sent requests.
+pub const CLIENTS_CHART: (&str, &str) = ("clients", "Client mix over time (share of requests)");
+
+/// The clients that sent requests in some second, in the report's order of clients.
+fn mix_clients(rep: &super::model::Report) -> Vec<String> {
+    let mut names: Vec<String> = rep
+        .clients
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| {
+            rep.series
+                .iter()
+                .any(|p| p.clients.get(n).is_some_and(|v| *v > 0))
+        })
+        .collect();
+    for p in &rep.series {
+        for n in p.clients.keys() {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
+}
+
+/// The charts this report has: [`CHARTS`], then the monitor chart when there is a monitor and
+/// the client-mix chart when there is a mix.
 pub fn charts_for(r: &RunReport) -> Vec<(&'static str, &'static str)> {
     let mut v = CHARTS.to_vec();
     if r.report.monitor.is_some() {
         v.push(MONITOR_CHART);
+    }
+    if mix_clients(&r.report).len() > 1 {
+        v.push(CLIENTS_CHART);
     }
     v
 }
@@ -119,7 +150,7 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
         .max(1.0);
     let title = CHARTS
         .iter()
-        .chain(std::iter::once(&MONITOR_CHART))
+        .chain([&MONITOR_CHART, &CLIENTS_CHART])
         .find(|c| c.0 == kind)
         .map(|c| c.1.to_string())
         .unwrap_or_default();
@@ -217,6 +248,25 @@ fn spec(kind: &str, r: &RunReport) -> Spec {
             }
             if s.lines.iter().all(|l| l.points.is_empty()) {
                 s.empty_note = Some("no scrape answered".into());
+            }
+        }
+        "clients" => {
+            // Each client's share of the second's requests; seconds without requests are gaps.
+            s.y_label = "% of the second's requests".into();
+            for name in mix_clients(rep) {
+                s.lines.push(Line {
+                    points: rep
+                        .series
+                        .iter()
+                        .filter(|p| p.requests > 0)
+                        .map(|p| {
+                            let n = p.clients.get(&name).copied().unwrap_or(0);
+                            (at(p.t), n as f64 * 100.0 / p.requests as f64)
+                        })
+                        .collect(),
+                    name,
+                    filled: false,
+                });
             }
         }
         "latency" => {

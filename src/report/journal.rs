@@ -7,8 +7,10 @@
 //! collector completes, one `"k": "second"` line: the series point and that second's recorder
 //! delta — every used cell's counts, errors, statuses and histograms (latency, service time,
 //! time to first byte), journeys, lag and burst — so the sum of the deltas is exactly the run's
-//! recorder up to that second (a checkpoint every second, a few kB). Live-control and rule
-//! events go in `"k": "event"` lines as they happen.
+//! recorder up to that second (a checkpoint every second, a few kB). Timeline events (live
+//! control, rules, signals, scheduled actions) go in `"k": "event"` lines as they happen; the
+//! header holds the declared actions and `recovery:`, so a rebuild has report.json `actions[]`
+//! with each fired action's recovery judged on the journaled seconds.
 //!
 //! Lines are encoded and appended on a thread of their own (the collector only clones the
 //! second's recorder) at nice 10 and 100 ms after the second's boundary, out of the way of a burst
@@ -26,8 +28,10 @@ use super::rundir::Redactor;
 use super::state::{encode_histogram_plain, RecorderState, ScenarioState};
 use crate::metrics::{Catalog, Point, Recorder};
 use crate::plan::Segment;
+use crate::run::actions::ActionSummary;
 use crate::run::judge::{judge, Evidence};
-use crate::run::timeline::Event as TimelineEvent;
+use crate::run::recovery::{RecoverySpec, Tracker};
+use crate::run::timeline::{Event as TimelineEvent, Kind};
 use crate::run::{FinalStatus, RunResult, ScenarioInfo};
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
@@ -66,6 +70,21 @@ pub struct Header {
     pub monitor_every_s: Option<f64>,
     /// The scenario as run, secrets removed (scenario.yaml of a rebuilt directory).
     pub scenario_yaml: String,
+    /// The actions this segment runs, as declared (URLs and arguments redacted): a rebuilt
+    /// report lists those that never fired too.
+    #[serde(default)]
+    pub actions: Vec<ActionSummary>,
+    /// `recovery:` as run: its SLO as written and `stable` in seconds (time-scaled), so a
+    /// rebuild judges each fired action's recovery on the journaled seconds.
+    #[serde(default)]
+    pub recovery: Option<RecoveryHeader>,
+}
+
+/// `recovery:` in the journal's header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryHeader {
+    pub slo: Vec<String>,
+    pub stable_s: f64,
 }
 
 /// What a run knows before it starts, for [`Header::new`].
@@ -83,6 +102,9 @@ pub struct RunInfo<'a> {
     pub planned_start: Option<DateTime<Utc>>,
     pub threads: usize,
     pub catalog: &'a Catalog,
+    /// The actions this segment runs, and how recovery after them is judged.
+    pub actions: &'a [crate::run::actions::Action],
+    pub recovery: Option<&'a RecoverySpec>,
 }
 
 impl Header {
@@ -138,6 +160,18 @@ impl Header {
                 &r.loaded.source,
                 &r.loaded.secrets,
             )),
+            actions: crate::run::actions::summaries(r.actions, redactor)
+                .into_iter()
+                .map(|a| ActionSummary {
+                    name: red(&a.name),
+                    trigger: red(&a.trigger),
+                    ..a
+                })
+                .collect(),
+            recovery: r.recovery.map(|spec| RecoveryHeader {
+                slo: spec.slo.iter().map(|t| red(&t.source)).collect(),
+                stable_s: spec.stable_s,
+            }),
         }
     }
 }
@@ -223,8 +257,15 @@ impl JournalWriter {
     ) {
         let Some(tx) = &self.tx else { return };
         for e in timeline.iter().skip(self.events) {
-            let mut e = e.clone();
-            e.detail = self.redactor.apply(&e.detail);
+            // Every text of the event redacted (an action's URL and result too), not only its
+            // sentence.
+            let e = serde_json::to_string(e)
+                .ok()
+                .and_then(|t| serde_json::from_str(&self.redactor.apply(&t)).ok())
+                .unwrap_or_else(|| TimelineEvent {
+                    detail: self.redactor.apply(&e.detail),
+                    ..e.clone()
+                });
             let _ = tx.send(Msg::Event(e));
         }
         self.events = self.events.max(timeline.len());
@@ -490,12 +531,20 @@ impl Journal {
         let mut errors_by_second = std::collections::BTreeMap::new();
         let mut cpu_s = 0.0f64;
         let mut last_second = None;
+        // Recovery after the actions, judged on each journaled second as the run judged it.
+        let mut tracker = Tracker::new(match &h.recovery {
+            Some(r) => Some(RecoverySpec::compile(&r.slo, r.stable_s).map_err(|e| anyhow!(e))?),
+            None => None,
+        });
         for (t, cpu, point, st) in &self.seconds {
             let rec = st.to_recorder(cat).with_context(|| format!("second {t}"))?;
             let all = rec.total_where(|_, _, _| true);
             if all.error_count() > 0 {
                 errors_by_second.insert(*t, all.errors);
             }
+            tracker.second(point, |th| {
+                crate::run::control::observe(cat, &rec, point, th)
+            });
             total.merge(&rec);
             series.push(point.clone());
             cpu_s = cpu_s.max(*cpu);
@@ -513,12 +562,30 @@ impl Journal {
             );
             thresholds.push(t);
         }
+        // The actions that fired, from their timeline events (the declared index by name),
+        // with their recovery and impact over the journaled seconds; then those that did not.
+        let fired: Vec<(usize, f64, crate::run::timeline::ActionEvent)> = self
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Action(ev) => Some((
+                    h.actions
+                        .iter()
+                        .position(|a| a.name == ev.name)
+                        .unwrap_or(usize::MAX),
+                    e.t,
+                    ev.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let actions = crate::run::recovery::reports(&h.actions, &fired, &tracker);
         let (verdicts, _) = judge(
             &Evidence {
                 catalog: cat,
                 total: &total,
                 duration_s: recorded_s,
-                actions: &[],
+                actions: &actions,
             },
             &thresholds,
             crate::run::Status::Completed,
@@ -570,7 +637,7 @@ impl Journal {
             monitor_names: h.monitor_names,
             monitor_every_s: h.monitor_every_s,
             max_error_rate: crate::run::result::DEFAULT_MAX_ERROR_RATE,
-            actions: Vec::new(),
+            actions,
             warm_up: None,
             waits: Vec::new(),
             incomplete: Some(Incomplete {
@@ -671,6 +738,8 @@ mod tests {
             monitor_names: vec![],
             monitor_every_s: None,
             scenario_yaml: "name: s\n".into(),
+            actions: vec![],
+            recovery: None,
         }
     }
 

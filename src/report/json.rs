@@ -92,6 +92,19 @@ fn stream_row(st: &crate::metrics::recorder::StreamStats, dur: f64) -> Value {
     })
 }
 
+/// `{client: requests}` of the clients that sent any, in the catalog's order (`counts` by
+/// client index).
+fn client_counts(names: &[String], counts: &[u64]) -> Value {
+    Value::Object(
+        names
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| (name.clone(), json!(n)))
+            .collect(),
+    )
+}
+
 /// The typed report of a finished run.
 pub fn report(r: &RunResult) -> Report {
     serde_json::from_value(build(r)).expect("report.json and its typed model agree")
@@ -222,14 +235,7 @@ pub fn build(r: &RunResult) -> Value {
                     by_client[c] += cell.count;
                 }
             }
-            let mix: serde_json::Map<String, Value> = cat
-                .clients
-                .iter()
-                .zip(by_client)
-                .filter(|(_, n)| *n > 0)
-                .map(|(name, n)| (name.clone(), json!(n)))
-                .collect();
-            row["clients"] = Value::Object(mix);
+            row["clients"] = client_counts(&cat.clients, &by_client);
             // The target's water level in this phase: the mean of each monitor series over the
             // phase's seconds that had a value.
             if !r.monitor_names.is_empty() {
@@ -269,6 +275,7 @@ pub fn build(r: &RunResult) -> Value {
                 "errors_by_kind": r.errors_by_second.get(&p.t).map(kinds).unwrap_or_else(|| json!({})),
                 "paused": p.paused,
                 "rate_factor": p.rate_factor,
+                "clients": client_counts(&cat.clients, &p.clients),
             });
             if !r.monitor_names.is_empty() {
                 let m: serde_json::Map<String, Value> = p

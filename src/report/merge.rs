@@ -330,6 +330,12 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             m.parked += p.parked;
             m.dropped += p.dropped;
             m.paused += p.paused;
+            m.clients.resize(catalog.clients.len(), 0);
+            for (name, n) in &p.clients {
+                if let Some(i) = catalog.clients.iter().position(|c| c == name) {
+                    m.clients[i] += n;
+                }
+            }
             let f = factors.entry(t).or_insert((0.0, 0));
             f.0 += p.rate_factor;
             f.1 += 1;

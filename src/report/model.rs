@@ -205,6 +205,10 @@ pub struct SeriesPoint {
     /// Monitor series (the target's water level), latest value by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<IndexMap<String, f64>>,
+    /// Of `requests`, each client's (clients that sent any this second, in the scenario's
+    /// order): the client mix second by second, counted as `phases[].clients` counts it.
+    #[serde(default)]
+    pub clients: IndexMap<String, u64>,
 }
 
 fn one() -> f64 {
@@ -219,7 +223,7 @@ pub use crate::run::timeline::Event as TimelineEntry;
 pub struct MonitorReport {
     pub every_s: Option<f64>,
     pub series: Vec<String>,
-    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
+    pub scrapes: Vec<crate::metrics::ScrapeRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

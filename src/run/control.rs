@@ -310,21 +310,30 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
         }
     };
     let mut ctrl_c_count = signals.count();
+    // Every shard has finished (or gone): the collector completes what is pending, and that is
+    // the last round.
+    let mut shards_done = false;
     loop {
-        match running.snapshots.recv_timeout(Duration::from_millis(200)) {
-            Ok(snap) => {
-                let done = collector.add(snap);
-                on_seconds(
-                    done,
-                    &mut status,
-                    &mut reason,
-                    &mut live,
-                    &mut timeline,
-                    &mut drills,
-                );
+        use std::sync::mpsc::RecvTimeoutError;
+        let (done, last) = if shards_done {
+            (collector.finish(), true)
+        } else {
+            match running.snapshots.recv_timeout(Duration::from_millis(200)) {
+                Ok(snap) => (collector.add(snap), false),
+                Err(RecvTimeoutError::Timeout) => (Vec::new(), false),
+                Err(RecvTimeoutError::Disconnected) => (collector.finish(), true),
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        on_seconds(
+            done,
+            &mut status,
+            &mut reason,
+            &mut live,
+            &mut timeline,
+            &mut drills,
+        );
+        if last {
+            break;
         }
         // Live control: say what changed; a stop ends the run like Ctrl-C (status interrupted).
         let applied = steer.applied();
@@ -387,19 +396,8 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             }
         }
         live.tick(start.elapsed().as_secs_f64());
-        if collector.shards_done() {
-            break;
-        }
+        shards_done = collector.shards_done();
     }
-    let done = collector.finish();
-    on_seconds(
-        done,
-        &mut status,
-        &mut reason,
-        &mut live,
-        &mut timeline,
-        &mut drills,
-    );
     running.join();
     let Drills {
         scheduler,
@@ -494,8 +492,8 @@ fn finished_action(
 }
 
 /// A rule's value in one second: a monitor series from the point, anything else from the
-/// second's records.
-fn observe(
+/// second's records. (A journal's rebuild judges recovery on its seconds with it too.)
+pub fn observe(
     catalog: &crate::metrics::Catalog,
     rec: &Recorder,
     p: &Point,

@@ -191,21 +191,15 @@ impl<'a> Prepared<'a> {
             actions.clear();
         }
         let recovery = match &sc.recovery {
-            Some(r) => Some(recovery::RecoverySpec {
-                slo: r
-                    .slo
-                    .iter()
-                    .map(|e| {
-                        crate::gate::parse_stop_when(e)
-                            .map_err(|err| format!("{file}: recovery.slo `{e}`: {}", err.message))
-                    })
-                    .collect::<Result<_, _>>()?,
-                stable_s: r
-                    .stable
-                    .map(|d| d.0.as_secs_f64() * s.time_scale)
-                    .unwrap_or(recovery::DEFAULT_STABLE_S * s.time_scale)
-                    .max(1.0),
-            }),
+            Some(r) => Some(
+                recovery::RecoverySpec::compile(
+                    &r.slo,
+                    r.stable
+                        .map_or(recovery::DEFAULT_STABLE_S, |d| d.0.as_secs_f64())
+                        * s.time_scale,
+                )
+                .map_err(|e| format!("{file}: {e}"))?,
+            ),
             None => None,
         };
         Ok(Prepared {

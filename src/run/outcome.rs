@@ -35,7 +35,7 @@ pub struct RunOutcome {
     /// Live control, rule, signal and action events, in order.
     pub timeline: Vec<Event>,
     /// The monitor's scrapes (empty without a `monitor:` block).
-    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
+    pub scrapes: Vec<crate::metrics::ScrapeRecord>,
     /// The monitor's series names, in declaration order.
     pub monitor_names: Vec<String>,
     /// Scheduled actions: each firing with its recovery, then those that never fired.

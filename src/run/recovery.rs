@@ -16,6 +16,25 @@ pub struct RecoverySpec {
     pub stable_s: f64,
 }
 
+impl RecoverySpec {
+    /// `recovery:` compiled: its SLO rules as written (each an error naming it, `recovery.slo
+    /// `…`: …`) and `stable` in seconds (time-scaled, at least 1 s). The run compiles it from the
+    /// scenario, a journal's rebuild from what the journal kept.
+    pub fn compile(slo: &[String], stable_s: f64) -> Result<RecoverySpec, String> {
+        let slo = slo
+            .iter()
+            .map(|e| {
+                crate::gate::parse_stop_when(e)
+                    .map_err(|err| format!("recovery.slo `{e}`: {}", err.message))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RecoverySpec {
+            slo,
+            stable_s: stable_s.max(1.0),
+        })
+    }
+}
+
 /// The default `stable`.
 pub const DEFAULT_STABLE_S: f64 = 10.0;
 

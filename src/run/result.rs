@@ -87,7 +87,7 @@ pub struct RunResult {
     /// Live control, rule, signal and action events, in order.
     pub timeline: Vec<Event>,
     /// The monitor's scrapes and series names (empty without `monitor:`).
-    pub scrapes: Vec<crate::ops::monitor::ScrapeRecord>,
+    pub scrapes: Vec<crate::metrics::ScrapeRecord>,
     pub monitor_names: Vec<String>,
     /// The monitor's interval, seconds.
     pub monitor_every_s: Option<f64>,

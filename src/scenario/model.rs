@@ -65,8 +65,11 @@ pub struct ActionSpec {
     /// `when` actions: fire again each time the rule holds again (default: once).
     #[serde(default)]
     pub repeat: bool,
+    /// One request, written like a journey's request step (one method key with the URL,
+    /// `headers`, `json` or `body`, `expect: { status }`) and sent as written; `validate`
+    /// refuses the keys only a journey step has.
     #[serde(default)]
-    pub http: Option<HttpActionSpec>,
+    pub http: Option<Step>,
     /// A program and its arguments (no shell); refused unless `--allow-run`.
     #[serde(default)]
     pub run: Option<Vec<String>>,
@@ -78,38 +81,6 @@ pub struct ActionSpec {
     /// A failed action (non-2xx or unexpected status, non-zero exit, timeout) aborts the run.
     #[serde(default)]
     pub abort_on_failure: bool,
-}
-
-/// `http:` of an action: one method key with the URL, and what to send.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpActionSpec {
-    #[serde(default)]
-    pub get: Option<String>,
-    #[serde(default)]
-    pub post: Option<String>,
-    #[serde(default)]
-    pub put: Option<String>,
-    #[serde(default)]
-    pub patch: Option<String>,
-    #[serde(default)]
-    pub delete: Option<String>,
-    #[serde(default)]
-    pub headers: Headers,
-    #[serde(default)]
-    pub json: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub expect: Option<ActionExpect>,
-}
-
-/// What an action's response must be (default: any 2xx).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionExpect {
-    #[serde(default)]
-    pub status: Option<StatusSpec>,
 }
 
 /// `steer:` of an action: `pause`, `resume`, `stop`, or `{ rate: 0.5 }` (a factor of the plan).
@@ -756,19 +727,66 @@ fn default_tag_header() -> String {
     "X-Load-Test".to_string()
 }
 
+/// The request-method keys of a step (and of an action's `http:`), with their HTTP methods.
+pub const METHOD_KEYS: [(&str, &str); 6] = [
+    ("get", "GET"),
+    ("post", "POST"),
+    ("put", "PUT"),
+    ("patch", "PATCH"),
+    ("delete", "DELETE"),
+    ("head", "HEAD"),
+];
+
 impl Step {
+    /// Every request method given, as (key, HTTP method, URL template), in the order of
+    /// [`METHOD_KEYS`]; a valid request step (or action) has exactly one.
+    pub fn methods(&self) -> Vec<(&'static str, &'static str, &str)> {
+        let urls = [
+            &self.get,
+            &self.post,
+            &self.put,
+            &self.patch,
+            &self.delete,
+            &self.head,
+        ];
+        METHOD_KEYS
+            .iter()
+            .zip(urls)
+            .filter_map(|(&(key, method), u)| u.as_deref().map(|u| (key, method, u)))
+            .collect()
+    }
+
     /// The request method and URL template, if this is a request step.
     pub fn request(&self) -> Option<(&'static str, &str)> {
+        self.methods().first().map(|&(_, m, u)| (m, u))
+    }
+
+    /// The keys set here that only a journey step takes, not an action's `http:` (as written:
+    /// `capture`, `expect.contains`).
+    pub fn journey_only_keys(&self) -> Vec<&'static str> {
+        let e = self.expect.as_ref();
         [
-            ("GET", &self.get),
-            ("POST", &self.post),
-            ("PUT", &self.put),
-            ("PATCH", &self.patch),
-            ("DELETE", &self.delete),
-            ("HEAD", &self.head),
+            ("name", self.name.is_some()),
+            ("query", !self.query.is_empty()),
+            ("form", self.form.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("capture", !self.capture.is_empty()),
+            ("think", self.think.is_some()),
+            ("wait", self.wait.is_some()),
+            ("rendezvous", self.rendezvous.is_some()),
+            ("ws", self.ws.is_some()),
+            ("sse", self.sse.is_some()),
+            ("send", self.send.is_some()),
+            ("every", self.every.is_some()),
+            ("hold", self.hold.is_some()),
+            ("until", self.until.is_some()),
+            ("expect.json", e.is_some_and(|e| !e.json.is_empty())),
+            ("expect.contains", e.is_some_and(|e| e.contains.is_some())),
+            ("expect.first", e.is_some_and(|e| !e.first.is_empty())),
         ]
         .into_iter()
-        .find_map(|(m, v)| v.as_deref().map(|u| (m, u)))
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
     }
     /// The stream form of a step (`ws:` or `sse:`) and its URL template.
     pub fn stream(&self) -> Option<(StreamKind, &str)> {

@@ -794,17 +794,11 @@ impl Validator<'_> {
         captures: &[String],
         later: &HashMap<String, usize>,
     ) {
-        let methods: Vec<(&str, &str)> = [
-            ("get", &step.get),
-            ("post", &step.post),
-            ("put", &step.put),
-            ("patch", &step.patch),
-            ("delete", &step.delete),
-            ("head", &step.head),
-        ]
-        .into_iter()
-        .filter_map(|(m, u)| u.as_deref().map(|u| (m, u)))
-        .collect();
+        let methods: Vec<(&str, &str)> = step
+            .methods()
+            .into_iter()
+            .map(|(key, _, url)| (key, url))
+            .collect();
         let mut kinds: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
         if step.think.is_some() {
             kinds.push("think");
@@ -1570,6 +1564,16 @@ impl Validator<'_> {
                         .help("an `at` action fires once, at its instant"),
                 );
             }
+            if let Some(h) = &a.http {
+                for key in h.journey_only_keys() {
+                    let at = key.split('.').fold(p.key("http"), |path, k| path.key(k));
+                    self.push(
+                        Issue::at(at, format!("`{key}` is for a journey's steps, not an action's `http`"))
+                            .on_key()
+                            .help("an action's `http` takes one of get, post, put, patch, delete or head with the URL, then headers, json or body, and expect: { status }"),
+                    );
+                }
+            }
             let kinds = [a.http.is_some(), a.run.is_some(), a.steer.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 self.push(Issue::at(p.clone(), "give exactly one of `http`, `run` and `steer`").help("what the action does: `http: { post: URL }`, `run: [program, args…]` or `steer: { rate: 0.5 }`"));
@@ -1863,6 +1867,42 @@ thresholds:
     #[test]
     fn base_scenario_is_valid() {
         load_in(Path::new("."), BASE).unwrap();
+    }
+
+    #[test]
+    fn an_action_http_is_a_request_step_without_the_journey_keys() {
+        let action = |http: &str| {
+            format!("{BASE}actions:\n  - name: failover\n    at: 2s\n    http: {http}\n")
+        };
+        // The keys of a request step that an action sends: valid, `head` included.
+        load_in(
+            Path::new("."),
+            &action("{ post: /admin/fail, headers: { X-A: b }, json: { for: 3 }, expect: { status: 200 } }"),
+        )
+        .unwrap();
+        load_in(Path::new("."), &action("{ head: /health }")).unwrap();
+        // A journey step's own keys are refused, each at its place, with what http takes.
+        let e = errors(&action(
+            "{ post: /admin/fail, capture: { id: \"$.id\" }, expect: { status: 200, contains: ok } }",
+        ));
+        let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`capture` is for a journey's steps, not an action's `http`",
+                "`expect.contains` is for a journey's steps, not an action's `http`",
+            ],
+            "{e:#?}"
+        );
+        assert!(e[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("headers, json or body"));
+        assert_eq!(e[0].line, 14, "{e:#?}");
+        // A misspelt key still gets its did-you-mean.
+        let e = error(&action("{ psot: /admin/fail }"));
+        assert!(e.help.as_deref().unwrap_or("").contains("post"), "{e:#?}");
     }
 
     #[test]

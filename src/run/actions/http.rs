@@ -1,12 +1,13 @@
-//! `http:` actions: one request through reqwest (`post: URL`, `headers`, `json` or `body`,
-//! `expect: { status }`). A URL that starts with `/` is resolved against the run's target
+//! `http:` actions: one request through reqwest, written like a journey's request step (the
+//! same type, `scenario::model::Step`: `post: URL`, `headers`, `json` or `body`,
+//! `expect: { status }`) and sent as written. A URL that starts with `/` is resolved against the run's target
 //! (`--target` over the scenario's), so a drill follows the target it runs against. The safety
 //! interlock applies as to the target: a URL off this machine is refused unless the request
 //! carries the scenario's tag header (the action's headers, or `defaults.headers`, whose tag the
 //! action then sends too).
 
 use super::{ActionKind, Ctx, Done, Permissions};
-use crate::scenario::model::HttpActionSpec;
+use crate::scenario::model::Step;
 use crate::scenario::Scenario;
 use std::net::ToSocketAddrs;
 
@@ -42,25 +43,15 @@ fn is_loopback_host(url: &reqwest::Url) -> bool {
 impl HttpCall {
     /// `target`: the run's target URL (what a `/path` URL is resolved against).
     pub fn new(
-        h: &HttpActionSpec,
+        h: &Step,
         sc: &Scenario,
         target: &str,
         perms: &Permissions,
     ) -> Result<HttpCall, String> {
-        let methods = [
-            ("GET", &h.get),
-            ("POST", &h.post),
-            ("PUT", &h.put),
-            ("PATCH", &h.patch),
-            ("DELETE", &h.delete),
-        ];
-        let given: Vec<(&str, &String)> = methods
-            .iter()
-            .filter_map(|(m, u)| u.as_ref().map(|u| (*m, u)))
-            .collect();
-        let [(method, url)] = given.as_slice() else {
+        let given = h.methods();
+        let [(_, method, url)] = given.as_slice() else {
             return Err(
-                "http: give exactly one of get, post, put, patch, delete with the URL, like `post: http://127.0.0.1:9000/admin/failover`"
+                "http: give exactly one of get, post, put, patch, delete, head with the URL, like `post: http://127.0.0.1:9000/admin/failover`"
                     .into(),
             );
         };

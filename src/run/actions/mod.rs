@@ -431,25 +431,30 @@ impl Scheduler {
             let _ = w.join();
         }
         let last = self.finished();
-        let summary = self
-            .actions
-            .iter()
-            .map(|a| ActionSummary {
-                name: a.name.clone(),
-                action: a.what.kind().to_string(),
-                trigger: a.trigger.describe(),
-                planned_t: match a.trigger {
-                    Trigger::At { t, .. } => Some((t * 1000.0).round() / 1000.0),
-                    Trigger::When { .. } => None,
-                },
-                did: self.base.redactor.apply(&a.what.describe()),
-            })
-            .collect();
-        (last, summary)
+        (last, summaries(&self.actions, &self.base.redactor))
     }
 }
 
+/// What each declared action is, in order, its URL or arguments redacted: the rows of those
+/// that never fired, in the report and in the journal's header (a rebuilt run lists them too).
+pub fn summaries(actions: &[Action], redactor: &Redactor) -> Vec<ActionSummary> {
+    actions
+        .iter()
+        .map(|a| ActionSummary {
+            name: a.name.clone(),
+            action: a.what.kind().to_string(),
+            trigger: a.trigger.describe(),
+            planned_t: match a.trigger {
+                Trigger::At { t, .. } => Some((t * 1000.0).round() / 1000.0),
+                Trigger::When { .. } => None,
+            },
+            did: redactor.apply(&a.what.describe()),
+        })
+        .collect()
+}
+
 /// What each declared action is, fired or not (for actions that never fired).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActionSummary {
     pub name: String,
     pub action: String,
