@@ -277,13 +277,15 @@ pub struct RunArgs {
         value_parser = crate::ops::server::parse_listen
     )]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// The token live control over HTTP needs (`Authorization: Bearer TOKEN`); without it one is
-    /// generated and printed at the start. Reading the page and /metrics needs none.
+    /// The token live control over HTTP needs (`Authorization: Bearer TOKEN`, at least 16
+    /// characters); without it one is generated and printed at the start. Reading the page and
+    /// /metrics needs none.
     #[arg(
         long = "control-token",
         value_name = "TOKEN",
         env = "FLASHCROWD_CONTROL_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_control_token
     )]
     pub control_token: Option<String>,
     /// Send the run's metrics to an OpenTelemetry collector once a second over OTLP/HTTP
@@ -404,4 +406,23 @@ pub struct ImportArgs {
     /// The scenario's target (default: http://127.0.0.1:8080).
     #[arg(long)]
     pub target: Option<String>,
+}
+
+/// The shortest control token taken: a secret is redacted wherever it appears in what the live
+/// page and the reports show, so a short one would be both guessable and blank out ordinary
+/// words (a token `x` turned `max` into `ma[redacted]`).
+pub const MIN_CONTROL_TOKEN: usize = 16;
+
+fn parse_control_token(s: &str) -> Result<String, String> {
+    let n = s.chars().count();
+    if n < MIN_CONTROL_TOKEN {
+        return Err(format!(
+            "a control token of {n} characters is too short: use at least {MIN_CONTROL_TOKEN} \
+             (e.g. `openssl rand -hex 16`), or leave it out and one is generated and printed"
+        ));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a control token may not contain spaces or control characters".into());
+    }
+    Ok(s.to_string())
 }

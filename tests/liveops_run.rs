@@ -617,3 +617,30 @@ fn the_live_view_shows_the_burst_spread_of_a_release() {
         assert!(line.contains(&want), "`{want}` not in {line}");
     }
 }
+
+/// A short control token is refused before any load (exit 2, with the fix): every occurrence
+/// of a secret is redacted from the page, so a token `x` would blank out ordinary words.
+#[test]
+fn a_short_control_token_is_refused_before_any_load() {
+    let target = TestServer::start();
+    let sc = Scenario::new(&scenario(100, 5, ""));
+    let done = support::Spawned::start(&[
+        "run",
+        sc.file.to_str().unwrap(),
+        "--target",
+        &target.url(),
+        "--out",
+        sc.out.to_str().unwrap(),
+        "--control-token",
+        "x",
+    ])
+    .wait(Duration::from_secs(20));
+    assert_eq!(done.code, Some(2), "{}", done.output());
+    assert!(
+        done.output().contains("at least 16"),
+        "the error says the fix\n{}",
+        done.output()
+    );
+    assert!(target.hits().is_empty(), "nothing was sent");
+    assert!(!sc.out.join("report.json").exists(), "no run took place");
+}

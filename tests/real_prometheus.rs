@@ -367,7 +367,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             "--metrics-listen",
             &m,
             "--control-token",
-            "prometheus-test",
+            "prometheus-test-token",
         ],
         Duration::from_secs(90),
     );

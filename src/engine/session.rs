@@ -8,7 +8,7 @@ mod stream;
 
 use super::checks;
 use super::compile::{Program, RequestProg, StepProg};
-use super::shard::ShardCtx;
+use super::shard::{PreSend, ShardCtx};
 use super::transport::{self, Conn, Failed, Outgoing, Reply};
 use crate::metrics::recorder::Sample;
 use crate::metrics::ErrorKind;
@@ -104,6 +104,11 @@ pub struct Session {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The request after a wait or rendezvous, rendered before the release (`arm`).
     armed: Option<Armed>,
+    /// The request timeout's timer, kept from one request to the next (see `send`).
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// The armed request a release wrote (when, bytes written): the next request goes on from
+    /// there instead of writing it (see `shard::PreSend`).
+    presented: Option<(Instant, usize)>,
 }
 
 /// A request rendered ahead of its send, for the step (endpoint) it was rendered for.
@@ -192,6 +197,8 @@ impl Session {
             body: Vec::new(),
             permit: None,
             armed: None,
+            timer: None,
+            presented: None,
             prog,
         }
     }
@@ -266,7 +273,8 @@ impl Session {
         // The last such instant, for the session's time from its release.
         let mut last_release: Option<Instant> = None;
         for (i, step) in jp.steps.iter().enumerate() {
-            if self.ctx.stopping() {
+            // A request a release already wrote is finished and recorded, stop or not.
+            if self.presented.is_none() && self.ctx.stopping() {
                 return None;
             }
             match step {
@@ -282,8 +290,14 @@ impl Session {
                         let parked = Parked::new(&self.ctx);
                         self.arm(jp.steps.get(i + 1)).await;
                         // Nobody can buy before the sale opens: the shard lets its waiters go
-                        // together at the instant (see `ShardCtx::release_at`).
-                        if !self.ctx.release_at(at).await {
+                        // together at the instant, writing the requests they lent it first
+                        // (see `ShardCtx::release_at`).
+                        let lent = self.lend(jp.steps.get(i + 1));
+                        let go = self.ctx.release_at(at, lent.clone()).await;
+                        if let Some(p) = lent {
+                            self.take_back(&p);
+                        }
+                        if !go && self.presented.is_none() {
                             return None;
                         }
                         parked.release();
@@ -375,7 +389,8 @@ impl Session {
 
     async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
         let client = &self.prog.clients[self.client];
-        let dial = self.ctx.dial(self.client);
+        // The dial (the next source and target address in turn) is taken only for a connection
+        // that is opened: a kept-alive one costs no look at the shared address set.
         match client.connection {
             ConnectionMode::PerUser => {
                 let generation = self.ctx.addr_generation();
@@ -385,9 +400,11 @@ impl Session {
                     }
                 }
                 self.conn_generation = generation;
+                let dial = self.ctx.dial(self.client);
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
             ConnectionMode::Fresh => {
+                let dial = self.ctx.dial(self.client);
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
             ConnectionMode::Shared => {
@@ -406,6 +423,7 @@ impl Session {
                 if client.http == crate::scenario::model::HttpVersion::H2 {
                     return self.open_shared_h2().await;
                 }
+                let dial = self.ctx.dial(self.client);
                 transport::connect(&self.prog, client.http, client.lean, dial).await
             }
         }
@@ -467,6 +485,43 @@ impl Session {
         self.wire = wire;
     }
 
+    /// Lends the release this session's armed request and kept-alive lean connection (see
+    /// `shard::PreSend`); None when there is nothing the gate could write for it (no armed
+    /// request, hyper, a connection not open or opened under an older address set).
+    fn lend(&mut self, next: Option<&StepProg>) -> Option<Rc<PreSend>> {
+        let Some(StepProg::Request(r)) = next else {
+            return None;
+        };
+        let Some(Armed::Wire { endpoint, full, .. }) = &self.armed else {
+            return None;
+        };
+        if *endpoint != r.endpoint
+            || !matches!(&self.conn, Some(c @ Conn::Lean(_)) if c.is_open())
+            || self.conn_generation != self.ctx.addr_generation()
+        {
+            return None;
+        }
+        let mut wire = std::mem::take(&mut self.wire);
+        if *full {
+            // A fully fixed request is sent as compiled; the gate gets its own copy.
+            let bytes = r.wire.get(self.client).and_then(|w| w.full.as_ref())?;
+            wire.clear();
+            wire.extend_from_slice(bytes);
+        }
+        Some(Rc::new(PreSend {
+            conn: std::cell::RefCell::new(self.conn.take()),
+            wire: std::cell::RefCell::new(wire),
+            sent: Cell::new(None),
+        }))
+    }
+
+    /// Takes back what `lend` lent, with what the gate wrote.
+    fn take_back(&mut self, p: &PreSend) {
+        self.conn = p.conn.borrow_mut().take();
+        self.wire = std::mem::take(&mut *p.wire.borrow_mut());
+        self.presented = p.sent.get();
+    }
+
     fn release(&mut self, conn: Conn) {
         if !conn.is_open() {
             return;
@@ -488,8 +543,13 @@ impl Session {
         match step {
             StepProg::Request(r) => self.request(r, intended, released).await,
             StepProg::Stream(sp) => match sp.kind {
-                crate::scenario::model::StreamKind::Sse => self.sse(sp, intended, released).await,
-                crate::scenario::model::StreamKind::Ws => self.ws(sp, intended, released).await,
+                // Boxed: a stream step's state is large and rare; a request's future stays small.
+                crate::scenario::model::StreamKind::Sse => {
+                    Box::pin(self.sse(sp, intended, released)).await
+                }
+                crate::scenario::model::StreamKind::Ws => {
+                    Box::pin(self.ws(sp, intended, released)).await
+                }
             },
             _ => (StepEnd::Ok, intended),
         }
@@ -525,7 +585,11 @@ impl Session {
             }
             _ => self.prepare(r, &mut wire),
         };
-        let t_send = Instant::now();
+        // Sent when a release wrote it (see `shard::PreSend`), or now.
+        let t_send = match self.presented {
+            Some((t, _)) => t,
+            None => Instant::now(),
+        };
         // An arrival may leave a little early (see `shard::Waker`): it is measured from when it
         // was sent, never from a later plan instant.
         let intended = intended.min(t_send);
@@ -568,12 +632,25 @@ impl Session {
         let keep = r.needs_body.then_some(body);
         let head = r.method == ::http::Method::HEAD;
         let idempotent = idempotent(&r.method);
-        tokio::select! {
-            res = tokio::time::timeout(r.timeout, self.exchange(out, head, idempotent, keep)) => {
-                Some(res.unwrap_or_else(|_| Err(Failed::early(ErrorKind::Timeout))))
+        // The session's one timer, moved to this request's deadline: a registered timer pushed
+        // later is one atomic update, where a new timeout per request would be a timer-wheel
+        // insert and removal (two locks) each time.
+        let deadline = tokio::time::Instant::now() + r.timeout;
+        let mut timer = match self.timer.take() {
+            Some(mut t) => {
+                t.as_mut().reset(deadline);
+                t
             }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let res = tokio::select! {
+            biased;
+            res = self.exchange(out, head, idempotent, keep) => Some(res),
+            _ = &mut timer => Some(Err(Failed::early(ErrorKind::Timeout))),
             _ = stop.hard_stopped() => None,
-        }
+        };
+        self.timer = Some(timer);
+        res
     }
 
     /// Takes a connection, exchanges on it and gives it back. The retry policy lives here, as
@@ -591,10 +668,24 @@ impl Session {
         mut keep: Option<&mut Vec<u8>>,
     ) -> Result<Reply, Failed> {
         let max_body = self.prog.max_body;
-        let mut conn = self.obtain().await.map_err(Failed::early)?;
+        // A request a release already began writing goes on on the connection it was lent with.
+        let written = self.presented.take().map(|(_, n)| n);
+        let mut conn = match (written, self.conn.take()) {
+            (Some(_), Some(c)) => c,
+            (_, c) => {
+                self.conn = c;
+                self.obtain().await.map_err(Failed::early)?
+            }
+        };
         let again = out.again();
         let mut res = conn
-            .exchange(out, head, keep.as_deref_mut(), max_body)
+            .exchange(
+                out,
+                head,
+                keep.as_deref_mut(),
+                max_body,
+                written.unwrap_or(0),
+            )
             .await;
         if let Err(f) = &res {
             if f.unprocessed || (idempotent && f.closed_before_response()) {
@@ -603,7 +694,7 @@ impl Session {
                 if let Some(k) = keep.as_deref_mut() {
                     k.clear();
                 }
-                res = conn.exchange(again, head, keep, max_body).await;
+                res = conn.exchange(again, head, keep, max_body, 0).await;
             }
         }
         if res.is_ok() {
@@ -758,5 +849,42 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output_size<F, A, B, C, D, E, R>(_: &F) -> usize
+    where
+        F: FnOnce(A, B, C, D, E) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    /// The request path's futures are moved on every request and kept by every parked user:
+    /// the opening of a connection, hyper's exchange and stream steps stay boxed out of them.
+    #[test]
+    fn a_request_future_stays_small() {
+        let exchange = output_size(&Session::exchange);
+        let request = {
+            fn of<F, A, B, C, D, R>(_: &F) -> usize
+            where
+                F: FnOnce(A, B, C, D) -> R,
+            {
+                std::mem::size_of::<R>()
+            }
+            of(&Session::request)
+        };
+        eprintln!("Session::exchange future: {exchange} bytes, Session::request: {request} bytes");
+        assert!(
+            exchange <= 1024,
+            "Session::exchange's future is {exchange} bytes"
+        );
+        assert!(
+            request <= 2048,
+            "Session::request's future is {request} bytes"
+        );
     }
 }

@@ -73,29 +73,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         self.open
     }
 
-    /// Open, and (once it has carried a response) not closed by the server while idle: one
-    /// read is tried without waiting; an end of stream or bytes nobody asked for mean the
-    /// connection cannot carry another request.
-    pub fn still_open(&mut self) -> bool {
-        if !self.open || self.used == 0 {
-            return self.open;
-        }
-        if self.start != self.end {
-            self.open = false;
-            return false;
-        }
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut one = [0u8; 1];
-        let mut rb = tokio::io::ReadBuf::new(&mut one);
-        match std::pin::Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
-            std::task::Poll::Pending => {}
-            // An end of stream, an error, or a byte before any request: not reusable.
-            std::task::Poll::Ready(_) => self.open = false,
-        }
-        self.open
-    }
-
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
     async fn fill(&mut self, limit: usize) -> std::io::Result<usize> {
         if self.start == self.end {
@@ -119,16 +96,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         Ok(n)
     }
 
-    /// Sends one serialized request and reads the whole response. The body is counted, and
-    /// appended to `keep` when given. On any failure the connection is closed.
+    /// Sends one serialized request (less its first `written` bytes, already written by
+    /// `write_now`) and reads the whole response. The body is counted, and appended to `keep`
+    /// when given. On any failure the connection is closed.
     pub async fn exchange(
         &mut self,
         req: &[u8],
         head_request: bool,
         keep: Option<&mut Vec<u8>>,
         max_body: u64,
+        written: usize,
     ) -> Result<Reply, Failed> {
-        let r = self.exchange_inner(req, head_request, keep, max_body).await;
+        let r = self
+            .exchange_inner(req, head_request, keep, max_body, written)
+            .await;
         match &r {
             Ok(_) => self.used += 1,
             Err(_) => self.open = false,
@@ -142,6 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         head_request: bool,
         mut keep: Option<&mut Vec<u8>>,
         max_body: u64,
+        written: usize,
     ) -> Result<Reply, Failed> {
         let fail = |kind, head_at, status, bytes_in| Failed {
             kind,
@@ -155,14 +137,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         if self.start != self.end {
             return Err(fail(ErrorKind::Protocol, None, None, 0));
         }
-        self.stream
-            .write_all(req)
-            .await
-            .map_err(|e| fail(io_kind(&e), None, None, 0))?;
+        if written < req.len() {
+            self.stream
+                .write_all(&req[written..])
+                .await
+                .map_err(|e| fail(io_kind(&e), None, None, 0))?;
+        }
 
-        // The head (skipping 1xx interim responses).
+        // The head (skipping 1xx interim responses). Nothing has arrived yet right after the
+        // write: read before parsing, rather than parse an empty buffer first.
         let (status, framing, close, head_at) = loop {
-            let parsed = {
+            let parsed = if self.start == self.end {
+                None
+            } else {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut resp = httparse::Response::new(&mut headers);
                 match resp.parse(&self.buf[self.start..self.end]) {
@@ -363,6 +350,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     }
 }
 
+impl H1Conn<TcpStream> {
+    /// Open, and (once it has carried a response) not closed by the server while idle: one
+    /// read is tried without waiting; an end of stream or bytes nobody asked for mean the
+    /// connection cannot carry another request. The try costs nothing when the runtime has seen
+    /// no readiness on the socket since the last response was read (no system call, no waker).
+    pub fn still_open(&mut self) -> bool {
+        if !self.open || self.used == 0 {
+            return self.open;
+        }
+        if self.start != self.end {
+            self.open = false;
+            return false;
+        }
+        let mut one = [0u8; 1];
+        match self.stream.try_read(&mut one) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // An end of stream, an error, or a byte before any request: not reusable.
+            _ => self.open = false,
+        }
+        self.open
+    }
+
+    /// Writes as much of `req` as the socket takes now, without waiting (the start of an
+    /// exchange whose rest is `exchange(.., written)`): the bytes written, or None when the
+    /// connection cannot carry a request (closed while idle, or the write failed), which the
+    /// caller leaves to the usual path (a new connection, nothing sent twice).
+    pub fn write_now(&mut self, req: &[u8]) -> Option<usize> {
+        if !self.still_open() || self.start != self.end {
+            return None;
+        }
+        match self.stream.try_write(req) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(0),
+            Err(_) => {
+                self.open = false;
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 impl H1Conn {
     async fn connect(addr: std::net::SocketAddr) -> Result<H1Conn, ErrorKind> {
@@ -410,7 +438,7 @@ mod tests {
     ) -> (H1Conn, Result<Reply, Failed>, Vec<u8>) {
         let mut c = H1Conn::connect(canned(replies).await).await.unwrap();
         let mut body = Vec::new();
-        let r = c.exchange(REQ, head, Some(&mut body), max).await;
+        let r = c.exchange(REQ, head, Some(&mut body), max, 0).await;
         (c, r, body)
     }
 
@@ -424,7 +452,7 @@ mod tests {
         let mut c = H1Conn::connect(addr).await.unwrap();
         let mut body = Vec::new();
         let r = c
-            .exchange(REQ, false, Some(&mut body), 1 << 20)
+            .exchange(REQ, false, Some(&mut body), 1 << 20, 0)
             .await
             .ok()
             .unwrap();
@@ -433,7 +461,7 @@ mod tests {
             (200, 5, &b"hello"[..])
         );
         assert!(c.is_open());
-        let r = c.exchange(REQ, false, None, 1 << 20).await.ok().unwrap();
+        let r = c.exchange(REQ, false, None, 1 << 20, 0).await.ok().unwrap();
         assert_eq!((r.status, r.bytes_in, c.used), (201, 2, 2));
     }
 

@@ -152,19 +152,26 @@ impl Conn {
 
     /// Sends one request and reads the whole response. The body is counted, and appended to
     /// `keep` when given; over `max_body` the exchange fails with `body`. On a failure the
-    /// connection must not be reused.
+    /// connection must not be reused. `written`: bytes of a lean request already written (by
+    /// a release, see `shard::PreSend`); 0 otherwise.
     pub async fn exchange(
         &mut self,
         out: Outgoing<'_>,
         head_request: bool,
         keep: Option<&mut Vec<u8>>,
         max_body: u64,
+        written: usize,
     ) -> Result<Reply, Failed> {
         match (self, out) {
             (Conn::Lean(c), Outgoing::Wire(bytes)) => {
-                c.exchange(bytes, head_request, keep, max_body).await
+                c.exchange(bytes, head_request, keep, max_body, written)
+                    .await
             }
-            (c, Outgoing::Hyper(req)) => hyper_conn::exchange(c, *req, keep, max_body).await,
+            // Boxed for the same reason as `connect`: hyper's exchange state is large, and the
+            // lean path's future should not carry it.
+            (c, Outgoing::Hyper(req)) => {
+                Box::pin(hyper_conn::exchange(c, *req, keep, max_body)).await
+            }
             (_, Outgoing::Wire(_)) => Err(Failed::early(ErrorKind::Protocol)),
         }
     }
@@ -173,7 +180,20 @@ impl Conn {
 /// Opens a connection to the target for a client's transport: TCP, the emulated network when
 /// the client has one, then TLS with ALPN when https, then the HTTP handshake. `lean` asks for
 /// the lean HTTP/1.1 path (plain text, no emulated network).
+///
+/// The opening (TLS and HTTP/2 handshakes included) runs boxed: its state is kilobytes, and
+/// inline it would be part of every session's future, which the request path moves and every
+/// parked user keeps, where one allocation per connection opened costs nothing.
 pub async fn connect(
+    prog: &Program,
+    version: HttpVersion,
+    lean: bool,
+    d: Dial,
+) -> Result<Conn, ErrorKind> {
+    Box::pin(open(prog, version, lean, d)).await
+}
+
+async fn open(
     prog: &Program,
     version: HttpVersion,
     lean: bool,
