@@ -290,17 +290,19 @@ pub struct RunArgs {
     pub control_token: Option<String>,
     /// Send the run's metrics to an OpenTelemetry collector once a second over OTLP/HTTP
     /// (protobuf unless --otlp-protocol says otherwise): its base URL (http://127.0.0.1:4318;
-    /// `/v1/metrics` is added) or the full metrics URL.
+    /// `/v1/metrics` is added) or the full metrics URL. Without it, OpenTelemetry's
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (used as given) or OTEL_EXPORTER_OTLP_ENDPOINT (a
+    /// base URL) turns the export on.
     #[arg(long, value_name = "URL", env = "FLASHCROWD_OTLP")]
     pub otlp: Option<String>,
     /// How OTLP exports are encoded: `http/protobuf` (the default, as in OpenTelemetry's SDKs)
     /// or `http/json`. Without the flag, OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or
     /// OTEL_EXPORTER_OTLP_PROTOCOL decides.
-    #[arg(long = "otlp-protocol", value_name = "PROTOCOL", requires = "otlp")]
+    #[arg(long = "otlp-protocol", value_name = "PROTOCOL")]
     pub otlp_protocol: Option<String>,
     /// A header for the collector, `KEY=VALUE` (repeatable), e.g. its API key; also read from
     /// OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`). Sent, never printed or written.
-    #[arg(long = "otlp-header", value_name = "KEY=VALUE", requires = "otlp")]
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE")]
     pub otlp_headers: Vec<String>,
 }
 

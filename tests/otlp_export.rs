@@ -357,3 +357,45 @@ fn a_url_that_is_not_one_is_refused_before_the_run() {
         done.output()
     );
 }
+
+/// OpenTelemetry's own variable turns the export on without `--otlp`, as the SDKs read it (a
+/// base URL gets `/v1/metrics`); a collector's flags without any collector are refused.
+#[test]
+fn otel_exporter_otlp_endpoint_turns_the_export_on() {
+    let shop = start_background(ShopConfig::default()).expect("start the shop");
+    let (url, got) = receiver();
+    let sc = Scenario::new(SCENARIO);
+    let out = sc.out.to_str().unwrap().to_string();
+    let file = sc.file.to_str().unwrap().to_string();
+    let shop_url = shop.url();
+    let args = [
+        "run", &file, "--target", &shop_url, "--out", &out, "--quiet",
+    ];
+    let done = support::Spawned::start_with_env(
+        &args,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ],
+    )
+    .wait(Duration::from_secs(60));
+    assert_eq!(done.code, Some(0), "{}", done.output());
+    let exports = got.lock().unwrap();
+    assert!(exports.len() >= 3, "{} exports", exports.len());
+    for e in exports.iter() {
+        assert_eq!(e.path, "/v1/metrics");
+        assert_eq!(e.header("content-type"), Some("application/json"));
+    }
+    drop(exports);
+    let done = sc.run(
+        "http://127.0.0.1:9",
+        &["--otlp-header", "Authorization=Bearer x"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(done.code, Some(2), "{}", done.output());
+    assert!(
+        done.stderr.contains("need a collector"),
+        "{}",
+        done.output()
+    );
+}

@@ -95,10 +95,34 @@ pub fn run(a: RunArgs) -> Outcome {
         std::fs::read_to_string(h)
             .map_err(|e| bad(format!("--hosts: cannot read {}: {e}", h.display())))?;
     }
-    let otlp = match &a.otlp {
-        Some(u) => {
+    // The collector: --otlp (or FLASHCROWD_OTLP), else OpenTelemetry's variables: the metrics
+    // endpoint as given, or the general endpoint with /v1/metrics added (as the SDKs do).
+    let endpoint = match &a.otlp {
+        Some(u) => Some((u.clone(), "--otlp")),
+        None => match std::env::var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+            Ok(u) if !u.trim().is_empty() => Some((u, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")),
+            _ => std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| (u, "OTEL_EXPORTER_OTLP_ENDPOINT")),
+        },
+    };
+    if endpoint.is_none() && (a.otlp_protocol.is_some() || !a.otlp_headers.is_empty()) {
+        return Err(bad(
+            "--otlp-protocol and --otlp-header need a collector: give --otlp URL \
+             (or set OTEL_EXPORTER_OTLP_ENDPOINT)"
+                .to_string(),
+        ));
+    }
+    let otlp = match &endpoint {
+        Some((u, from)) => {
             use crate::ops::otlp::OtlpSpec;
-            let url = OtlpSpec::metrics_url(u).map_err(|e| bad(format!("--otlp: {e}")))?;
+            let url = if *from == "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" {
+                OtlpSpec::metrics_url_as_given(u)
+            } else {
+                OtlpSpec::metrics_url(u)
+            }
+            .map_err(|e| bad(format!("{from}: {e}")))?;
             let env = std::env::var("OTEL_EXPORTER_OTLP_HEADERS").ok();
             let headers = OtlpSpec::parse_headers(&a.otlp_headers, env.as_deref()).map_err(bad)?;
             // The flag, else OpenTelemetry's variables (the metrics one first), else protobuf.

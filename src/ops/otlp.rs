@@ -119,6 +119,13 @@ impl OtlpSpec {
         })
     }
 
+    /// A metrics URL taken as it is (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: nothing is added),
+    /// checked like `metrics_url`.
+    pub fn metrics_url_as_given(endpoint: &str) -> Result<String, String> {
+        Self::metrics_url(endpoint)?;
+        Ok(endpoint.trim().to_string())
+    }
+
     /// `K=V` headers, from `--otlp-header` and from OTEL_EXPORTER_OTLP_HEADERS (`k=v,k2=v2`).
     pub fn parse_headers(
         args: &[String],
