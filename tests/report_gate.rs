@@ -261,7 +261,7 @@ fn hlog_read_by_hdrh_agrees_with_report_json_per_tag_and_html_is_self_contained(
     assert_eq!(total, report["totals"]["requests"].as_u64().unwrap());
     assert_eq!(total, 200, "50/s for 2 s, two requests per session");
 
-    // report.html: no script, stylesheet, font or image from anywhere; the four charts inline.
+    // report.html: no script, stylesheet, font or image from anywhere; the charts inline.
     let html = read(dir, "report.html");
     let lower = html.to_ascii_lowercase();
     for bad in [
@@ -269,15 +269,21 @@ fn hlog_read_by_hdrh_agrees_with_report_json_per_tag_and_html_is_self_contained(
     ] {
         assert!(!lower.contains(bad), "report.html contains `{bad}`");
     }
+    // Rate, latency, spectrum, errors, and (two clients sent requests) the client mix.
+    let figures: Vec<&str> = html
+        .split("<figure id=\"chart-")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
     assert_eq!(
-        html.matches("<figure id=\"chart-").count(),
-        4,
-        "four inline SVG charts"
+        figures,
+        ["rate", "latency", "spectrum", "errors", "clients"],
+        "the inline SVG charts"
     );
     assert_eq!(
         html.matches("<svg").count(),
-        5,
-        "the charts and the CJK title"
+        6,
+        "the five charts and the CJK title"
     );
     // The title and the charts' CJK labels are outlines of the embedded font, named for
     // screen readers: they read the same on a machine without CJK fonts.
