@@ -624,17 +624,11 @@ fn the_live_view_shows_the_burst_spread_of_a_release() {
 fn a_short_control_token_is_refused_before_any_load() {
     let target = TestServer::start();
     let sc = Scenario::new(&scenario(100, 5, ""));
-    let done = support::Spawned::start(&[
-        "run",
-        sc.file.to_str().unwrap(),
-        "--target",
+    let done = sc.run(
         &target.url(),
-        "--out",
-        sc.out.to_str().unwrap(),
-        "--control-token",
-        "x",
-    ])
-    .wait(Duration::from_secs(20));
+        &["--control-token", "x"],
+        Duration::from_secs(20),
+    );
     assert_eq!(done.code, Some(2), "{}", done.output());
     assert!(
         done.output().contains("at least 16"),

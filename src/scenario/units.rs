@@ -386,19 +386,8 @@ pub fn fmt_time(t: f64) -> String {
             return format!("{s}s");
         }
     }
-    let total = t.round() as u64;
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out += &format!("{h}h");
-    }
-    if m > 0 {
-        out += &format!("{m}m");
-    }
-    if s > 0 {
-        out += &format!("{s}s");
-    }
-    out
+    // A minute or more: whole seconds, written as `format_duration` writes them (`2m30s`).
+    format_duration(Duration::from_secs(t.round() as u64))
 }
 
 /// Seconds (negative ones as 0) as a duration with units, like `format_duration`.
