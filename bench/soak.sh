@@ -306,7 +306,7 @@ log "soak: open model at $RATE sessions/s for $MINUTES min, --threads $THREADS (
 log "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 "${PIN_GEN[@]}" /usr/bin/time -f "%M %U %S %e" -o "$TMP/time.txt" \
     "$FC" run "$TMP/soak.yaml" --target "http://127.0.0.1:$PORT" --out "$RUN_DIR" --quiet \
-    --threads "$THREADS" --metrics-listen 127.0.0.1:0 --control-token "soak-$$-$RANDOM" \
+    --threads "$THREADS" --metrics-listen 127.0.0.1:0 --control-token "soak-$$-$RANDOM-$RANDOM-$RANDOM" \
     >"$TMP/run.stdout" 2>"$TMP/run.stderr" &
 TPID=$!
 BG_PIDS+=("$TPID")
