@@ -328,8 +328,8 @@ pub fn build(r: &RunResult) -> Value {
             "zone": r.scenario.zone,
         },
         "run": {
-            "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "ended_at": r.ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "ended_at": r.ended_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "duration_s": (r.duration_s * 1000.0).round() / 1000.0,
             "planned_duration_s": r.plan_duration_s,
             "status": r.status.name(),

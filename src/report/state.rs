@@ -367,10 +367,10 @@ impl RunState {
             reason: r.reason.as_deref().map(red),
             started_at: r
                 .started_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             ended_at: r
                 .ended_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             planned_start: r
                 .planned_start
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
