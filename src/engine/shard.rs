@@ -4,7 +4,6 @@
 
 use super::compile::Program;
 use super::session;
-use super::timer::{Precise, RELEASE_WINDOW};
 use super::transport::Conn;
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Model, Plan, Segment};
@@ -286,23 +285,6 @@ impl ShardCtx {
         self.timer_late_us
             .set((0.9 * mean + 0.1 * late).clamp(0.0, 5000.0));
         true
-    }
-
-    /// The open loop's sleep until an arrival's instant `at`: to the microsecond on a timerfd
-    /// (`timer.rs`), an arrival due within `RELEASE_WINDOW` of now released at once with the
-    /// ones before it; on tokio's wheel (`sleep_on_time`) where there is no timerfd. False on a
-    /// stop.
-    pub async fn sleep_precise(&self, timer: &Precise, at: Instant) -> bool {
-        if !timer.is_precise() {
-            return self.sleep_on_time(at).await;
-        }
-        if at <= Instant::now() + RELEASE_WINDOW || self.stopping() {
-            return !self.stopping();
-        }
-        tokio::select! {
-            _ = timer.sleep_until(at) => !self.stopping(),
-            _ = self.stop_notify.notified() => false,
-        }
     }
 
     /// Holds the session until `at`, then lets it go with every other session of this shard
@@ -755,7 +737,6 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
     let mut arrivals = ctx.plan.arrivals(ctx.segment);
-    let timer = Precise::new();
     let mut n = 0u64;
     while let Some(a) = arrivals.next() {
         n += 1;
@@ -775,7 +756,7 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
         if n.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
-        if !ctx.sleep_precise(&timer, due).await || ctx.stopping() {
+        if !ctx.sleep_on_time(due).await || ctx.stopping() {
             count_overdue(ctx, a.t, arrivals);
             return false;
         }
