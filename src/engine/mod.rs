@@ -8,6 +8,7 @@ pub mod compile;
 pub mod resolve;
 pub mod session;
 pub mod shard;
+pub mod timer;
 pub mod tls;
 pub mod transport;
 pub mod warm;

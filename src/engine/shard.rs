@@ -4,6 +4,7 @@
 
 use super::compile::Program;
 use super::session;
+use super::timer::{Precise, RELEASE_WINDOW};
 use super::transport::Conn;
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Model, Plan, Segment};
@@ -285,6 +286,24 @@ impl ShardCtx {
         self.timer_late_us
             .set((0.9 * mean + 0.1 * late).clamp(0.0, 5000.0));
         true
+    }
+
+    /// The open loop's sleep until an arrival's instant `at`: while arrivals are `sparse`, to the
+    /// microsecond on a timerfd (`timer.rs`), an arrival due within `RELEASE_WINDOW` of now
+    /// released at once with the ones before it; on tokio's wheel (`sleep_on_time`) when they
+    /// are dense (a wake per arrival would cost more CPU than the precision is worth there) or
+    /// where there is no timerfd. False on a stop.
+    pub async fn sleep_precise(&self, timer: &Precise, at: Instant, sparse: bool) -> bool {
+        if !sparse || !timer.is_precise() {
+            return self.sleep_on_time(at).await;
+        }
+        if at <= Instant::now() + RELEASE_WINDOW || self.stopping() {
+            return !self.stopping();
+        }
+        tokio::select! {
+            _ = timer.sleep_until(at) => !self.stopping(),
+            _ = self.stop_notify.notified() => false,
+        }
     }
 
     /// Holds the session until `at`, then lets it go with every other session of this shard
@@ -737,6 +756,11 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
     let mut arrivals = ctx.plan.arrivals(ctx.segment);
+    let timer = Precise::new();
+    // A running mean of the planned gap between arrivals, s: the timerfd while it is at least
+    // `SPARSE_GAP`.
+    let mut gap = 1.0f64;
+    let mut last_t = 0.0f64;
     let mut n = 0u64;
     while let Some(a) = arrivals.next() {
         n += 1;
@@ -756,7 +780,9 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
         if n.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
-        if !ctx.sleep_on_time(due).await || ctx.stopping() {
+        gap = 0.9 * gap + 0.1 * (a.t - last_t).max(0.0);
+        last_t = a.t;
+        if !ctx.sleep_precise(&timer, due, gap >= SPARSE_GAP).await || ctx.stopping() {
             count_overdue(ctx, a.t, arrivals);
             return false;
         }
@@ -837,6 +863,12 @@ fn count_overdue(
     let later = rest.take_while(|a| a.t <= now && within(a)).count() as u64;
     ctx.rec.borrow_mut().sessions_unstarted += 1 + later;
 }
+
+/// The open loop sleeps on the timerfd while its arrivals are planned at least this far apart
+/// on average (s; 5,000/s): above that rate its wakes (one per arrival more than
+/// `RELEASE_WINDOW` past the last) cost 3-4 µs of CPU per request at 20,000/s
+/// (docs/performance.md), and the wheel's tick batches them.
+const SPARSE_GAP: f64 = 200e-6;
 
 /// At most this many sessions start at one planned arrival, whatever the factor.
 const MAX_PER_ARRIVAL: f64 = 1000.0;
