@@ -195,6 +195,58 @@ fn replay_at_full_speed_sends_exactly_the_logs_requests_at_their_offsets() {
     assert_eq!(count(&v, "/totals/errors"), 0);
 }
 
+/// `run.started_at` is the plan's time 0 to the microsecond: six fractional digits in
+/// report.json and state.json, between wall clocks read before and after the run, and the
+/// server's arrivals (converted to wall time with one clock pair of this process) fall at
+/// `started_at` + the record's offset.
+#[test]
+fn started_at_is_time_zero_to_the_microsecond() {
+    let _serial = serial();
+    let server = TestServer::start();
+    let lines = generate(200, 1_000, 13);
+    let sc = scenario("access.jsonl", &jsonl(&lines), "    speed: 100%\n");
+    let before = chrono::Utc::now();
+    let v = sc.run_passing(&server.url(), &["--threads", "1"], Duration::from_secs(60));
+    let after = chrono::Utc::now();
+    let (mono, wall) = (Instant::now(), chrono::Utc::now());
+
+    let six = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$").unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sc.out.join("state.json")).unwrap()).unwrap();
+    let at = v["run"]["started_at"].as_str().unwrap();
+    assert!(six.is_match(at), "report.json started_at {at}");
+    assert_eq!(state["started_at"].as_str(), Some(at), "state.json");
+    let ended = v["run"]["ended_at"].as_str().unwrap();
+    assert!(six.is_match(ended), "ended_at {ended}");
+    let t0 = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(before <= t0 && t0 <= after, "{before} <= {t0} <= {after}");
+
+    // Each request at the server (an Instant of this process) as wall time, against
+    // started_at + its offset from the log's first second.
+    let hits = served(&server);
+    assert_eq!(served_multiset(&hits), log_multiset(&lines));
+    let seen: BTreeMap<&str, Instant> = hits.iter().map(|h| (h.target.as_str(), h.at)).collect();
+    let errors: Vec<f64> = lines
+        .iter()
+        .map(|l| {
+            let back = (mono - seen[l.target.as_str()]).as_secs_f64();
+            let arrived = wall - chrono::Duration::microseconds((back * 1e6) as i64);
+            let planned = t0 + chrono::Duration::milliseconds(l.ms as i64);
+            (arrived - planned).num_microseconds().unwrap() as f64 / 1000.0
+        })
+        .collect();
+    let p50 = quantile(errors.clone(), 0.5);
+    eprintln!("arrival - (started_at + offset): p50 {p50:.3} ms");
+    // A started_at taken at another moment than time 0 (before the warm-up, or with the
+    // spawn lead left out) is off by the same tens of ms in every request.
+    assert!(
+        p50.abs() < 20.0,
+        "arrivals are {p50:.3} ms from started_at + offset"
+    );
+}
+
 /// The same kind of log as a combined access log (whole seconds) at 200%: the same multiset, in
 /// half the log's time; the client mix from `clients_by` and names folded from the paths.
 #[test]

@@ -782,10 +782,15 @@ fn idempotent(m: &::http::Method) -> bool {
 /// An open-model arrival: one session, one journey — or the one request its source fixed.
 pub async fn arrival(
     ctx: Rc<ShardCtx>,
+    planned: super::shard::Planned,
     index: u64,
     due: Instant,
     fixed: Option<Arc<crate::plan::FixedRequest>>,
 ) {
+    // Not started if its second of the plan was cut before this task first ran.
+    if !planned.start() {
+        return;
+    }
     let mut guard = InFlight::new(&ctx);
     // The phase (the client mix, the journeys) is the plan's at the planned instant, even for an
     // arrival woken a little before it (see `shard::Waker`) just ahead of a phase boundary.

@@ -207,6 +207,17 @@ pub struct ShardCtx {
     timer_late_us: Cell<f64>,
     rendezvous: RefCell<Vec<RvState>>,
     gates: RefCell<Vec<Gate>>,
+    /// Seconds of the per-second series cut so far: the next second the ticker cuts.
+    cut: Cell<u64>,
+    /// Open model: every planned arrival of a second before this one has been handed to its
+    /// session or given up (`u64::MAX` once the open loop is done, and for a closed plan).
+    frontier: Cell<u64>,
+    /// Arrivals handed to a session task that has not run yet (see `Planned`).
+    unpolled: Cell<u64>,
+    /// Wakes the ticker waiting to cut a second (the frontier moved, an arrival started).
+    cut_ready: Notify,
+    /// Wakes the open loop waiting for the previous second to be cut.
+    cut_done: Notify,
 }
 
 impl ShardCtx {
@@ -543,26 +554,34 @@ fn run(spec: ShardSpec) {
         hard: Cell::new(false),
         stop_notify: Notify::new(),
         gates: RefCell::new(Vec::new()),
+        cut: Cell::new(0),
+        frontier: Cell::new(match spec.plan.model {
+            Model::Open => 0,
+            Model::Closed => u64::MAX,
+        }),
+        unpolled: Cell::new(0),
+        cut_ready: Notify::new(),
+        cut_done: Notify::new(),
     });
-    let next_second = Rc::new(Cell::new(0u64));
     let local = tokio::task::LocalSet::new();
     let opened = local.block_on(&rt, super::warm::open(&ctx));
     ctx.start.set(spec.starter.ready_then_wait(opened));
-    local.block_on(&rt, drive(ctx.clone(), &spec, next_second.clone()));
-    // Sessions still running are dropped here and count as interrupted.
+    local.block_on(&rt, drive(ctx.clone(), &spec));
+    // Sessions still running are dropped here and count as interrupted; arrivals whose session
+    // never ran, as unstarted.
     drop(local);
     let mut rec = ctx.rec.replace(spec.shape.empty_like());
     rec.in_flight = 0;
     let _ = spec.tx.send(Snapshot {
         shard: spec.index,
-        second: next_second.get(),
+        second: ctx.cut.get(),
         recorder: rec,
         last: true,
     });
     drop(rt);
 }
 
-async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) {
+async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec) {
     let watcher = {
         let ctx = ctx.clone();
         let mut rx = spec.control.subscribe();
@@ -579,24 +598,22 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         let shape = spec.shape.empty_like();
         tokio::task::spawn_local(async move {
             loop {
-                let k = next_second.get();
+                let k = ctx.cut.get();
                 let at = ctx.start() + Duration::from_secs(k + 1);
-                tokio::time::sleep_until(at.into()).await;
+                wait_for_cut(&ctx, k, at).await;
                 let mut rec = ctx.rec.replace(shape.empty_like());
                 rec.in_flight = ctx.in_flight.get();
                 rec.parked = ctx.parked.get();
-                next_second.set(k + 1);
-                if tx
-                    .send(Snapshot {
-                        shard,
-                        second: k,
-                        recorder: rec,
-                        last: false,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
+                ctx.cut.set(k + 1);
+                ctx.cut_done.notify_waiters();
+                // A collector gone (the run is ending) takes no more snapshots, but the seconds
+                // are still cut: the open loop waits for them.
+                let _ = tx.send(Snapshot {
+                    shard,
+                    second: k,
+                    recorder: rec,
+                    last: false,
+                });
             }
         })
     };
@@ -613,7 +630,7 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
         ctx.sleep_until(end).await;
     }
     let grace_end = Instant::now() + spec.grace;
-    while ctx.in_flight.get() > 0 && Instant::now() < grace_end {
+    while ctx.in_flight.get() + ctx.unpolled.get() > 0 && Instant::now() < grace_end {
         ctx.stopping();
         if ctx.hard.get() {
             break;
@@ -624,26 +641,137 @@ async fn drive(ctx: Rc<ShardCtx>, spec: &ShardSpec, next_second: Rc<Cell<u64>>) 
     watcher.abort();
 }
 
+/// How long past its end the ticker holds a second open for arrivals planned in it that have
+/// not started yet (the open loop running late under a CPU hog) before cutting it anyway. An
+/// arrival whose second was cut without it is not started (counted `unstarted`).
+pub const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// Sleeps until the end of second `k` (`at`), then until every arrival planned in it has
+/// started, at most `CUT_WAIT` more: a session counts in the second it was planned in.
+///
+/// The sleep wakes early by the timer's lateness and waits out the last stretch (a few yields,
+/// as `open_gate` does), so that the cut falls on the second and an arrival planned just after
+/// it, which waits for the cut, is not held up by the timer's rounding.
+async fn wait_for_cut(ctx: &ShardCtx, k: u64, at: Instant) {
+    let early = Duration::from_micros(ctx.timer_late_us.get() as u64);
+    if let Some(wake) = at.checked_sub(early) {
+        tokio::time::sleep_until(wake.into()).await;
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+    let limit = at + CUT_WAIT;
+    loop {
+        let ready = ctx.cut_ready.notified();
+        if ctx.frontier.get() > k && ctx.unpolled.get() == 0 {
+            return;
+        }
+        tokio::select! {
+            _ = ready => {}
+            _ = tokio::time::sleep_until(limit.into()) => return,
+        }
+    }
+}
+
+/// A planned arrival handed to its session task, with the second of the plan it belongs to.
+/// The session takes it when it first runs (`start`); an arrival dropped untaken (a hard stop,
+/// the end of the run) or taken after its second was cut never started and is counted
+/// `unstarted`. While it waits to be taken the ticker holds its second open.
+pub struct Planned {
+    ctx: Rc<ShardCtx>,
+    second: u64,
+    taken: bool,
+}
+
+impl Planned {
+    fn new(ctx: &Rc<ShardCtx>, second: u64) -> Self {
+        ctx.unpolled.set(ctx.unpolled.get() + 1);
+        Planned {
+            ctx: ctx.clone(),
+            second,
+            taken: false,
+        }
+    }
+
+    /// Called by the session before it counts itself started: false if it must not start (its
+    /// second is already cut; it is counted `unstarted`).
+    pub fn start(mut self) -> bool {
+        self.taken = true;
+        let ok = self.second >= self.ctx.cut.get();
+        self.settle(ok);
+        ok
+    }
+
+    fn settle(&self, started: bool) {
+        self.ctx.unpolled.set(self.ctx.unpolled.get() - 1);
+        if !started {
+            self.ctx.rec.borrow_mut().sessions_unstarted += 1;
+        }
+        self.ctx.cut_ready.notify_one();
+    }
+}
+
+impl Drop for Planned {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.settle(false);
+        }
+    }
+}
+
 /// Releases the planned arrivals. True when it ended because `load.iterations` sessions (over
 /// all segments: arrival numbers are global) were released.
 async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
+    let done = open_arrivals(ctx).await;
+    ctx.frontier.set(u64::MAX);
+    ctx.cut_ready.notify_one();
+    done
+}
+
+/// The second of the plan an arrival at `t` s belongs to.
+fn second_of(t: f64) -> u64 {
+    t.max(0.0) as u64
+}
+
+async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
-    for (n, a) in ctx.plan.arrivals(ctx.segment).enumerate() {
+    let mut arrivals = ctx.plan.arrivals(ctx.segment);
+    let mut n = 0u64;
+    while let Some(a) = arrivals.next() {
+        n += 1;
         if ctx.plan.iterations.is_some_and(|i| a.index >= i) {
             return true;
+        }
+        // Every arrival before this one has been handed out: the seconds before its own may be
+        // cut.
+        let second = second_of(a.t);
+        if second > ctx.frontier.get() {
+            ctx.frontier.set(second);
+            ctx.cut_ready.notify_one();
         }
         let due = ctx.start() + Duration::from_secs_f64(a.t);
         // Overdue arrivals are started back to back; yield now and then so that sessions, the
         // per-second snapshot and stop requests still run when the plan outpaces the machine.
-        if n % 64 == 63 {
+        if n.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
-        if !ctx.sleep_on_time(due).await {
+        if !ctx.sleep_on_time(due).await || ctx.stopping() {
+            count_overdue(ctx, a.t, arrivals);
             return false;
         }
-        if ctx.stopping() {
-            return false;
+        // Woken a little early for the first arrival of a second: it starts once the second
+        // before is cut, so that it counts in its own.
+        while ctx.cut.get() < second {
+            let cut = ctx.cut_done.notified();
+            tokio::select! {
+                _ = cut => {}
+                _ = ctx.stop_notify.notified() => {}
+            }
+            if ctx.stopping() {
+                count_overdue(ctx, a.t, arrivals);
+                return false;
+            }
         }
         // Live steering: thin or multiply the planned arrivals deterministically. Each planned
         // arrival adds the factor to an accumulator and starts floor(acc) sessions, so ×0.5 starts
@@ -661,6 +789,12 @@ async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
         acc += factor.min(MAX_PER_ARRIVAL);
         let starts = acc.floor();
         acc -= starts;
+        if second < ctx.cut.get() {
+            // Its second was cut without it (the loop was more than `CUT_WAIT` behind): started
+            // now it would count in a later second.
+            ctx.rec.borrow_mut().sessions_unstarted += starts as u64;
+            continue;
+        }
         for k in 0..starts as u64 {
             if let Some(c) = cap.filter(|c| ctx.in_flight.get() >= *c) {
                 let mut rec = ctx.rec.borrow_mut();
@@ -672,10 +806,36 @@ async fn open_loop(ctx: &Rc<ShardCtx>) -> bool {
             }
             // Extra sessions of a multiplied arrival get numbers of their own, past the plan's.
             let index = a.index + (k << 40);
-            tokio::task::spawn_local(session::arrival(ctx.clone(), index, due, a.fixed.clone()));
+            let planned = Planned::new(ctx, second);
+            tokio::task::spawn_local(session::arrival(
+                ctx.clone(),
+                planned,
+                index,
+                due,
+                a.fixed.clone(),
+            ));
         }
     }
     false
+}
+
+/// On a stop: the arrival at `t` s and those after it that were already due when the stop came
+/// were planned but never started; they are counted `unstarted`. Arrivals not yet due are not
+/// (the run ended before their instant).
+fn count_overdue(
+    ctx: &ShardCtx,
+    t: f64,
+    rest: Box<dyn Iterator<Item = crate::plan::Arrival> + Send>,
+) {
+    let now = Instant::now()
+        .saturating_duration_since(ctx.start())
+        .as_secs_f64();
+    if t > now || ctx.control.steering().paused {
+        return;
+    }
+    let within = |a: &crate::plan::Arrival| ctx.plan.iterations.is_none_or(|i| a.index < i);
+    let later = rest.take_while(|a| a.t <= now && within(a)).count() as u64;
+    ctx.rec.borrow_mut().sessions_unstarted += 1 + later;
 }
 
 /// At most this many sessions start at one planned arrival, whatever the factor.

@@ -20,6 +20,9 @@ pub struct Point {
     pub p99_ms: f64,
     /// Planned arrivals skipped while paused (live control).
     pub paused: u64,
+    /// Planned arrivals of this second that never started (a stop, the generator far behind).
+    #[serde(default)]
+    pub unstarted: u64,
     /// The live rate factor at the end of the second (1 unless steered; see `ops`).
     pub rate_factor: f64,
     /// Monitor series (the target's water level): the latest scraped value of each, by name.
@@ -53,6 +56,7 @@ impl Point {
             p50_ms: q(0.5),
             p99_ms: q(0.99),
             paused: rec.sessions_paused,
+            unstarted: rec.sessions_unstarted,
             rate_factor: 1.0,
             monitor: Vec::new(),
             clients,

@@ -274,6 +274,9 @@ pub struct Recorder {
     pub sessions_paused: u64,
     /// Sessions cut short by the end of the run or a stop.
     pub sessions_interrupted: u64,
+    /// Planned arrivals that never started: a stop came after they were due, or their second
+    /// of the plan was cut before the generator got to them (see `engine::shard::CUT_WAIT`).
+    pub sessions_unstarted: u64,
     /// Requests sent a second time on a new connection because the first attempt certainly
     /// got no answer (see `Session::exchange`); each is still one request in the counts.
     pub retried: u64,
@@ -303,6 +306,7 @@ impl Recorder {
             sessions_dropped: 0,
             sessions_paused: 0,
             sessions_interrupted: 0,
+            sessions_unstarted: 0,
             retried: 0,
             in_flight: 0,
             parked: 0,
@@ -426,6 +430,7 @@ impl Recorder {
         self.sessions_dropped += o.sessions_dropped;
         self.sessions_paused += o.sessions_paused;
         self.sessions_interrupted += o.sessions_interrupted;
+        self.sessions_unstarted += o.sessions_unstarted;
         self.retried += o.retried;
         self.in_flight += o.in_flight;
         self.parked += o.parked;

@@ -132,7 +132,7 @@ impl Exporter {
         );
         r.register(
             "flashcrowd_sessions",
-            "Sessions by outcome at arrival: started, dropped (past max_users), paused (live control)",
+            "Sessions by outcome at arrival: started, dropped (past max_users), paused (live control), unstarted (planned, never started: a stop, or the generator over 1 s behind)",
             sessions.clone(),
         );
         r.register(
@@ -275,6 +275,7 @@ impl Exporter {
             ("started", rec.sessions_started),
             ("dropped", rec.sessions_dropped),
             ("paused", rec.sessions_paused),
+            ("unstarted", rec.sessions_unstarted),
         ] {
             self.sessions
                 .get_or_create(&vec![("outcome".to_string(), what.to_string())])

@@ -29,6 +29,7 @@ pub mod watch;
 
 use crate::engine::shard::{Control, STOPPING};
 use crate::metrics::{Catalog, Point, Recorder};
+use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -70,7 +71,7 @@ pub enum Command {
 /// Applies commands to the run and remembers them.
 pub struct Steer {
     pub control: Arc<Control>,
-    start: OnceLock<Instant>,
+    start: OnceLock<(Instant, DateTime<Utc>)>,
     applied: Mutex<Vec<Applied>>,
     /// What the live page lists: the commands applied and the run core's notes (rules,
     /// signals, actions), in order.
@@ -95,9 +96,15 @@ impl Steer {
         }
     }
 
-    /// The run's monotonic start (the timeline counts from it).
-    pub fn set_start(&self, at: Instant) {
-        let _ = self.start.set(at);
+    /// The run's time 0: its monotonic instant (the timeline counts from it) and its wall clock
+    /// (`run.started_at`), one pair read together.
+    pub fn set_start(&self, at: Instant, wall: DateTime<Utc>) {
+        let _ = self.start.set((at, wall));
+    }
+
+    /// The wall clock of time 0, once the run has started.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.start.get().map(|s| s.1)
     }
 
     /// Seconds since the run started (0 before it starts).
@@ -108,7 +115,7 @@ impl Steer {
     fn now_s(&self) -> f64 {
         self.start
             .get()
-            .map(|s| Instant::now().saturating_duration_since(*s).as_secs_f64())
+            .map(|s| Instant::now().saturating_duration_since(s.0).as_secs_f64())
             .unwrap_or(0.0)
     }
 
@@ -345,14 +352,13 @@ impl LiveOps {
         if let Some(o) = self.otlp.as_mut() {
             o.second(rec, cat, p);
         }
-        let elapsed = self.steer.elapsed_s();
         let Some(feed) = self.page.as_mut() else {
             return;
         };
         if p.t == 0 {
-            let ms = (elapsed * 1000.0) as i64;
-            feed.board
-                .set_started_at(chrono::Utc::now() - chrono::Duration::milliseconds(ms));
+            if let Some(at) = self.steer.started_at() {
+                feed.board.set_started_at(at);
+            }
         }
         feed.board.push(second_of(rec, cat, p, phase, &feed.redact));
         let total = feed.total.get_or_insert_with(|| rec.empty_like());

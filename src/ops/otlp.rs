@@ -15,7 +15,7 @@
 //! - `flashcrowd.request.duration` (histogram, ms, from the intended start, per `request`),
 //!   with explicit bucket bounds; count and sum are exact, the buckets counted from the run's
 //!   HdrHistograms;
-//! - `flashcrowd.sessions` (sum, `outcome` started | dropped | paused), and the gauges
+//! - `flashcrowd.sessions` (sum, `outcome` started | dropped | paused | unstarted), and the gauges
 //!   `flashcrowd.in_flight`, `flashcrowd.planned_rate`, `flashcrowd.generator.lag_p99` (ms).
 //!
 //! The resource names the run: `service.name` flashcrowd, `flashcrowd.scenario`,
@@ -201,7 +201,7 @@ pub struct Otlp {
     start_ns: u128,
     series: Vec<((String, String), Series)>,
     hists: Vec<(String, Hist)>,
-    sessions: [u64; 3],
+    sessions: [u64; 4],
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     sender: Option<std::thread::JoinHandle<()>>,
 }
@@ -518,7 +518,7 @@ impl Otlp {
             start_ns: now_ns(),
             series: Vec::new(),
             hists: Vec::new(),
-            sessions: [0; 3],
+            sessions: [0; 4],
             tx: Some(tx),
             sender: Some(sender),
         })
@@ -552,6 +552,7 @@ impl Otlp {
         self.sessions[0] += rec.sessions_started;
         self.sessions[1] += rec.sessions_dropped;
         self.sessions[2] += rec.sessions_paused;
+        self.sessions[3] += rec.sessions_unstarted;
         let lag_p99 = if rec.lag.is_empty() {
             0.0
         } else {
@@ -613,7 +614,7 @@ impl Otlp {
                 min_max: h.min_ms.map(|m| (m, h.max_ms)),
             })
             .collect();
-        let sessions = ["started", "dropped", "paused"]
+        let sessions = ["started", "dropped", "paused", "unstarted"]
             .iter()
             .zip(self.sessions)
             .map(|(o, n)| counter(&[("outcome", o)], n))
@@ -640,7 +641,7 @@ impl Otlp {
             Metric {
                 name: "flashcrowd.sessions",
                 unit: "{session}",
-                description: "sessions started, dropped at max_users, skipped while paused",
+                description: "sessions started, dropped at max_users, skipped while paused, planned but never started",
                 data: Data::Sum(sessions),
             },
             gauge(

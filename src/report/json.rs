@@ -274,6 +274,7 @@ pub fn build(r: &RunResult) -> Value {
                 "p99_ms": p.p99_ms,
                 "errors_by_kind": r.errors_by_second.get(&p.t).map(kinds).unwrap_or_else(|| json!({})),
                 "paused": p.paused,
+                "unstarted": p.unstarted,
                 "rate_factor": p.rate_factor,
                 "clients": client_counts(&cat.clients, &p.clients),
             });
@@ -327,8 +328,8 @@ pub fn build(r: &RunResult) -> Value {
             "zone": r.scenario.zone,
         },
         "run": {
-            "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "ended_at": r.ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "ended_at": r.ended_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "duration_s": (r.duration_s * 1000.0).round() / 1000.0,
             "planned_duration_s": r.plan_duration_s,
             "status": r.status.name(),
@@ -352,6 +353,7 @@ pub fn build(r: &RunResult) -> Value {
             "sessions_started": rec.sessions_started,
             "sessions_dropped": rec.sessions_dropped,
             "sessions_interrupted": rec.sessions_interrupted,
+            "sessions_unstarted": rec.sessions_unstarted,
             "sessions_dropped_parked": rec.sessions_dropped_parked,
             "sessions_left_parked": rec.sessions_left_parked,
             "retried": rec.retried,

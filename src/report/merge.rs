@@ -330,6 +330,7 @@ pub fn merge(shards: &mut [Shard], allow_partial: bool) -> anyhow::Result<Merged
             m.parked += p.parked;
             m.dropped += p.dropped;
             m.paused += p.paused;
+            m.unstarted += p.unstarted;
             m.clients.resize(catalog.clients.len(), 0);
             for (name, n) in &p.clients {
                 if let Some(i) = catalog.clients.iter().position(|c| c == name) {

@@ -93,6 +93,9 @@ pub struct Totals {
     /// Requests resent once on a new connection (absent in reports from before retries).
     #[serde(default)]
     pub retried: u64,
+    /// Planned arrivals that never started (absent in reports from before they were counted).
+    #[serde(default)]
+    pub sessions_unstarted: u64,
     pub errors_by_kind: IndexMap<String, u64>,
     pub status: IndexMap<String, u64>,
 }
@@ -199,6 +202,9 @@ pub struct SeriesPoint {
     /// Planned arrivals skipped while paused (live control).
     #[serde(default)]
     pub paused: u64,
+    /// Planned arrivals of this second that never started.
+    #[serde(default)]
+    pub unstarted: u64,
     /// The live rate factor relative to the plan (0 while paused).
     #[serde(default = "one")]
     pub rate_factor: f64,

@@ -128,6 +128,9 @@ pub struct RecorderState {
     /// Absent in states written before retries were counted.
     #[serde(default)]
     pub retried: u64,
+    /// Absent in states written before unstarted arrivals were counted.
+    #[serde(default)]
+    pub sessions_unstarted: u64,
     pub in_flight: u64,
 }
 
@@ -195,6 +198,7 @@ impl RecorderState {
             sessions_dropped_parked: r.sessions_dropped_parked,
             sessions_left_parked: r.sessions_left_parked,
             retried: r.retried,
+            sessions_unstarted: r.sessions_unstarted,
             in_flight: r.in_flight,
         }
     }
@@ -279,6 +283,7 @@ impl RecorderState {
         r.sessions_dropped_parked = self.sessions_dropped_parked;
         r.sessions_left_parked = self.sessions_left_parked;
         r.retried = self.retried;
+        r.sessions_unstarted = self.sessions_unstarted;
         r.in_flight = self.in_flight;
         Ok(r)
     }
@@ -362,10 +367,10 @@ impl RunState {
             reason: r.reason.as_deref().map(red),
             started_at: r
                 .started_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             ended_at: r
                 .ended_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             planned_start: r
                 .planned_start
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),

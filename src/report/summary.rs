@@ -315,6 +315,13 @@ pub fn render(r: &Report, dir: &std::path::Path) -> String {
             t.retried
         );
     }
+    if t.sessions_unstarted > 0 {
+        let _ = writeln!(
+            o,
+            "  unstarted {} planned arrival(s) never started (a stop came after they were due, or the generator fell over 1 s behind the plan)",
+            t.sessions_unstarted
+        );
+    }
     let _ = writeln!(
         o,
         "  latency  p50 {}  p90 {}  p99 {}  max {}   (service time p99 {}, from the intended start)",

@@ -169,9 +169,12 @@ pub fn run(prog: Arc<Program>, plan: Arc<Plan>, opts: RunOptions) -> Result<RunO
             .max(Duration::from_millis(1)),
         _ => SPAWN_LEAD,
     };
-    let start = Instant::now() + lead;
-    let started_at = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
-    steer.set_start(start);
+    // Time 0 in both clocks from one pair read together, so that `run.started_at` is the wall
+    // clock of the plan's time 0 (every arrival is due at start + its offset) to the µs.
+    let (now, wall) = clock_pair();
+    let start = now + lead;
+    let started_at = wall + chrono::Duration::from_std(lead).unwrap_or_default();
+    steer.set_start(start, started_at);
     running.go(start);
     let threads = running.threads;
     let mut timeline = Timeline {
@@ -570,5 +573,42 @@ impl Signals {
 
     fn count(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The monotonic clock and the wall clock at one instant: the wall clock read between two
+/// monotonic reads, paired with their midpoint; of a few tries, the tightest (a preemption
+/// between the reads would otherwise put the two clocks milliseconds apart).
+pub(crate) fn clock_pair() -> (Instant, DateTime<Utc>) {
+    let mut best: Option<(Duration, Instant, DateTime<Utc>)> = None;
+    for _ in 0..5 {
+        let before = Instant::now();
+        let wall = Utc::now();
+        let after = Instant::now();
+        let gap = after - before;
+        if best.as_ref().is_none_or(|b| gap < b.0) {
+            best = Some((gap, before + gap / 2, wall));
+        }
+        if gap < Duration::from_micros(1) {
+            break;
+        }
+    }
+    let (_, at, wall) = best.expect("one try");
+    (at, wall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_pair_reads_both_clocks_at_one_instant() {
+        let (at, wall) = clock_pair();
+        let (at2, wall2) = clock_pair();
+        let mono = (at2 - at).as_secs_f64();
+        let real = (wall2 - wall).num_nanoseconds().unwrap() as f64 / 1e9;
+        // Both clocks advance together between two pairs (NTP may slew the wall clock, not by
+        // 100 µs between two reads).
+        assert!((mono - real).abs() < 100e-6, "{mono} vs {real}");
     }
 }

@@ -115,6 +115,9 @@ impl Live {
     /// Steering and the target's water level, when there is any.
     fn extras(p: &Point) -> String {
         let mut s = String::new();
+        if p.unstarted > 0 {
+            s.push_str(&format!(" UNSTARTED={}", p.unstarted));
+        }
         if p.rate_factor == 0.0 {
             s.push_str(" PAUSED");
         } else if (p.rate_factor - 1.0).abs() > 1e-9 {
