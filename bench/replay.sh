@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
 # Replay at scale, from a release build, against loopback only:
 #   1. parse rate and peak RSS: a generated log of SIZE_MIB (default 1024 MiB, never committed)
-#      read by `flashcrowd plan` (one full pass over the file) under /usr/bin/time;
-#   2. a 100,000-line JSON-lines log replayed at speed 100% against nginx, the recording server
-#      (pinned to core 0, the generator to core 1): the report's send lag (send instant − the
-#      record's offset), and at nginx |arrival ($msec) − planned instant (run start + offset)|.
-# Usage: bench/replay.sh [--bin PATH] [--connection per-user|shared] [SIZE_MIB]
-#   (needs python3, nginx and /usr/bin/time; ~1 GiB of /tmp; KEEP_TMP=1 keeps the temp dir)
+#      read by `flashcrowd plan` (one full pass over the file) under /usr/bin/time (SIZE_MIB 0
+#      skips it);
+#   2. a generated 100,000-line JSON-lines log (GET, POST, PUT, DELETE; every path carries a
+#      unique `k=` id) replayed at speed 100% and then 200% against bench/recorder.c, a recording
+#      server that stamps each request with the kernel's receive time (SO_TIMESTAMPNS, ns),
+#      pinned to core 0, the generator to core 1. Per leg: the multiset of (method, path) the
+#      server saw against the log's (exact, besides the run's one probe `GET /`), each record's
+#      |arrival − (run.started_at + offset / speed)| at p50, p99, max, the report's send lag, and
+#      the load average; the 200% leg's span against the 100% leg's (want 0.5). One PASS/FAIL
+#      line per leg: 100% wants the multiset exact and p99 < 2 ms; 200% the multiset exact and
+#      a span ratio within 0.001 of 0.5.
+# Usage: bench/replay.sh [--bin PATH] [--connection per-user|shared] [--port P] [SIZE_MIB]
+#   (needs python3, gcc and /usr/bin/time; ~1 GiB of /tmp; KEEP_TMP=1 keeps the temp dir)
 #   --bin PATH: a flashcrowd binary to use instead of building target/release/flashcrowd
 #   --connection: the replayed client's connection mode (default per-user)
+#   --port P: the recorder's port for the 100% leg (P+1 for the 200% leg; default 19500)
+#   --rt: run the recorder and the generator under SCHED_FIFO (chrt -f 20, root): on a shared
+#     machine this tells the generator's own timing from the time it waits for a CPU
 set -euo pipefail
 FC=""
 CONNECTION=per-user
+PORT=19500
+RT=()
 while [[ "${1:-}" == --* ]]; do
     case "$1" in
         --bin) FC="$2"; shift 2 ;;
         --connection) CONNECTION="$2"; shift 2 ;;
+        --port) PORT="$2"; shift 2 ;;
+        --rt) RT=(chrt -f 20); shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -29,7 +43,9 @@ if [[ -z "$FC" ]]; then
     cargo build --release --manifest-path "$ROOT/Cargo.toml" >/dev/null
     FC="$ROOT/target/release/flashcrowd"
 fi
+gcc -O2 -Wall -o "$TMP/recorder" "$ROOT/bench/recorder.c"
 
+if [[ "$SIZE_MIB" -gt 0 ]]; then
 python3 - "$TMP/big.log" "$SIZE_MIB" <<'PY'
 import sys
 path, mib = sys.argv[1], int(sys.argv[2])
@@ -56,82 +72,137 @@ load:
 YAML
 /usr/bin/time -f "%e %M" -o "$TMP/time" "$FC" plan "$TMP/big.yaml" >/dev/null
 read -r SECS RSS_KB < "$TMP/time"
+rm -f "$TMP/big.log"
 echo "parse: $LINES lines in ${SECS}s = $(python3 -c "print(f'{$LINES/$SECS:,.0f}')") lines/s; peak RSS $((RSS_KB / 1024)) MiB"
-
+fi
 python3 - "$TMP/100k.jsonl" <<'PY'
-import random, sys
+import json, random, sys
 rng = random.Random(7)
 ts = sorted(rng.uniform(0, 50) for _ in range(100000))
 with open(sys.argv[1], "w") as f:
     for k, t in enumerate(ts):
-        f.write(f'{{"time": {1794326400 + t:.3f}, "method": "GET", "path": "/api/items/{k % 1000 + 1}?k={k}"}}\n')
+        r = rng.random()
+        item = rng.randrange(1, 1001)
+        if r < 0.60:
+            rec = {"method": "GET", "path": f"/api/items/{item}?k={k}"}
+        elif r < 0.75:
+            rec = {"method": "GET", "path": f"/api/items?page={rng.randrange(50)}&k={k}"}
+        elif r < 0.90:
+            rec = {"method": "POST", "path": f"/api/cart?k={k}", "body": json.dumps({"item": item, "qty": 1})}
+        elif r < 0.95:
+            rec = {"method": "PUT", "path": f"/api/cart/{item}?k={k}", "body": json.dumps({"qty": 2})}
+        else:
+            rec = {"method": "DELETE", "path": f"/api/cart/{item}?k={k}"}
+        f.write(json.dumps({"time": float(f"{1794326400 + t:.3f}"), **rec}) + "\n")
 PY
-# connection: per-user (the default: each record is one arrival with its own connection, about
-# 2,000 connects a second) or shared (--connection shared: the shard's keep-alive pool).
-cat > "$TMP/100k.yaml" <<YAML
+# The recording server on core 0, the generator on core 1 (when there are two).
+PIN_SERVER=(); PIN_GEN=()
+if [[ $(nproc) -ge 2 ]]; then PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c 1); fi
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# One leg: the log at SPEED % against a fresh recorder on PORT; its summary into $TMP/leg-SPEED.json.
+leg() {
+    local speed=$1 port=$2
+    # connection: per-user (the default: each record is one arrival with its own connection,
+    # 2,000-4,000 connects a second) or shared (--connection shared: the shard's keep-alive pool).
+    cat > "$TMP/100k-$speed.yaml" <<YAML
 name: replay-100k
 clients:
   replayed: { share: 100%, http: h1, connection: $CONNECTION }
 load:
-  replay: { from: 100k.jsonl, speed: 100% }
+  replay: { from: 100k.jsonl, speed: $speed% }
 YAML
-# The recording server: nginx (one worker, pinned to core 0 when there are two) logs $msec and the
-# URI of every request; the generator runs on the other core.
-PIN_SERVER=(); PIN_GEN=()
-if [[ $(nproc) -ge 2 ]]; then PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c 1); fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$TMP/nginx/tmp"; chmod 755 "$TMP"
-user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root root;"
-cat > "$TMP/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 8192; multi_accept on; }
-http {
-    log_format stamp '\$msec \$request_uri';
-    access_log $TMP/nginx/access.log stamp buffer=1m flush=1s;
-    keepalive_requests 1000000;
-    tcp_nodelay on;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$PORT backlog=65535;
-        location / { default_type text/plain; return 200 "ok"; }
-    }
-}
-EOF
-NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
-"${PIN_SERVER[@]}" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-SERVER_PID=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break; sleep 0.1; done
-: > "$TMP/nginx/access.log"; kill -USR1 "$SERVER_PID"; sleep 0.5
-/usr/bin/time -f "%e %M" -o "$TMP/time2" "${PIN_GEN[@]}" "$FC" run "$TMP/100k.yaml" \
-    --target "http://127.0.0.1:$PORT" --out "$TMP/run" --quiet >/dev/null || true
-sleep 1.5   # nginx flushes its log every second
-read -r SECS2 RSS2_KB < "$TMP/time2"
-python3 - "$TMP/run/report.json" "$SECS2" "$RSS2_KB" "$TMP/100k.jsonl" "$TMP/nginx/access.log" <<'PY'
-import datetime, json, math, re, sys
-report, secs, rss_kb, log, access = sys.argv[1:]
+    "${PIN_SERVER[@]}" "${RT[@]}" "$TMP/recorder" "$port" "$TMP/arrivals-$speed.txt" 2>"$TMP/recorder-$speed.err" &
+    SERVER_PID=$!
+    # Wait for the port without sending a request (a connection that sends nothing is not logged).
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    local load_before; load_before=$(loadavg)
+    /usr/bin/time -f "%e %M %c" -o "$TMP/time-$speed" "${PIN_GEN[@]}" "${RT[@]}" "$FC" run "$TMP/100k-$speed.yaml" \
+        --target "http://127.0.0.1:$port" --out "$TMP/run-$speed" --quiet >/dev/null 2>"$TMP/run-$speed.err" || true
+    local load_after; load_after=$(loadavg)
+    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+    python3 - "$TMP/run-$speed/report.json" "$TMP/time-$speed" "$TMP/100k.jsonl" "$TMP/arrivals-$speed.txt" \
+        "$speed" "$CONNECTION${RT[*]:+, chrt -f 20}" "$load_before" "$load_after" "$TMP/leg-$speed.json" <<'PY'
+import calendar, collections, datetime, json, math, re, sys
+report, timef, log, arrivals, speed, conn, load0, load1, out = sys.argv[1:]
+speed = int(speed) / 100
 r = json.load(open(report))
+secs, rss_kb, preempted = open(timef).read().split()[-3:]
+recs = [json.loads(l) for l in open(log)]
+base = math.floor(min(x["time"] for x in recs))
+at = datetime.datetime.fromisoformat(r["run"]["started_at"].replace("Z", "+00:00"))
+t0_ns = calendar.timegm(at.utctimetuple()) * 10**9 + at.microsecond * 1000
+frac = r["run"]["started_at"].split(".")[1].rstrip("Z")
+want = collections.Counter((x["method"], x["path"]) for x in recs)
+seen = collections.Counter()
+extra = collections.Counter()
+arrived = {}
+for line in open(arrivals):
+    ns, method, uri = line.rstrip("\n").split(" ", 2)
+    m = re.search(r"[?&]k=(\d+)$", uri)
+    if not m:
+        extra[(method, uri)] += 1
+        continue
+    seen[(method, uri)] += 1
+    arrived.setdefault(int(m.group(1)), int(ns))
+exact = seen == want
+probe_only = extra == collections.Counter({("GET", "/"): 1})
+# Signed error per record, ms: arrival - (started_at + offset / speed).
+err = sorted((arrived[k] - t0_ns - round((x["time"] - base) / speed * 1e9)) / 1e6
+             for k, x in enumerate(recs) if k in arrived)
+abs_err = sorted(abs(e) for e in err)
+q = lambda v, p: v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
+p50, p99, mx = q(abs_err, 0.5), q(abs_err, 0.99), (abs_err[-1] if abs_err else float("nan"))
+ns_sorted = sorted(arrived.values())
+span = (ns_sorted[-1] - ns_sorted[0]) / 1e9 if ns_sorted else float("nan")
 lag = r["generator"]["lag_ms"]
-print(f"100,000-line replay at 100%: {r['totals']['requests']} requests in {float(secs):.1f}s; "
-      f"send lag p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms; peak RSS {int(rss_kb) // 1024} MiB")
-# At the server: record k is due at the run's start + (its time - the start of the first record's second).
-times = [json.loads(l)["time"] for l in open(log)]
-base = math.floor(times[0])
-t0 = datetime.datetime.fromisoformat(r["run"]["started_at"]).timestamp()
-errs = []
-for line in open(access):
-    m = re.match(r"(\S+) /api/items/\d+\?k=(\d+)$", line.strip())
-    if m:
-        errs.append(abs(float(m.group(1)) - (t0 + times[int(m.group(2))] - base)) * 1000)
-errs.sort()
-q = lambda p: errs[min(len(errs) - 1, int(p * len(errs)))] if errs else float("nan")
-print(f"  at nginx ($msec, 1 ms resolution): {len(errs)} of {len(times)} records; |arrival - planned instant|: "
-      f"p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {errs[-1] if errs else float('nan'):.1f} ms (target p99 < 2 ms)")
+print(f"replay at {int(speed * 100)}% ({conn}): {r['totals']['requests']} requests, {r['totals']['errors']} errors, "
+      f"in {float(secs):.1f}s (run.duration_s {r['run']['duration_s']}); peak RSS {int(rss_kb) // 1024} MiB; "
+      f"{preempted} involuntary context switches; load average {load0} before, {load1} after")
+print(f"  started_at {r['run']['started_at']} ({len(frac)} fractional digits)")
+missing = want - seen
+surplus = seen - want
+print(f"  multiset of (method, path) at the recorder: {sum(seen.values())} of {len(recs)} records, "
+      f"{'exact' if exact else f'NOT exact: {sum(missing.values())} missing, {sum(surplus.values())} surplus'}; "
+      f"besides them: {dict(extra) if extra else 'nothing'} (the run's probe is one GET /)")
+for (m, p), n in list(missing.items())[:3]:
+    print(f"    missing: {m} {p} x{n}")
+for (m, p), n in list(surplus.items())[:3]:
+    print(f"    surplus: {m} {p} x{n}")
+print(f"  |arrival - (started_at + offset/speed)| (kernel receive stamps): p50 {p50:.3f} ms, "
+      f"p99 {p99:.3f} ms, max {mx:.3f} ms; signed p1 {q(err, 0.01):+.3f} ms, p50 {q(err, 0.5):+.3f} ms, "
+      f"p99 {q(err, 0.99):+.3f} ms")
+print(f"  generator send lag (report): p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms")
+print(f"  span first to last arrival {span:.4f} s (log {(recs[-1]['time'] - recs[0]['time']) / speed:.4f} s at this speed)")
+# Where the records >= 2 ms off are, second by second: spread thin (timer) or in a few bursts
+# (the generator kept off its CPU).
+by_sec = collections.defaultdict(list)
+for k, x in enumerate(recs):
+    if k in arrived:
+        planned = (x["time"] - base) / speed
+        by_sec[int(planned)].append((arrived[k] - t0_ns - planned * 1e9) / 1e6)
+bad = [(s, len([e for e in v if abs(e) >= 2.0]), min(v), max(v)) for s, v in sorted(by_sec.items())]
+bad = [b for b in bad if b[1]]
+if bad:
+    print(f"  records >= 2 ms off: {sum(b[1] for b in bad)}, in {len(bad)} of {len(by_sec)} seconds; the worst seconds:")
+    for s, n, lo, hi in sorted(bad, key=lambda b: -b[1])[:4]:
+        print(f"    second {s}: {n} records, error {lo:+.1f} to {hi:+.1f} ms")
+json.dump({"speed": speed, "exact": exact, "probe_only": probe_only, "p99": p99, "span": span,
+           "duration_s": r["run"]["duration_s"]}, open(out, "w"))
+if speed == 1.0:
+    ok = exact and probe_only and p99 < 2.0
+    print(f"  {'PASS' if ok else 'FAIL'} 100%: multiset {'exact' if exact and probe_only else 'NOT exact'}, "
+          f"p99 {p99:.3f} ms {'<' if p99 < 2.0 else '>='} 2 ms")
+PY
+}
+leg 100 "$PORT"
+leg 200 "$((PORT + 1))"
+python3 - "$TMP/leg-100.json" "$TMP/leg-200.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+ratio = b["span"] / a["span"]
+ok = b["exact"] and b["probe_only"] and abs(ratio - 0.5) <= 0.001
+print(f"  {'PASS' if ok else 'FAIL'} 200%: multiset {'exact' if b['exact'] and b['probe_only'] else 'NOT exact'}, "
+      f"span {b['span']:.4f} s / {a['span']:.4f} s = {ratio:.4f} (want 0.5 +- 0.001); "
+      f"run.duration_s {b['duration_s']} / {a['duration_s']} = {b['duration_s'] / a['duration_s']:.4f}")
 PY

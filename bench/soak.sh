@@ -439,6 +439,24 @@ if ref is not None and end is not None:
     lines.append(f"machine: load average (1 min) {min(lds):.2f}-{max(lds):.2f}, median {statistics.median(lds):.2f}; "
                  f"CPU steal {sum(r['steal'] for r in rows):.1f} s in all, at most {max(r['steal'] for r in rows):.1f} s in a minute "
                  f"({ncpu} cores)")
+# The sessions in flight, per minute (the report's series: one value a second). Memory follows
+# them: each session in flight holds its journey's state and buffers, and the allocator keeps some
+# of what a spike of them took. A minute whose RSS steps up beside a spike of in-flight sessions
+# (a stall of the machine, not of the run) is not a leak; the verdict names the spike.
+inflight = {}
+try:
+    for p in json.load(open(report)).get("series", []):
+        m = p["t"] // 60 + 1
+        inflight[m] = max(inflight.get(m, 0), p.get("in_flight", 0))
+except Exception:
+    pass
+for r in rows:
+    r["in_flight"] = inflight.get(r["minute"])
+if inflight and ref is not None and end is not None:
+    upto = lambda m: max(v for k, v in inflight.items() if k <= m)
+    top = max(inflight, key=inflight.get)
+    lines.append(f"sessions in flight (most in any second): up to minute one {upto(ref['minute'])}, "
+                 f"over the whole run {inflight[top]} (minute {top}), in the last minute {inflight.get(end['minute'], 0)}")
 try:
     j = json.load(open(report))
     t = j["totals"]
@@ -464,10 +482,10 @@ print("\n".join(lines))
 f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
 md = [f"# flashcrowd soak ({datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
       f"Open model at {rate} sessions/s for {minutes} min, --threads {threads}, against nginx on loopback.", "",
-      "| minute | RSS MiB (median) | RSS max | peak (VmHWM) | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
-      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-md += [f"| {r['minute']} | {r['rss']:.1f} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {r['req']} | {r['cpu_ms']:.0f} | {f(r['per_k'], '%.2f')} | "
-       f"{f(r['load'], '%.2f')} | {r['steal']:.2f} |" for r in rows]
+      "| minute | RSS MiB (median) | RSS max | peak (VmHWM) | in flight (max) | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+md += [f"| {r['minute']} | {r['rss']:.1f} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {f(r.get('in_flight'), '%d')} | {r['req']} | {r['cpu_ms']:.0f} | "
+       f"{f(r['per_k'], '%.2f')} | {f(r['load'], '%.2f')} | {r['steal']:.2f} |" for r in rows]
 md += [""] + [f"- {l.strip()}" for l in lines]
 open(out_path, "w").write("\n".join(md) + "\n")
 print(f"markdown written to {out_path}")

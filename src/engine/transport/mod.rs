@@ -36,11 +36,12 @@ pub type ReqBody = Full<Bytes>;
 /// One open connection.
 pub enum Conn {
     H1(::hyper::client::conn::http1::SendRequest<ReqBody>),
-    /// An HTTP/2 connection, and whether the server has said it takes no new streams on it
-    /// (GOAWAY): shared by every handle to the connection, so a pool stops handing it out.
+    /// An HTTP/2 connection, and what every handle to it shares: whether the server has said
+    /// it takes no new streams on it (GOAWAY), so a pool stops handing it out, and the streams
+    /// open on it against the server's limit (see `hyper_conn::H2Shared`).
     H2(
         ::hyper::client::conn::http2::SendRequest<ReqBody>,
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::sync::Arc<hyper_conn::H2Shared>,
     ),
     /// The lean HTTP/1.1 path (plain text).
     Lean(Box<lean::H1Conn>),
@@ -86,7 +87,9 @@ pub struct Failed {
     pub status: Option<u16>,
     pub bytes_in: u64,
     /// The server certainly did not process the request (HTTP/2: a stream above a GOAWAY's last
-    /// stream id, or refused with REFUSED_STREAM), so it may be sent again whatever its method.
+    /// stream id, refused with REFUSED_STREAM, or a request that waited for a stream within the
+    /// server's limit until the connection went away), so it may be sent again whatever its
+    /// method.
     pub unprocessed: bool,
 }
 
@@ -119,7 +122,7 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         match self {
             Conn::H1(s) => !s.is_closed(),
-            Conn::H2(s, away) => !s.is_closed() && !away.load(std::sync::atomic::Ordering::Relaxed),
+            Conn::H2(s, shared) => !s.is_closed() && !shared.is_away(),
             Conn::Lean(c) => c.is_open(),
         }
     }
@@ -137,15 +140,15 @@ impl Conn {
 
     /// Marks an HTTP/2 connection as going away: no new streams go on it.
     pub fn going_away(&self) {
-        if let Conn::H2(_, away) = self {
-            away.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Conn::H2(_, shared) = self {
+            shared.go_away();
         }
     }
 
     /// A handle for another concurrent request (h2 only).
     pub fn clone_h2(&self) -> Option<Conn> {
         match self {
-            Conn::H2(s, away) => Some(Conn::H2(s.clone(), away.clone())),
+            Conn::H2(s, shared) => Some(Conn::H2(s.clone(), shared.clone())),
             Conn::H1(_) | Conn::Lean(_) => None,
         }
     }
