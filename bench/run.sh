@@ -4,7 +4,7 @@
 #   bench/run.sh [--repeats N] [--duration S] [--with-oha] [--no-build] [--out FILE]   # throughput
 #   bench/run.sh --memory [--minutes M] [--rate R]                                      # RSS over time
 #   bench/run.sh --connections N [--conn-seconds S]                                     # many connections
-#   bench/run.sh --ceiling [--ceiling-rates LIST] [--with-oha]                          # open-model ceiling per core
+#   bench/run.sh --ceiling [--ceiling-range LO-HI] [--with-oha]                         # open-model ceiling per core
 #
 # See bench/README.md for what the figures mean. Everything started here is stopped on exit.
 set -euo pipefail
@@ -28,7 +28,12 @@ CONN_SECONDS=30
 STEAL_LIMIT=1.0
 STEAL_RETRIES=1
 KEEP_TMP=0
-CEILING_RATES="10000,20000,30000,40000,50000,60000,80000"
+CEILING_RATES=""     # a list: the grid search; empty: bisection over CEILING_LO..CEILING_HI
+CEILING_LO=5000
+CEILING_HI=80000
+CEILING_STEP=1000
+CEILING_P99=2
+NGINX_PORT=""
 SOURCE_IPS=""
 TOOLS="wrk,oha,flashcrowd-closed,flashcrowd-open,flashcrowd-journey"
 FC_BIN=""
@@ -62,12 +67,18 @@ Options:
   --rate R           memory mode arrival rate per second (default 5000)
   --connections N    connection mode: closed model with N users, count ESTABLISHED sockets
   --conn-seconds S   connection mode duration (default 30: 10 s ramp, then hold)
-  --ceiling          ceiling mode: the open model on one pinned core at each rate of --ceiling-rates;
-                     a rate holds when lag p99 < 1 ms, 0 dropped, 0 errors and >= 99 % of it was
-                     achieved; beside oha -q RATE --latency-correction (with --with-oha), which holds
-                     when it achieved >= 99 % of the rate with 0 errors; prints both ceilings and
-                     their ratio (--duration and --repeats apply; a rate holds in most repeats)
-  --ceiling-rates L  comma-separated arrival rates for --ceiling (default 10000,...,80000)
+  --ceiling          ceiling mode: the highest arrival rate the open model holds on one pinned core,
+                     found by bisection over --ceiling-range; flashcrowd holds a rate when lag p99 < 1 ms,
+                     0 dropped, 0 errors and >= 99 % of it was achieved; beside oha -q RATE
+                     --latency-correction (with --with-oha), which holds when it achieved >= 99 % with
+                     0 errors and a latency p99 (from the intended start) < --ceiling-p99 ms, the test
+                     flashcrowd is also held to; prints the ceilings and their ratios (--duration and
+                     --repeats apply; a rate holds when it held in most repeats)
+  --ceiling-range LO-HI  bisection bounds in arrivals/s (default 5000-80000)
+  --ceiling-step R   bisection resolution in arrivals/s (default 1000)
+  --ceiling-p99 MS   the latency-p99 bound of the same-yardstick test (default 2)
+  --ceiling-rates L  comma-separated arrival rates: try each (a grid) instead of bisecting
+  --port P           nginx's loopback port (default: a free one)
   --source-ips SPEC  passed to flashcrowd as --source-ips SPEC (connection mode), if it has it
   --cache-dir DIR    where oha is installed (default ~/.cache/flashcrowd-bench)
   --keep-tmp         keep the temp dir (nginx config, scenarios, raw outputs) for inspection
@@ -92,6 +103,10 @@ while [[ $# -gt 0 ]]; do
         --memory) MODE=memory; shift ;;
         --ceiling) MODE=ceiling; shift ;;
         --ceiling-rates) CEILING_RATES="$2"; shift 2 ;;
+        --ceiling-range) CEILING_LO="${2%-*}"; CEILING_HI="${2#*-}"; shift 2 ;;
+        --ceiling-step) CEILING_STEP="$2"; shift 2 ;;
+        --ceiling-p99) CEILING_P99="$2"; shift 2 ;;
+        --port) NGINX_PORT="$2"; shift 2 ;;
         --minutes) MINUTES="$2"; shift 2 ;;
         --rate) MEM_RATE="$2"; shift 2 ;;
         --connections) MODE=connections; CONNS="$2"; shift 2 ;;
@@ -232,7 +247,7 @@ start_nginx() {  # $1 = worker_connections
     hard="$(ulimit -Hn)"
     # nginx cannot go past the hard limit without CAP_SYS_RESOURCE; it would only log an alert
     [[ "$hard" != unlimited && "$hard" -lt "$nofile" ]] && nofile="$hard"
-    PORT="$(free_port)"
+    PORT="${NGINX_PORT:-$(free_port)}"
     mkdir -p "$TMP/nginx/html" "$TMP/nginx/tmp"
     printf 'ok' >"$TMP/nginx/html/ok.txt"
     python3 -c 'import sys; sys.stdout.write(("0123456789abcdef" * 64))' >"$TMP/nginx/html/1k.bin"
@@ -438,7 +453,7 @@ RESULTS="$TMP/runs.jsonl"
 # then appends one JSON line to $RESULTS. Returns 0, or 10 when the run had too much steal.
 run_one() {
     local tool="$1" rep="$2" attempt="$3"
-    local dir="$TMP/runs/$tool-$rep-$attempt"
+    local dir="$TMP/runs/$tool-$rep-$attempt${BENCH_RATE:+-$BENCH_RATE}"
     mkdir -p "$dir"
     local cmd=()
     case "$tool" in
@@ -472,7 +487,8 @@ import json, os, re, sys
 tool, rep, attempt, d, rc, steal_ticks, clk, conns, limit = sys.argv[1:]
 rec = {"tool": tool, "repeat": int(rep), "attempt": int(attempt), "exit": int(rc),
        "steal_s": int(steal_ticks) / int(clk), "conns": int(conns), "dir": d,
-       "rate": float(os.environ.get("BENCH_RATE") or 0)}
+       "rate": float(os.environ.get("BENCH_RATE") or 0),
+       "load1": float(open("/proc/loadavg").read().split()[0])}
 rec["flag"] = rec["steal_s"] > float(limit)
 out = open(os.path.join(d, "stdout"), errors="replace").read()
 try:
@@ -524,6 +540,7 @@ try:
         rec["rps"] = t["rate"]
         rec["p50_ms"] = j["latency_ms"]["p50"]
         rec["p99_ms"] = j["latency_ms"]["p99"]
+        rec["service_p99_ms"] = (j.get("service_time_ms") or {}).get("p99")
         g = j.get("generator") or {}
         rec["dropped"] = t.get("sessions_dropped", g.get("dropped"))
         rec["lag_p99_ms"] = (g.get("lag_ms") or {}).get("p99")
@@ -543,7 +560,7 @@ def f(v, fmt):
 msg = (f"{tool:<18} repeat {rep}: {f(rec.get('rps'), '%.0f')} req/s, "
        f"p50 {f(rec.get('p50_ms'), '%.3f')} ms, p99 {f(rec.get('p99_ms'), '%.3f')} ms, "
        f"cpu {f(rec.get('cpu_s'), '%.2f')} s, {f(rec.get('req_per_cpu_s'), '%.0f')} req/cpu-s, "
-       f"steal {rec['steal_s']:.2f} s, {rec['conns']} conns")
+       f"steal {rec['steal_s']:.2f} s, load {rec['load1']:.2f}, {rec['conns']} conns")
 if rec["exit"] != 0:
     msg += f", exit {rec['exit']}"
 if rec.get("errors"):
@@ -672,7 +689,9 @@ table = [[r["tool"], f"{r['n']}/{r['of']}", f(r["rps"], "%.0f"), f(r["p50"], "%.
 widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
 line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 print()
-print(f"Medians over {repeats} repeats of {duration} s, {users} connections, loopback nginx (1 worker)")
+loads = [r["load1"] for r in runs if isinstance(r.get("load1"), (int, float))]
+load_note = f"; load average (1 min) {min(loads):.2f}-{max(loads):.2f} at the runs' ends" if loads else ""
+print(f"Medians over {repeats} repeats of {duration} s, {users} connections, loopback nginx (1 worker){load_note}")
 print(line(head))
 print(line(["-" * w for w in widths]))
 for row in table:
@@ -738,17 +757,17 @@ except Exception:
 md = [f"# flashcrowd benchmark ({datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
       f"Loopback nginx (1 worker, pinned to core 0), generators pinned to core 1; {ncpu} cores ({cpu_model}).",
       f"Medians over {repeats} interleaved repeats of {duration} s, {users} keep-alive connections; "
-      f"flashcrowd-open at {open_rate}/s.", "",
+      f"flashcrowd-open at {open_rate}/s{load_note}.", "",
       "| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
 md += ["| " + " | ".join(row) + " |" for row in table]
 md += ["", *[f"- {v}" for v in verdicts], "", "## Every run", "",
-       "| tool | repeat | attempt | req/s | p50 ms | p99 ms | CPU s | req/CPU-s | steal s | conns | errors | exit |",
-       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+       "| tool | repeat | attempt | req/s | p50 ms | p99 ms | CPU s | req/CPU-s | steal s | load1 | conns | errors | exit |",
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in runs:
     md.append("| " + " | ".join([r["tool"], str(r["repeat"]), str(r["attempt"]), f(r.get("rps"), "%.0f"),
               f(r.get("p50_ms"), "%.3f"), f(r.get("p99_ms"), "%.3f"), f(r.get("cpu_s"), "%.2f"),
               f(r.get("req_per_cpu_s"), "%.0f"), f(r["steal_s"], "%.2f") + (" (!)" if r["flag"] else ""),
-              str(r["conns"]), str(r.get("errors", "-")), str(r["exit"])]) + " |")
+              f(r.get("load1"), "%.2f"), str(r["conns"]), str(r.get("errors", "-")), str(r["exit"])]) + " |")
 open(out_path, "w").write("\n".join(md) + "\n")
 print(f"\nmarkdown written to {out_path}")
 EOF
@@ -910,83 +929,206 @@ EOF
 }
 
 # ---------------------------------------------------------------- mode: ceiling
-mode_ceiling() {
-    start_nginx 65535
-    local tools=(flashcrowd-open)
-    if [[ -n "$OHA" ]]; then
-        oha_flags
-        "$OHA" --help 2>&1 | grep -q -- '--latency-correction' || die "this oha has no --latency-correction"
-        tools+=(oha-q)
-    fi
-    local rates; IFS=, read -r -a rates <<<"$CEILING_RATES"
-    log "ceiling: ${tools[*]} at ${rates[*]}/s, ${DURATION}s each, $REPEATS repeat(s), one core each"
-    local rate r tool
-    for rate in "${rates[@]}"; do
-        OPEN_RATE="$rate"
-        write_scenarios
-        for ((r = 1; r <= REPEATS; r++)); do
-            for tool in "${tools[@]}"; do
-                BENCH_RATE="$rate" run_one "$tool" "$r" 1 || true
-                sleep 1
-            done
-        done
-    done
-    python3 - "$RESULTS" "$OUT_FILE" "$DURATION" <<'EOF'
-import json, sys
-res_path, out_path, duration = sys.argv[1:]
+# The judge of ceiling runs: `ceiling.py verdict TOOL TEST RATE` prints held / failed / none (no run
+# yet) from every run of TOOL at RATE (the majority decides); `ceiling.py summary` prints the table.
+# Tests: "lag" (the issue's, flashcrowd only): scheduler lag p99 < 1 ms, 0 dropped; "p99" (both
+# tools): latency p99 from the intended start < --ceiling-p99 ms. Both: >= 99 % of the rate
+# achieved, 0 errors, exit 0.
+write_ceiling_judge() {
+    cat >"$TMP/ceiling.py" <<'EOF'
+import json, statistics, sys
+res_path, p99_limit = sys.argv[1], float(sys.argv[2])
 runs = [json.loads(l) for l in open(res_path) if l.strip()]
 
-def held(r):
-    ok = r.get("rps") is not None and r["rps"] >= 0.99 * r["rate"] and not r.get("errors") and r["exit"] == 0
+def held(r, test):
+    ok = (r.get("rps") is not None and r["rps"] >= 0.99 * r["rate"] and not r.get("errors")
+          and r["exit"] == 0)
     if r["tool"] == "flashcrowd-open":
-        ok = ok and not r.get("dropped") and r.get("lag_p99_ms") is not None and r["lag_p99_ms"] < 1.0
-    return ok
+        ok = ok and not r.get("dropped")
+    if test == "lag":
+        return ok and r.get("lag_p99_ms") is not None and r["lag_p99_ms"] < 1.0
+    return ok and r.get("p99_ms") is not None and r["p99_ms"] < p99_limit
 
-tools = sorted({r["tool"] for r in runs}, key=lambda t: t != "flashcrowd-open")
-rates = sorted({r["rate"] for r in runs})
-lines = [f"Open-model ceiling on one core ({duration} s per run; nginx on the other core)", "",
-         "| rate/s | " + " | ".join(tools) + " |", "|---:|" + "---|" * len(tools)]
-ceiling = {}
-for rate in rates:
-    cells = []
-    for t in tools:
-        rs = [r for r in runs if r["tool"] == t and r["rate"] == rate]
-        n_held = sum(1 for r in rs if held(r))
-        ok = rs and 2 * n_held > len(rs)
-        desc = []
-        for r in rs:
-            d = f"{(r.get('rps') or 0):.0f}/s"
-            if t == "flashcrowd-open":
-                d += f", lag p99 {r.get('lag_p99_ms') if r.get('lag_p99_ms') is not None else '-'} ms, dropped {r.get('dropped') or 0}"
-            else:
-                d += f", p99 {r.get('p99_ms') if r.get('p99_ms') is not None else '-'} ms"
-            if r.get("errors"):
-                d += f", {r['errors']} errors"
-            desc.append(d)
-        cells.append(("held: " if ok else "FAILED: ") + "; ".join(desc))
-    lines.append(f"| {rate:.0f} | " + " | ".join(cells) + " |")
-lines.append("")
-# the ceiling is the highest rate below which every rate held
-for t in tools:
-    c = 0
-    for rate in rates:
-        rs = [r for r in runs if r["tool"] == t and r["rate"] == rate]
-        if rs and 2 * sum(1 for r in rs if held(r)) > len(rs):
+def verdict(tool, test, rate):
+    rs = [r for r in runs if r["tool"] == tool and r["rate"] == rate]
+    if not rs:
+        return None
+    return 2 * sum(1 for r in rs if held(r, test)) > len(rs)
+
+def ceiling(tool, test):
+    # the highest rate tried below which every rate tried held; and the first that failed
+    c, nxt = 0, None
+    for rate in sorted({r["rate"] for r in runs if r["tool"] == tool}):
+        if verdict(tool, test, rate):
             c = rate
         else:
+            nxt = rate
             break
-    ceiling[t] = c
-    lines.append(f"- {t}: ceiling {c:.0f}/s" + (" (held at no rate tried)" if c == 0 else ""))
-fc, oha = ceiling.get("flashcrowd-open"), ceiling.get("oha-q")
-if fc and oha:
-    lines.append(f"- flashcrowd / oha -q ceiling: {fc / oha:.2f}x")
-lines.append("- flashcrowd holds a rate with scheduler lag p99 < 1 ms, 0 dropped, 0 errors, >= 99 % achieved; "
-             "oha -q with >= 99 % achieved and 0 errors (it reports no lag; --latency-correction measures "
-             "latency from the intended start)")
+    return c, nxt
+
+if sys.argv[3] == "verdict":
+    v = verdict(sys.argv[4], sys.argv[5], float(sys.argv[6]))
+    print("none" if v is None else ("held" if v else "failed"))
+    sys.exit(0)
+
+out_path, duration, mode = sys.argv[4:7]
+tests = [("flashcrowd-open", "lag"), ("flashcrowd-open", "p99"), ("oha-q", "p99")]
+tests = [t for t in tests if any(r["tool"] == t[0] for r in runs)]
+names = {("flashcrowd-open", "lag"): "flashcrowd, lag p99 < 1 ms and 0 dropped (the issue's test)",
+         ("flashcrowd-open", "p99"): f"flashcrowd, latency p99 < {p99_limit:g} ms and 0 dropped",
+         ("oha-q", "p99"): f"oha -q --latency-correction, latency p99 < {p99_limit:g} ms"}
+loads = [r["load1"] for r in runs if isinstance(r.get("load1"), (int, float))]
+steal = [r["steal_s"] for r in runs]
+lines = [f"Open-model ceiling on one core ({mode}; {duration} s per run; nginx on the other core); "
+         f"load average (1 min) {min(loads):.2f}-{max(loads):.2f}, steal per run "
+         f"{min(steal):.2f}-{max(steal):.2f} s" if loads else "", "",
+         "| rate/s | tool | runs: achieved/s, lag p99, latency p99, service p99, dropped, load1 | verdicts |",
+         "|---:|---|---|---|"]
+for rate in sorted({r["rate"] for r in runs}):
+    for tool in ("flashcrowd-open", "oha-q"):
+        rs = [r for r in runs if r["tool"] == tool and r["rate"] == rate]
+        if not rs:
+            continue
+        def g(r, k, fmt):
+            v = r.get(k)
+            return (fmt % v) if isinstance(v, (int, float)) else "-"
+        desc = []
+        for r in rs:
+            d = f"{g(r, 'rps', '%.0f')}/s"
+            if tool == "flashcrowd-open":
+                d += f", lag {g(r, 'lag_p99_ms', '%.2f')} ms"
+            d += f", p99 {g(r, 'p99_ms', '%.2f')} ms"
+            if tool == "flashcrowd-open":
+                d += f", svc {g(r, 'service_p99_ms', '%.2f')} ms, dropped {r.get('dropped') or 0}"
+            if r.get("errors"):
+                d += f", {r['errors']} errors"
+            if r["exit"]:
+                d += f", exit {r['exit']}"
+            d += f", load {g(r, 'load1', '%.1f')}"
+            desc.append(d)
+        vs = [f"{test}: {'held' if verdict(tool, test, rate) else 'FAILED'}" for (t, test) in tests if t == tool]
+        lines.append(f"| {rate:.0f} | {tool} | " + "; ".join(desc) + " | " + ", ".join(vs) + " |")
+lines.append("")
+ceil = {}
+for t in tests:
+    c, nxt = ceiling(*t)
+    ceil[t] = c
+    top = max(r["rate"] for r in runs if r["tool"] == t[0])
+    if c == 0:
+        note = f"below {nxt:.0f}/s (the lowest rate tried failed)"
+    elif nxt is None:
+        note = f"at least {c:.0f}/s (the highest rate tried, {top:.0f}/s, held)"
+    else:
+        note = f"{c:.0f}/s (failed at {nxt:.0f}/s)"
+    lines.append(f"- {names[t]}: ceiling {note}")
+fl, fp, op = (ceil.get(("flashcrowd-open", "lag")), ceil.get(("flashcrowd-open", "p99")),
+              ceil.get(("oha-q", "p99")))
+if fl and op:
+    lines.append(f"- ceiling(flashcrowd, lag test) / ceiling(oha): **{fl / op:.2f}x**")
+if fp and op:
+    lines.append(f"- same test for both (latency p99 < {p99_limit:g} ms): flashcrowd / oha **{fp / op:.2f}x**")
+lines.append("- every test also needs >= 99 % of the rate achieved, 0 errors, exit 0; oha reports no scheduler "
+             "lag, so it is held to its latency p99 with --latency-correction (from the intended start, which "
+             "carries its lag); flashcrowd's latency p99 is from the intended start too")
 print("\n".join(lines))
 open(out_path, "w").write("\n".join(lines) + "\n")
 print(f"\nmarkdown written to {out_path}")
 EOF
+}
+
+ceiling_verdict() {  # TOOL TEST RATE
+    python3 "$TMP/ceiling.py" "$RESULTS" "$CEILING_P99" verdict "$1" "$2" "$3"
+}
+
+ceiling_run() {  # TOOL RATE REPEAT: one run at RATE
+    OPEN_RATE="$2"
+    [[ $1 == flashcrowd-open ]] && write_scenarios
+    BENCH_RATE="$2" run_one "$1" "$3" 1 || true
+    sleep 1
+}
+
+ceiling_next() {  # GOOD BAD: the next rate a search tries; nothing when it is done
+    local g="$1" b="$2"
+    if [[ -z $g && -z $b ]]; then echo "$CEILING_LO"           # first the lowest rate
+    elif [[ -z $g ]]; then return 0                              # the lowest rate failed: done
+    elif [[ -z $b ]]; then [[ $g -lt $CEILING_HI ]] && echo "$CEILING_HI"   # then the highest
+    elif [[ $(( b - g )) -gt $CEILING_STEP ]]; then               # then halve the gap
+        local m=$(( (g + b) / 2 / CEILING_STEP * CEILING_STEP ))
+        [[ $m -le $g ]] && m=$(( g + CEILING_STEP ))
+        echo "$m"
+    fi
+    return 0
+}
+
+mode_ceiling() {
+    start_nginx 65535
+    write_ceiling_judge
+    local tools=(flashcrowd-open)
+    local searches=("flashcrowd-open:lag" "flashcrowd-open:p99")
+    if [[ -n "$OHA" ]]; then
+        oha_flags
+        "$OHA" --help 2>&1 | grep -q -- '--latency-correction' || die "this oha has no --latency-correction"
+        tools+=(oha-q)
+        searches+=("oha-q:p99")
+    fi
+    local r tool rate mode
+    if [[ -n "$CEILING_RATES" ]]; then
+        local rates; IFS=, read -r -a rates <<<"$CEILING_RATES"
+        mode="rates ${CEILING_RATES}"
+        log "ceiling: ${tools[*]} at ${rates[*]}/s, ${DURATION}s each, $REPEATS repeat(s), one core each"
+        for rate in "${rates[@]}"; do
+            for ((r = 1; r <= REPEATS; r++)); do
+                for tool in "${tools[@]}"; do ceiling_run "$tool" "$rate" "$r"; done
+            done
+        done
+    else
+        [[ $CEILING_LO -gt 0 && $CEILING_HI -gt $CEILING_LO && $CEILING_STEP -gt 0 ]] \
+            || die "--ceiling-range LO-HI needs 0 < LO < HI, and --ceiling-step > 0"
+        mode="bisection over ${CEILING_LO}-${CEILING_HI}/s to ${CEILING_STEP}/s"
+        log "ceiling: ${searches[*]}; $mode; ${DURATION}s per run, $REPEATS repeat(s) per rate, interleaved"
+        # per search: the highest rate known to hold and the lowest known to fail
+        declare -A good=() bad=()
+        local s round=0
+        while :; do
+            round=$(( round + 1 ))
+            [[ $round -le 40 ]] || { log "warning: the bisection did not settle in 40 rounds"; break; }
+            local want=()   # "tool:rate" pairs this round, each once (the two flashcrowd tests share runs)
+            for s in "${searches[@]}"; do
+                tool="${s%%:*}"
+                local next; next="$(ceiling_next "${good[$s]:-}" "${bad[$s]:-}")"
+                [[ -n $next ]] || continue
+                # the other test of the same tool may already have run it
+                if [[ $(ceiling_verdict "$tool" "${s#*:}" "$next") != none ]]; then
+                    want+=("$tool:$next:done")
+                else
+                    [[ " ${want[*]} " == *" $tool:$next "* ]] || want+=("$tool:$next")
+                fi
+            done
+            [[ ${#want[@]} -gt 0 ]] || break
+            local todo=() w
+            for w in "${want[@]}"; do [[ $w == *:done ]] || todo+=("$w"); done
+            if [[ ${#todo[@]} -gt 0 ]]; then
+                log "round $round: ${todo[*]}"
+                for ((r = 1; r <= REPEATS; r++)); do
+                    local n=${#todo[@]} i
+                    for ((i = 0; i < n; i++)); do   # rotate the order each repeat
+                        w="${todo[$(( (i + r - 1) % n ))]}"
+                        ceiling_run "${w%%:*}" "${w#*:}" "$r"
+                    done
+                done
+            fi
+            for s in "${searches[@]}"; do
+                tool="${s%%:*}"
+                local next; next="$(ceiling_next "${good[$s]:-}" "${bad[$s]:-}")"
+                [[ -n $next ]] || continue
+                case "$(ceiling_verdict "$tool" "${s#*:}" "$next")" in
+                    held) good[$s]=$next ;;
+                    failed) bad[$s]=$next ;;
+                esac
+            done
+        done
+    fi
+    python3 "$TMP/ceiling.py" "$RESULTS" "$CEILING_P99" summary "$OUT_FILE" "$DURATION" "$mode"
 }
 
 case "$MODE" in
