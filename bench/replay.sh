@@ -99,6 +99,10 @@ PY
 PIN_SERVER=(); PIN_GEN=()
 if [[ $(nproc) -ge 2 ]]; then PIN_SERVER=(taskset -c 0); PIN_GEN=(taskset -c 1); fi
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# Ticks (USER_HZ) the hypervisor stole from the generator's core (the last one): time the
+# generator was off its CPU that no process on this machine took.
+GEN_CPU=$(( $(nproc) - 1 ))
+steal() { awk -v c="cpu$GEN_CPU" '$1 == c {print $9}' /proc/stat; }
 
 # One leg: the log at SPEED % against a fresh recorder on PORT; its summary into $TMP/leg-SPEED.json.
 leg() {
@@ -117,14 +121,17 @@ YAML
     # Wait for the port without sending a request (a connection that sends nothing is not logged).
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     local load_before; load_before=$(loadavg)
+    local steal_before; steal_before=$(steal)
     /usr/bin/time -f "%e %M %c" -o "$TMP/time-$speed" "${PIN_GEN[@]}" "${RT[@]}" "$FC" run "$TMP/100k-$speed.yaml" \
         --target "http://127.0.0.1:$port" --out "$TMP/run-$speed" --quiet >/dev/null 2>"$TMP/run-$speed.err" || true
     local load_after; load_after=$(loadavg)
+    local stolen=$(( $(steal) - steal_before ))
     kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
     python3 - "$TMP/run-$speed/report.json" "$TMP/time-$speed" "$TMP/100k.jsonl" "$TMP/arrivals-$speed.txt" \
-        "$speed" "$CONNECTION${RT[*]:+, chrt -f 20}" "$load_before" "$load_after" "$TMP/leg-$speed.json" <<'PY'
+        "$speed" "$CONNECTION${RT[*]:+, chrt -f 20}" "$load_before" "$load_after" "$TMP/leg-$speed.json" \
+        "$stolen" "$(getconf CLK_TCK)" <<'PY'
 import calendar, collections, datetime, json, math, re, sys
-report, timef, log, arrivals, speed, conn, load0, load1, out = sys.argv[1:]
+report, timef, log, arrivals, speed, conn, load0, load1, out, stolen, hz = sys.argv[1:]
 speed = int(speed) / 100
 r = json.load(open(report))
 secs, rss_kb, preempted = open(timef).read().split()[-3:]
@@ -158,7 +165,8 @@ span = (ns_sorted[-1] - ns_sorted[0]) / 1e9 if ns_sorted else float("nan")
 lag = r["generator"]["lag_ms"]
 print(f"replay at {int(speed * 100)}% ({conn}): {r['totals']['requests']} requests, {r['totals']['errors']} errors, "
       f"in {float(secs):.1f}s (run.duration_s {r['run']['duration_s']}); peak RSS {int(rss_kb) // 1024} MiB; "
-      f"{preempted} involuntary context switches; load average {load0} before, {load1} after")
+      f"{preempted} involuntary context switches; load average {load0} before, {load1} after; "
+      f"steal on the generator's core {int(stolen) / int(hz):.2f} s ({int(stolen) / int(hz) / float(secs):.1%})")
 print(f"  started_at {r['run']['started_at']} ({len(frac)} fractional digits)")
 missing = want - seen
 surplus = seen - want
