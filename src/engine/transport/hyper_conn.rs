@@ -337,6 +337,7 @@ pub async fn exchange(
         status,
         head_at,
         bytes_in,
+        ended_at: None,
     })
 }
 
