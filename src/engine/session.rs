@@ -659,7 +659,9 @@ impl Session {
     /// before any byte of the answer is sent once more on a new connection when its method is
     /// idempotent (a POST or PATCH is counted as `reset`, never resent: the server may have
     /// acted on it); a request an HTTP/2 server refused unprocessed (GOAWAY, REFUSED_STREAM) is
-    /// sent once more whatever its method. Each resend is counted as `retried`.
+    /// sent again whatever its method, up to `MAX_UNPROCESSED_RESENDS` times (a stream refused
+    /// on a connection that then goes away is refused twice). Each resend is counted as
+    /// `retried`.
     async fn exchange(
         &mut self,
         out: Outgoing<'_>,
@@ -687,15 +689,22 @@ impl Session {
                 written.unwrap_or(0),
             )
             .await;
-        if let Err(f) = &res {
-            if f.unprocessed || (idempotent && f.closed_before_response()) {
-                self.ctx.rec.borrow_mut().retried += 1;
-                conn = self.reconnect().await.map_err(Failed::early)?;
-                if let Some(k) = keep.as_deref_mut() {
-                    k.clear();
-                }
-                res = conn.exchange(again, head, keep, max_body, 0).await;
+        let mut resends = 0;
+        while let Err(f) = &res {
+            let resend = (f.unprocessed && resends < MAX_UNPROCESSED_RESENDS)
+                || (resends == 0 && idempotent && f.closed_before_response());
+            if !resend {
+                break;
             }
+            resends += 1;
+            self.ctx.rec.borrow_mut().retried += 1;
+            conn = self.reconnect().await.map_err(Failed::early)?;
+            if let Some(k) = keep.as_deref_mut() {
+                k.clear();
+            }
+            res = conn
+                .exchange(again.again(), head, keep.as_deref_mut(), max_body, 0)
+                .await;
         }
         if res.is_ok() {
             self.release(conn);
@@ -769,6 +778,12 @@ impl Session {
         transport::connect(&self.prog, client.http, client.lean, dial).await
     }
 }
+
+/// How many times one request the server did not process (HTTP/2 GOAWAY past its stream,
+/// REFUSED_STREAM) is sent again. A stream refused past the server's limit goes again on the
+/// same connection, which may then be going away; the next one is new. Three covers both with
+/// one to spare, and bounds a server that refuses everything.
+const MAX_UNPROCESSED_RESENDS: u32 = 3;
 
 /// Methods a client may send again without changing what the server did (RFC 9110 9.2.2).
 fn idempotent(m: &::http::Method) -> bool {
