@@ -108,7 +108,8 @@ steal() { awk -v c="cpu$GEN_CPU" '$1 == c {print $9}' /proc/stat; }
 leg() {
     local speed=$1 port=$2
     # connection: per-user (the default: each record is one arrival with its own connection,
-    # 2,000-4,000 connects a second) or shared (--connection shared: the shard's keep-alive pool).
+    # 2,000-4,000 connects a second, each opened 5-100 ms before the record's instant) or shared
+    # (--connection shared: the shard's keep-alive pool, opened before time 0).
     cat > "$TMP/100k-$speed.yaml" <<YAML
 name: replay-100k
 clients:

@@ -109,6 +109,77 @@ pub struct Session {
     /// The armed request a release wrote (when, bytes written): the next request goes on from
     /// there instead of writing it (see `shard::PreSend`).
     presented: Option<(Instant, usize)>,
+    /// The connection the open loop began opening before this arrival's instant (see
+    /// [`Ahead`]): a `per-user` or `fresh` replayed request's first connection.
+    ahead: Option<Ahead>,
+}
+
+/// A connection opened ahead of a replayed arrival's instant, so that its request is written at
+/// the instant instead of after a connect (`shard::open_arrivals` starts it up to
+/// `ShardCtx::connect_lead` early). The task that opens it is aborted if the arrival drops it
+/// unused (a stop, `max_users`, steering, a second already cut): nothing is sent on it.
+pub struct Ahead {
+    client: usize,
+    task: tokio::task::JoinHandle<Option<(Conn, u64)>>,
+}
+
+impl Ahead {
+    /// Starts opening a connection for `client` (TCP, and TLS and the HTTP handshake when there
+    /// are any), timing it for the shard's lead.
+    pub fn open(ctx: &Rc<ShardCtx>, client: usize) -> Ahead {
+        let ctx = ctx.clone();
+        let task = tokio::task::spawn_local(async move {
+            let t0 = Instant::now();
+            let generation = ctx.addr_generation();
+            let dial = ctx.dial(client);
+            let prog = ctx.prog.clone();
+            let c = &prog.clients[client];
+            let conn = tokio::select! {
+                r = transport::connect(&prog, c.http, c.lean, dial) => r.ok(),
+                _ = ctx.hard_stopped() => None,
+            };
+            ctx.note_connect(t0.elapsed());
+            conn.map(|c| (c, generation))
+        });
+        Ahead { client, task }
+    }
+
+    /// The connection and the address set's generation it was opened under, once open (it may
+    /// still be opening at the arrival's instant: the request waits for it on its own clock);
+    /// None if it failed (the request then connects itself, and counts what fails).
+    async fn take(mut self) -> Option<(Conn, u64)> {
+        (&mut self.task).await.ok().flatten()
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The client a session numbered `index` that starts in `phase` plays: a fixed request's own
+/// client, or one picked by share with the session's seed, as `Session::new` and
+/// `Session::fixed` pick it.
+pub fn client_of(
+    ctx: &ShardCtx,
+    index: u64,
+    phase: usize,
+    fixed: Option<&crate::plan::FixedRequest>,
+) -> usize {
+    let prog = &ctx.prog;
+    if let Some(c) = fixed.and_then(|f| f.client) {
+        if (c as usize) < prog.clients.len() {
+            return c as usize;
+        }
+    }
+    let mut rng = seeded(ctx, index);
+    pick(&prog.client_pick[phase], rng.gen::<f64>())
+}
+
+/// A session's own random generator: decorrelated per session, the same every run.
+fn seeded(ctx: &ShardCtx, index: u64) -> SmallRng {
+    SmallRng::seed_from_u64(mix(ctx.plan.seed ^ mix(index)))
 }
 
 /// A request rendered ahead of its send, for the step (endpoint) it was rendered for.
@@ -181,7 +252,7 @@ enum StepEnd {
 impl Session {
     fn new(ctx: &Rc<ShardCtx>, index: u64, phase: usize) -> Session {
         let prog = ctx.prog.clone();
-        let mut rng = SmallRng::seed_from_u64(mix(ctx.plan.seed ^ mix(index)));
+        let mut rng = seeded(ctx, index);
         let client = pick(&prog.client_pick[phase], rng.gen::<f64>());
         Session {
             ctx: ctx.clone(),
@@ -199,6 +270,7 @@ impl Session {
             armed: None,
             timer: None,
             presented: None,
+            ahead: None,
             prog,
         }
     }
@@ -388,6 +460,16 @@ impl Session {
     }
 
     async fn obtain(&mut self) -> Result<Conn, ErrorKind> {
+        // A replayed request's connection opened ahead of its instant, if it opened (and under
+        // the address set in force); one for another client is not this session's.
+        if let Some(a) = self.ahead.take().filter(|a| a.client == self.client) {
+            if let Some((mut c, generation)) = a.take().await {
+                if generation == self.ctx.addr_generation() && c.still_open() {
+                    self.conn_generation = generation;
+                    return Ok(c);
+                }
+            }
+        }
         let client = &self.prog.clients[self.client];
         // The dial (the next source and target address in turn) is taken only for a connection
         // that is opened: a kept-alive one costs no look at the shared address set.
@@ -659,7 +741,9 @@ impl Session {
     /// before any byte of the answer is sent once more on a new connection when its method is
     /// idempotent (a POST or PATCH is counted as `reset`, never resent: the server may have
     /// acted on it); a request an HTTP/2 server refused unprocessed (GOAWAY, REFUSED_STREAM) is
-    /// sent once more whatever its method. Each resend is counted as `retried`.
+    /// sent again whatever its method, up to `MAX_UNPROCESSED_RESENDS` times (a stream refused
+    /// on a connection that then goes away is refused twice). Each resend is counted as
+    /// `retried`.
     async fn exchange(
         &mut self,
         out: Outgoing<'_>,
@@ -687,15 +771,22 @@ impl Session {
                 written.unwrap_or(0),
             )
             .await;
-        if let Err(f) = &res {
-            if f.unprocessed || (idempotent && f.closed_before_response()) {
-                self.ctx.rec.borrow_mut().retried += 1;
-                conn = self.reconnect().await.map_err(Failed::early)?;
-                if let Some(k) = keep.as_deref_mut() {
-                    k.clear();
-                }
-                res = conn.exchange(again, head, keep, max_body, 0).await;
+        let mut resends = 0;
+        while let Err(f) = &res {
+            let resend = (f.unprocessed && resends < MAX_UNPROCESSED_RESENDS)
+                || (resends == 0 && idempotent && f.closed_before_response());
+            if !resend {
+                break;
             }
+            resends += 1;
+            self.ctx.rec.borrow_mut().retried += 1;
+            conn = self.reconnect().await.map_err(Failed::early)?;
+            if let Some(k) = keep.as_deref_mut() {
+                k.clear();
+            }
+            res = conn
+                .exchange(again.again(), head, keep.as_deref_mut(), max_body, 0)
+                .await;
         }
         if res.is_ok() {
             self.release(conn);
@@ -770,6 +861,12 @@ impl Session {
     }
 }
 
+/// How many times one request the server did not process (HTTP/2 GOAWAY past its stream,
+/// REFUSED_STREAM) is sent again. A stream refused past the server's limit goes again on the
+/// same connection, which may then be going away; the next one is new. Three covers both with
+/// one to spare, and bounds a server that refuses everything.
+const MAX_UNPROCESSED_RESENDS: u32 = 3;
+
 /// Methods a client may send again without changing what the server did (RFC 9110 9.2.2).
 fn idempotent(m: &::http::Method) -> bool {
     use ::http::Method as M;
@@ -779,13 +876,15 @@ fn idempotent(m: &::http::Method) -> bool {
     )
 }
 
-/// An open-model arrival: one session, one journey — or the one request its source fixed.
+/// An open-model arrival: one session, one journey — or the one request its source fixed, on
+/// the connection opened `ahead` for it when there is one.
 pub async fn arrival(
     ctx: Rc<ShardCtx>,
     planned: super::shard::Planned,
     index: u64,
     due: Instant,
     fixed: Option<Arc<crate::plan::FixedRequest>>,
+    ahead: Option<Ahead>,
 ) {
     // Not started if its second of the plan was cut before this task first ran.
     if !planned.start() {
@@ -800,6 +899,7 @@ pub async fn arrival(
     // Woken a little early: the session starts now, not at a later instant.
     let due = due.min(Instant::now());
     let mut s = Session::new(&ctx, index, phase);
+    s.ahead = ahead;
     let done = match fixed {
         Some(f) => s.fixed(&f, due).await,
         None => {

@@ -8,7 +8,9 @@ use super::timer::{Precise, RELEASE_WINDOW};
 use super::transport::Conn;
 use crate::metrics::{Recorder, Snapshot};
 use crate::plan::{Model, Plan, Segment};
+use crate::scenario::model::ConnectionMode;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -212,6 +214,9 @@ pub struct ShardCtx {
     net_seq: Cell<u64>,
     /// How late the timer fires, µs (a running mean; see `sleep_on_time`).
     timer_late_us: Cell<f64>,
+    /// How long a connection opened ahead of a replayed arrival took to open, µs: a decaying
+    /// maximum (see `connect_lead`).
+    connect_us: Cell<f64>,
     rendezvous: RefCell<Vec<RvState>>,
     gates: RefCell<Vec<Gate>>,
     /// Seconds of the per-second series cut so far: the next second the ticker cuts.
@@ -310,6 +315,20 @@ impl ShardCtx {
             _ = timer.sleep_until(at) => !self.stopping(),
             _ = self.stop_notify.notified() => false,
         }
+    }
+
+    /// How long before a replayed arrival's instant its `per-user` or `fresh` connection starts
+    /// to open (see `open_arrivals`): twice the longest recent open (a maximum that decays by
+    /// half in about 700 opens), within `LEAD_MIN`..`LEAD_MAX`.
+    pub fn connect_lead(&self) -> Duration {
+        Duration::from_micros((2.0 * self.connect_us.get()) as u64).clamp(LEAD_MIN, LEAD_MAX)
+    }
+
+    /// A connection opened ahead took `took` (from its start, the wait for this thread included).
+    pub fn note_connect(&self, took: Duration) {
+        let us = took.as_micros() as f64;
+        self.connect_us
+            .set(us.max(self.connect_us.get() * (1.0 - 1.0 / 1024.0)));
     }
 
     /// Holds the session until `at`, then lets it go with every other session of this shard
@@ -566,6 +585,7 @@ fn run(spec: ShardSpec) {
         pool_generation: Cell::new(0),
         net_seq: Cell::new((spec.index as u64) << 48),
         timer_late_us: Cell::new(1500.0),
+        connect_us: Cell::new(0.0),
         rendezvous: RefCell::new(
             (0..spec.prog.rendezvous.len())
                 .map(|_| RvState {
@@ -769,17 +789,120 @@ fn second_of(t: f64) -> u64 {
     t.max(0.0) as u64
 }
 
+/// A planned arrival the open loop has pulled from the plan, and the connection it began
+/// opening ahead of the arrival's instant, if any.
+struct Queued {
+    a: crate::plan::Arrival,
+    due: Instant,
+    ahead: Option<session::Ahead>,
+}
+
+/// Does this program open connections ahead of its arrivals' instants? A replay (arrivals that
+/// carry their own request) with a `per-user` or `fresh` client: a replayed record's instant is
+/// when its request reached the server, so its connection is opened before it (see
+/// `open_arrivals`). A generated arrival is a user who arrives at its instant and connects then,
+/// as a real one does: its first request's latency includes the connect.
+fn connects_ahead(prog: &Program) -> bool {
+    prog.fixed.is_some()
+        && prog
+            .clients
+            .iter()
+            .any(|c| c.connection != ConnectionMode::Shared)
+}
+
+/// Starts opening `a`'s connection if it needs one of its own: a replayed request of a
+/// `per-user` or `fresh` client, within `load.iterations`, not paused.
+fn open_ahead(ctx: &Rc<ShardCtx>, a: &crate::plan::Arrival) -> Option<session::Ahead> {
+    let fixed = a.fixed.as_deref()?;
+    if ctx.plan.iterations.is_some_and(|i| a.index >= i) || ctx.control.steering().paused {
+        return None;
+    }
+    // The phase as `session::arrival` takes it, from the same instant.
+    let phase = ctx
+        .plan
+        .phase_index_at(Duration::from_secs_f64(a.t).as_secs_f64());
+    let client = session::client_of(ctx, a.index, phase, Some(fixed));
+    if ctx.prog.clients[client].connection == ConnectionMode::Shared {
+        return None;
+    }
+    Some(session::Ahead::open(ctx, client))
+}
+
+/// Releases the planned arrivals, each at its instant, as a session task (see `Planned`).
+///
+/// A replay's `per-user` and `fresh` arrivals have their connection opened ahead
+/// (`connects_ahead`): the loop pulls arrivals up to `ShardCtx::connect_lead` before their
+/// instant (at most `MAX_AHEAD` at once) and starts opening each one's connection then; at the
+/// instant it hands the arrival to its session exactly as any other, and the session writes its
+/// request on the open connection (or waits for it, on its clock, if it is still opening). The
+/// session, its counts (`Planned`, in flight, the second it counts in, `unstarted`, dropped)
+/// and its latency all begin at the instant, as without a lead; only the connect moved. The
+/// latency is still measured from the planned instant: a connect slower than the lead is waited
+/// for on the request's clock and shows in its latency (coordinated-omission free). A connection
+/// opened for an arrival that then does not start (a stop, `max_users`, steering) is closed
+/// unused. Generated arrivals (not a replay) connect at their instant, as before.
 async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
     let cap = ctx.plan.max_users.map(|m| ctx.segment.share_of(m).max(1));
     let mut acc = 0.0f64;
     let mut arrivals = ctx.plan.arrivals(ctx.segment);
     let timer = Precise::new();
-    // A running mean of the planned gap between arrivals, s: the timerfd while it is at least
-    // `SPARSE_GAP`.
-    let mut gap = 1.0f64;
-    let mut last_t = 0.0f64;
+    let mut density = Density::default();
     let mut n = 0u64;
-    while let Some(a) = arrivals.next() {
+    let ahead_on = connects_ahead(&ctx.prog);
+    // Pulled arrivals in time order; the first `looked` have been looked at for a connection
+    // ahead (those due within the lead).
+    let mut queue: VecDeque<Queued> = VecDeque::new();
+    let mut looked = 0usize;
+    let mut exhausted = false;
+    let pull = |arrivals: &mut Box<dyn Iterator<Item = crate::plan::Arrival> + Send>,
+                exhausted: &mut bool| {
+        let a = arrivals.next();
+        *exhausted = a.is_none();
+        a.map(|a| Queued {
+            due: ctx.start() + Duration::from_secs_f64(a.t),
+            a,
+            ahead: None,
+        })
+    };
+    loop {
+        let mut lead = Duration::ZERO;
+        if ahead_on {
+            let now = Instant::now();
+            lead = ctx.connect_lead();
+            // Pulled until one is beyond the lead (its instant tells when to wake next).
+            while !exhausted
+                && queue.len() < MAX_AHEAD
+                && queue.back().is_none_or(|q| q.due <= now + lead)
+            {
+                queue.extend(pull(&mut arrivals, &mut exhausted));
+            }
+            while let Some(q) = queue.get_mut(looked).filter(|q| q.due <= now + lead) {
+                q.ahead = open_ahead(ctx, &q.a);
+                looked += 1;
+            }
+        } else if queue.is_empty() && !exhausted {
+            queue.extend(pull(&mut arrivals, &mut exhausted));
+        }
+        let Some(front) = queue.front() else {
+            return false;
+        };
+        // The next connection to open ahead, before the next instant: wake for it first.
+        let open_next = queue
+            .get(looked)
+            .and_then(|q| q.due.checked_sub(lead))
+            .filter(|at| *at < front.due);
+        if let Some(at) = open_next {
+            if !ctx.sleep_precise(&timer, at, density.sparse).await || ctx.stopping() {
+                count_overdue(ctx, queue.into_iter().map(|q| q.a).chain(arrivals));
+                return false;
+            }
+            continue;
+        }
+        let Some(Queued { a, due, ahead }) = queue.pop_front() else {
+            return false;
+        };
+        looked = looked.saturating_sub(1);
+        let mut ahead = ahead;
         n += 1;
         if ctx.plan.iterations.is_some_and(|i| a.index >= i) {
             return true;
@@ -791,16 +914,15 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
             ctx.frontier.set(second);
             ctx.cut_ready.notify_one();
         }
-        let due = ctx.start() + Duration::from_secs_f64(a.t);
         // Overdue arrivals are started back to back; yield now and then so that sessions, the
         // per-second snapshot and stop requests still run when the plan outpaces the machine.
         if n.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
-        gap = 0.9 * gap + 0.1 * (a.t - last_t).max(0.0);
-        last_t = a.t;
-        if !ctx.sleep_precise(&timer, due, gap >= SPARSE_GAP).await || ctx.stopping() {
-            count_overdue(ctx, a.t, arrivals);
+        let sparse = density.note(a.t);
+        if !ctx.sleep_precise(&timer, due, sparse).await || ctx.stopping() {
+            let rest = std::iter::once(a).chain(queue.into_iter().map(|q| q.a));
+            count_overdue(ctx, rest.chain(arrivals));
             return false;
         }
         // Woken a little early for the first arrival of a second: it starts once the second
@@ -812,7 +934,8 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
                 _ = ctx.stop_notify.notified() => {}
             }
             if ctx.stopping() {
-                count_overdue(ctx, a.t, arrivals);
+                let rest = std::iter::once(a).chain(queue.into_iter().map(|q| q.a));
+                count_overdue(ctx, rest.chain(arrivals));
                 return false;
             }
         }
@@ -856,36 +979,97 @@ async fn open_arrivals(ctx: &Rc<ShardCtx>) -> bool {
                 index,
                 due,
                 a.fixed.clone(),
+                ahead.take(),
             ));
         }
     }
-    false
 }
 
-/// On a stop: the arrival at `t` s and those after it that were already due when the stop came
-/// were planned but never started; they are counted `unstarted`. Arrivals not yet due are not
-/// (the run ended before their instant).
-fn count_overdue(
-    ctx: &ShardCtx,
-    t: f64,
-    rest: Box<dyn Iterator<Item = crate::plan::Arrival> + Send>,
-) {
+/// On a stop: the arrivals in `rest` (in time order, the first the one the loop was at) that
+/// were already due when the stop came were planned but never started; they are counted
+/// `unstarted`. Arrivals not yet due are not (the run ended before their instant).
+fn count_overdue(ctx: &ShardCtx, rest: impl Iterator<Item = crate::plan::Arrival>) {
     let now = Instant::now()
         .saturating_duration_since(ctx.start())
         .as_secs_f64();
-    if t > now || ctx.control.steering().paused {
+    if ctx.control.steering().paused {
         return;
     }
     let within = |a: &crate::plan::Arrival| ctx.plan.iterations.is_none_or(|i| a.index < i);
-    let later = rest.take_while(|a| a.t <= now && within(a)).count() as u64;
-    ctx.rec.borrow_mut().sessions_unstarted += 1 + later;
+    let overdue = rest.take_while(|a| a.t <= now && within(a)).count() as u64;
+    ctx.rec.borrow_mut().sessions_unstarted += overdue;
 }
 
-/// The open loop sleeps on the timerfd while its arrivals are planned at least this far apart
-/// on average (s; 5,000/s): above that rate its wakes (one per arrival more than
-/// `RELEASE_WINDOW` past the last) cost 3-4 µs of CPU per request at 20,000/s
-/// (docs/performance.md), and the wheel's tick batches them.
+/// The open loop sleeps on the timerfd while its arrivals are sparse, on tokio's wheel while
+/// they are dense: at a high rate the timerfd's wakes (one per arrival more than
+/// `RELEASE_WINDOW` past the last: a timerfd arm, a reactor wake and a read each) cost 3-4 µs
+/// of CPU per request at 20,000/s (docs/performance.md), where the wheel's 1 ms tick batches
+/// them; at a replay's rates the wheel would put every arrival up to a millisecond off.
+///
+/// The choice follows a running mean of the planned gap between arrivals (the mean of the
+/// first 128 gaps, then an exponential mean over about 128; the first 128 arrivals stay on the
+/// timerfd) with hysteresis: dense once the mean
+/// falls below `DENSE_GAP` (above 10,000/s), sparse again once it is back at `SPARSE_GAP` or
+/// more (5,000/s and below). A single threshold on a short mean flipped back and forth near it
+/// (a replay at 4,000/s has Poisson gaps whose 10-arrival mean crossed 200 µs again and again:
+/// stretches of such a run were released on the wheel, up to 0.8 ms early); between the two
+/// the loop keeps the clock it has. The running mean of Poisson gaps has a standard deviation
+/// of about 6 % of the mean gap: at 4,000/s (250 µs) or 20,000/s (50 µs) it stays far from the
+/// other threshold, and at 7,000/s (143 µs) 5-6 deviations from either.
+#[derive(Debug, Clone, Copy)]
+struct Density {
+    /// The running mean of the gap, s.
+    mean: f64,
+    gaps: u64,
+    last: Option<f64>,
+    sparse: bool,
+}
+
+impl Default for Density {
+    fn default() -> Self {
+        Density {
+            mean: 0.0,
+            gaps: 0,
+            last: None,
+            sparse: true,
+        }
+    }
+}
+
+impl Density {
+    /// Takes the next arrival's instant (s) and says whether to sleep on the timerfd for it.
+    fn note(&mut self, t: f64) -> bool {
+        if let Some(last) = self.last {
+            self.gaps += 1;
+            let w = (1.0 / self.gaps as f64).max(1.0 / GAP_WINDOW);
+            self.mean += w * ((t - last).max(0.0) - self.mean);
+            if self.gaps < GAP_WINDOW as u64 {
+                // A mean of a few gaps says little: the first ones stay on the timerfd.
+            } else if self.sparse && self.mean < DENSE_GAP {
+                self.sparse = false;
+            } else if !self.sparse && self.mean >= SPARSE_GAP {
+                self.sparse = true;
+            }
+        }
+        self.last = Some(t);
+        self.sparse
+    }
+}
+
+/// Back to the timerfd once the mean planned gap is at least this (s; 5,000/s and below).
 const SPARSE_GAP: f64 = 200e-6;
+/// Onto the wheel once the mean planned gap is below this (s; above 10,000/s).
+const DENSE_GAP: f64 = 100e-6;
+/// The running mean's window, in arrivals.
+const GAP_WINDOW: f64 = 128.0;
+
+/// At most this many arrivals of a shard have their connection opened ahead at once: a crowd
+/// denser than `MAX_AHEAD` per lead gets less lead (the rest open as earlier ones go), never
+/// thousands of idle connections.
+const MAX_AHEAD: usize = 256;
+/// The least and the most a replayed arrival's connection is opened before its instant.
+pub const LEAD_MIN: Duration = Duration::from_millis(5);
+pub const LEAD_MAX: Duration = Duration::from_millis(100);
 
 /// At most this many sessions start at one planned arrival, whatever the factor.
 const MAX_PER_ARRIVAL: f64 = 1000.0;
@@ -944,4 +1128,61 @@ async fn closed_loop(ctx: &Rc<ShardCtx>, end: Instant) -> bool {
         f.set(true);
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Poisson arrivals at `rate`/s for `secs` s (xorshift, fixed seed), fed to `d`: how many
+    /// times the clock choice changed after the first second, and the choice at the end.
+    fn feed(d: &mut Density, rate: f64, from: f64, secs: f64, seed: u64) -> (u32, bool) {
+        let mut x = seed;
+        let mut t = from;
+        let mut flips = 0;
+        let mut was = None;
+        while t < from + secs {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            t += -(1.0 - u).ln() / rate;
+            let s = d.note(t);
+            if t > from + 1.0 {
+                if was.is_some_and(|w| w != s) {
+                    flips += 1;
+                }
+                was = Some(s);
+            }
+        }
+        (flips, d.sparse)
+    }
+
+    #[test]
+    fn the_open_loops_clock_choice_is_stable_near_the_switch() {
+        // A replay at 200 %: 4,000/s, a mean gap of 250 µs, near the 200 µs switch. With one
+        // threshold on a 10-arrival mean it went back and forth; now it stays on the timerfd.
+        let mut d = Density::default();
+        assert_eq!(feed(&mut d, 4_000.0, 0.0, 20.0, 7), (0, true));
+        // 20,000/s: the wheel, and nothing else once there.
+        let mut d = Density::default();
+        assert_eq!(feed(&mut d, 20_000.0, 0.0, 10.0, 9), (0, false));
+        // Between the two thresholds (7,000/s) the loop keeps the clock it has.
+        let mut from_sparse = Density::default();
+        assert_eq!(feed(&mut from_sparse, 7_000.0, 0.0, 10.0, 11), (0, true));
+        let mut from_dense = Density::default();
+        feed(&mut from_dense, 20_000.0, 0.0, 2.0, 13);
+        assert_eq!(feed(&mut from_dense, 7_000.0, 2.0, 10.0, 15), (0, false));
+        // And it does change when the rate does: dense back to sparse at 1,000/s.
+        assert_eq!(feed(&mut from_dense, 1_000.0, 12.0, 5.0, 17), (0, true));
+    }
+
+    #[test]
+    fn the_first_arrival_does_not_decide_the_clock() {
+        // A replay's first record is at 0 s: no gap from "before the run" counts.
+        let mut d = Density::default();
+        assert!(d.note(0.0));
+        assert!(d.note(0.01));
+        assert!((d.mean - 0.01).abs() < 1e-12);
+    }
 }

@@ -7,7 +7,8 @@
 //! against its offsets (p99 < 2 ms at the server), so on Linux the open loop sleeps on a
 //! `timerfd` instead: armed to the nanosecond, polled by the shard's own reactor, it wakes the
 //! loop tens of microseconds after the instant. Elsewhere, or if the timerfd cannot be made,
-//! the wheel is used as before.
+//! the wheel is used as before. At high rates the open loop goes back to the wheel, whose tick
+//! batches wakes: the choice, with its hysteresis, is `shard::Density`.
 
 use std::time::{Duration, Instant};
 

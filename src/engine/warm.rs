@@ -8,7 +8,9 @@
 //! any) — with headroom for jitter, capped by the client's `pool`; for a closed model the first
 //! phase's highest user count, capped the same way. HTTP/2 shares one multiplexed connection.
 //! `per-user` connections open with their user and `fresh` ones with each request, as a real
-//! crowd of new phones does: nothing is opened ahead for them.
+//! crowd of new phones does: nothing is opened before time 0 for them. (A replay's are opened a
+//! few ms before each record's instant instead, so that the request reaches the target at the
+//! instant: `shard::open_arrivals`.)
 //!
 //! `Starter` is the handshake with the engine: each shard says when it is warm, and the engine
 //! then fixes time 0 for all of them (the warm-up is not in the run's clock, and its time is

@@ -303,8 +303,8 @@ pub struct Recorder {
     /// Planned arrivals that never started: a stop came after they were due, or their second
     /// of the plan was cut before the generator got to them (see `engine::shard::CUT_WAIT`).
     pub sessions_unstarted: u64,
-    /// Requests sent a second time on a new connection because the first attempt certainly
-    /// got no answer (see `Session::exchange`); each is still one request in the counts.
+    /// Resends of requests whose attempt certainly got no answer (see `Session::exchange`);
+    /// each request is still one in the counts.
     pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,

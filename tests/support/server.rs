@@ -34,6 +34,9 @@ pub struct Hit {
     pub method: String,
     /// Path and query.
     pub target: String,
+    /// The connection it came on: its number in `TestServer::accepts`.
+    #[allow(dead_code)]
+    pub conn: usize,
 }
 
 struct State {
@@ -149,13 +152,17 @@ async fn serve(
                 Err(_) => continue,
             },
         };
-        state.accepted.lock().unwrap().push(Instant::now());
+        let conn = {
+            let mut accepted = state.accepted.lock().unwrap();
+            accepted.push(Instant::now());
+            accepted.len() - 1
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
-                async move { answer(&state, req).await }
+                async move { answer(&state, conn, req).await }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -168,6 +175,7 @@ async fn serve(
 
 async fn answer(
     state: &State,
+    conn: usize,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let now = Instant::now();
@@ -182,6 +190,7 @@ async fn answer(
         at: now,
         method: req.method().to_string(),
         target,
+        conn,
     });
     if !hold.is_zero() {
         tokio::time::sleep_until((now + hold).into()).await;
