@@ -5,6 +5,10 @@
 //!   it took, refusing those past the limit): no request is lost — each is answered exactly once,
 //!   GETs and POSTs alike — and the requests refused by a connection going away are sent again on
 //!   a new one and counted as `retried`;
+//! - the same server advertising a limit of 16 concurrent streams, with bursts of 120: the
+//!   requests past the limit wait in the generator (never parked in hyper, where a GOAWAY would
+//!   drop them unsent and unretryable), the server never sees more than 16 at once, and the ones
+//!   still waiting when the connection goes away are sent on the next: none lost;
 //! - RST_STREAM `REFUSED_STREAM` (the server did not process it): sent again, even a POST, and
 //!   counted as `retried`; RST_STREAM `INTERNAL_ERROR`: an error of its own kind,
 //!   `stream_reset`, never resent.
@@ -97,6 +101,50 @@ fn goaway_every_500_streams_loses_no_request() {
     assert!(
         retried >= refused && retried < n,
         "every refused stream was retried (and requests queued at a GOAWAY): {retried} retried, {refused} refused"
+    );
+}
+
+/// Each burst of 120 is 7.5 times the server's stream limit of 16, so at every GOAWAY about a
+/// hundred requests are waiting for a stream. None is lost and none is sent twice: those that
+/// never left the generator go out on the next connection (a hyper that parked them would have
+/// failed them with "dispatch gone", and a POST cannot be resent on that answer).
+#[test]
+fn goaway_at_the_stream_limit_loses_no_waiting_request() {
+    let server = GoawayServer::start_limited(500, Duration::from_millis(20), Some(16));
+    let steps = "      - rendezvous: { name: burst, users: 120, timeout: 10s }\n      - get: /g/{{ seq() }}\n      - post: /p/{{ seq() }}\n        json: { sku: 1 }\n";
+    let sc = Scenario::new(&scenario("shared", steps, 200, 6));
+    let report = sc.run_passing(&server.url(), &["--threads", "1"], LIMIT);
+    let n = 2400;
+    assert_eq!(count(&report, "/totals/requests"), n, "{report:#}");
+    assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
+    let streams = server.streams();
+    let mut answered: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in streams.iter().filter(|s| s.answered) {
+        *answered.entry(s.path.as_str()).or_insert(0) += 1;
+    }
+    assert_eq!(answered.len() as u64, n, "every request was answered");
+    assert!(
+        answered.values().all(|&c| c == 1),
+        "exactly once: {:?}",
+        answered
+            .iter()
+            .filter(|(_, c)| **c != 1)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        server.most_in_flight() <= 16,
+        "the server's limit holds: {} streams at once",
+        server.most_in_flight()
+    );
+    // 2,400 answered streams at 500 a connection need at least 5 connections, 4 GOAWAYs.
+    assert!(server.goaways() >= 4, "GOAWAYs {}", server.goaways());
+    eprintln!(
+        "GOAWAYs {}, connections {}, refused past the limit {}, retried {}, most in flight {}",
+        server.goaways(),
+        server.connections(),
+        server.refused_past_limit(),
+        count(&report, "/totals/retried"),
+        server.most_in_flight()
     );
 }
 

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// How long a `connection: shared` connection may sit idle in its shard's pool before the
+/// generator closes it: 90 s, the idle timeout of hyper's and reqwest's client pools.
+pub const POOL_IDLE: Duration = Duration::from_secs(90);
+
 pub const RUNNING: u8 = 0;
 /// Stop arrivals; let in-flight requests finish within the grace period.
 pub const STOPPING: u8 = 1;
@@ -193,7 +197,9 @@ pub struct ShardCtx {
     stopping: Cell<bool>,
     hard: Cell<bool>,
     stop_notify: Notify,
-    shared: Vec<RefCell<Vec<Conn>>>,
+    /// Per client: the idle `connection: shared` connections, each with the instant it came
+    /// back, least recently used first (sessions take from the end).
+    shared: Vec<RefCell<Vec<(Conn, Instant)>>>,
     /// Per client: permits for `connection: shared` HTTP/1.1 connections (the `pool` cap).
     pub pools: Vec<Arc<tokio::sync::Semaphore>>,
     /// Per client: held while a `connection: shared` HTTP/2 connection is being opened, so that
@@ -422,10 +428,11 @@ impl ShardCtx {
     pub fn take_shared(&self, client: usize) -> Option<Conn> {
         self.retire_stale_pools();
         let mut pool = self.shared[client].borrow_mut();
-        while let Some(mut c) = pool.pop() {
+        while let Some((mut c, _)) = pool.pop() {
             if c.still_open() {
                 if let Some(h2) = c.clone_h2() {
-                    pool.push(c);
+                    // Multiplexed: in use from now on, however long it was pooled.
+                    pool.push((c, Instant::now()));
                     return Some(h2);
                 }
                 return Some(c);
@@ -434,14 +441,24 @@ impl ShardCtx {
         None
     }
 
+    /// A `connection: shared` connection is free again. Connections idle for [`POOL_IDLE`]
+    /// are closed here: after a stall the pool has grown to as many connections as were busy
+    /// at once (up to `pool`), and without this the extra ones would sit idle, each with its
+    /// buffers, for the rest of the run.
     pub fn put_shared(&self, client: usize, conn: Conn) {
         self.retire_stale_pools();
         let mut pool = self.shared[client].borrow_mut();
-        pool.retain(|c| c.is_open());
+        pool.retain(|(c, _)| c.is_open());
+        let now = Instant::now();
+        let idle = pool
+            .iter()
+            .take_while(|(_, since)| now.saturating_duration_since(*since) >= POOL_IDLE)
+            .count();
+        pool.drain(..idle);
         if conn.is_h2() && !pool.is_empty() {
             return; // one multiplexed connection is enough
         }
-        pool.push(conn);
+        pool.push((conn, now));
     }
 
     /// Waits at rendezvous `id` until this segment's share of `users` has gathered, or `timeout`

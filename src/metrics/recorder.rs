@@ -99,9 +99,35 @@ impl ErrorKind {
     }
 }
 
-/// A histogram of microseconds, 3 significant digits, growing as needed.
+/// The range a recording histogram covers from the moment it is created: 1 µs to 2^25 − 1 µs
+/// (33.5 s: the default 10 s timeout and the generator's lag behind a stalled machine). That is
+/// 15 buckets, 16,384 counts of 8 bytes: 128 KiB a histogram (two of mimalloc's 64 KiB
+/// slices; anything above 64 KiB is a large object there, so a smaller range would save no
+/// pages).
+pub const RECORDING_RANGE_US: u64 = (1 << 25) - 1;
+
+/// A histogram of microseconds, 3 significant digits, growing as needed from a few kilobytes:
+/// for histograms read back or merged after a run (latency.hlog, the journal, `merge`,
+/// `compare`), where thousands may be held at once and each should be only as large as what it
+/// holds.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is a valid histogram")
+}
+
+/// A histogram a running test records into (or keeps totals in): microseconds, 3 significant
+/// digits, like [`new_histogram`], but with its counts allocated for [`RECORDING_RANGE_US`] up
+/// front. A histogram that grows reallocates its counts each time the largest value it has held
+/// doubles; in a long run each such step (a new largest latency: a stall of the target or of
+/// the machine) grew every long-lived copy (the run's totals, the live page's, latency.hlog's
+/// per-tag histograms) for the rest of the run (docs/performance.md, "Soak", "What the steps
+/// were"). A value above the range is still recorded exactly as before: the histogram
+/// grows to hold it (auto-resize stays on), so nothing is clamped or lost; only then does its
+/// memory grow, by 8 KiB per doubling.
+pub fn new_recording_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, RECORDING_RANGE_US, 3)
+        .expect("1 µs to RECORDING_RANGE_US at 3 significant digits is a valid histogram");
+    h.auto(true);
+    h
 }
 
 /// Everything recorded for one (request name, client, phase).
@@ -144,9 +170,9 @@ pub struct StreamStats {
 impl Default for StreamStats {
     fn default() -> Self {
         StreamStats {
-            first_event: new_histogram(),
-            gap: new_histogram(),
-            duration: new_histogram(),
+            first_event: new_recording_histogram(),
+            gap: new_recording_histogram(),
+            duration: new_recording_histogram(),
             received: 0,
             sent: 0,
             close_codes: Vec::new(),
@@ -174,9 +200,9 @@ impl StreamStats {
 impl Default for RequestStats {
     fn default() -> Self {
         RequestStats {
-            latency: new_histogram(),
-            service: new_histogram(),
-            ttfb: new_histogram(),
+            latency: new_recording_histogram(),
+            service: new_recording_histogram(),
+            ttfb: new_recording_histogram(),
             count: 0,
             errors: [0; N_ERROR_KINDS],
             status: Vec::new(),
@@ -277,8 +303,8 @@ pub struct Recorder {
     /// Planned arrivals that never started: a stop came after they were due, or their second
     /// of the plan was cut before the generator got to them (see `engine::shard::CUT_WAIT`).
     pub sessions_unstarted: u64,
-    /// Requests sent a second time on a new connection because the first attempt certainly
-    /// got no answer (see `Session::exchange`); each is still one request in the counts.
+    /// Resends of requests whose attempt certainly got no answer (see `Session::exchange`);
+    /// each request is still one in the counts.
     pub retried: u64,
     /// Sessions in flight when the snapshot was taken (a gauge, summed over shards).
     pub in_flight: u64,
@@ -300,7 +326,7 @@ impl Recorder {
             requests: vec![None; n_requests * n_clients * n_phases],
             journeys: vec![JourneyStats::default(); n_journeys],
             clients: vec![ClientStats::default(); n_clients],
-            lag: new_histogram(),
+            lag: new_recording_histogram(),
             burst: new_histogram(),
             sessions_started: 0,
             sessions_dropped: 0,
@@ -383,12 +409,14 @@ impl Recorder {
         let j = &mut self.journeys[journey];
         if ok {
             j.completed += 1;
-            let h = j.latency.get_or_insert_with(|| Box::new(new_histogram()));
+            let h = j
+                .latency
+                .get_or_insert_with(|| Box::new(new_recording_histogram()));
             let _ = h.record(duration_us.max(1));
             if let Some(us) = from_release_us {
                 let h = j
                     .from_release
-                    .get_or_insert_with(|| Box::new(new_histogram()));
+                    .get_or_insert_with(|| Box::new(new_recording_histogram()));
                 let _ = h.record(us.max(1));
             }
         } else {
@@ -410,13 +438,13 @@ impl Recorder {
             if let Some(h) = &b.latency {
                 let _ = a
                     .latency
-                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .get_or_insert_with(|| Box::new(new_recording_histogram()))
                     .add(&**h);
             }
             if let Some(h) = &b.from_release {
                 let _ = a
                     .from_release
-                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .get_or_insert_with(|| Box::new(new_recording_histogram()))
                     .add(&**h);
             }
         }
@@ -488,6 +516,41 @@ mod tests {
             bytes_in: 10,
             bytes_out: 5,
         }
+    }
+
+    #[test]
+    fn a_recording_histogram_holds_its_range_without_growing_and_grows_past_it() {
+        let mut h = new_recording_histogram();
+        let bins = h.distinct_values();
+        assert_eq!(
+            bins,
+            16 * 1024,
+            "15 buckets of 1,024 sub-buckets, plus the first half"
+        );
+        assert_eq!(bins * 8, 128 * 1024);
+        for v in [1, 999, 2_000_000, RECORDING_RANGE_US] {
+            h.record(v).unwrap();
+        }
+        assert_eq!(
+            h.distinct_values(),
+            bins,
+            "no value in range resizes the counts"
+        );
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.max(), h.highest_equivalent(RECORDING_RANGE_US));
+        // Above the range: recorded, not clamped; the counts grow by one bucket.
+        h.record(RECORDING_RANGE_US + 1).unwrap();
+        assert_eq!(h.distinct_values(), bins + 1024);
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.max(), h.highest_equivalent(RECORDING_RANGE_US + 1));
+        assert_eq!(h.count_between(RECORDING_RANGE_US + 1, u64::MAX / 4), 1);
+        // The run's cells use it: a merge of two cells keeps every count.
+        let (mut a, mut b) = (RequestStats::default(), RequestStats::default());
+        a.latency.record(5_000).unwrap();
+        b.latency.record(40_000_000).unwrap();
+        a.merge(&b);
+        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.latency.count_between(40_000_000, 40_000_000), 1);
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Board {
                 info,
                 rows: Spill::in_memory(),
                 intervals: Spill::in_memory(),
-                total: crate::metrics::recorder::new_histogram(),
+                total: crate::metrics::recorder::new_recording_histogram(),
                 burst: crate::metrics::recorder::new_histogram(),
                 requests: 0,
                 errors: [0; N_ERROR_KINDS],

@@ -137,7 +137,7 @@ impl Exporter {
         );
         r.register(
             "flashcrowd_retried",
-            "Requests sent a second time on a new connection because the first attempt got no answer",
+            "Resends of requests whose attempt certainly got no answer (connection closed first, HTTP/2 refused unprocessed)",
             retried.clone(),
         );
         r.register(

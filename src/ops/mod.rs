@@ -415,7 +415,7 @@ fn second_of(
                 let _ = h.add(&s.latency);
             }
             None => {
-                let mut h = crate::metrics::recorder::new_histogram();
+                let mut h = crate::metrics::recorder::new_recording_histogram();
                 let _ = h.add(&s.latency);
                 hists.push((tag, h));
             }

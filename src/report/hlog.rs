@@ -133,9 +133,12 @@ impl HlogWriter {
             .iter()
             .flat_map(|n| catalog.clients.iter().map(move |c| tag(n, c)))
             .collect();
+        // Kept for the whole run and reset each second: sized for the recording range from the
+        // start, so a new largest latency does not grow them (`new_recording_histogram`). The
+        // stream histograms stay small until a stream step records into them.
         let scratch = tags
             .iter()
-            .map(|_| crate::metrics::recorder::new_histogram())
+            .map(|_| crate::metrics::recorder::new_recording_histogram())
             .collect();
         let stream_scratch = (0..tags.len() * STREAM_METRICS.len())
             .map(|_| crate::metrics::recorder::new_histogram())

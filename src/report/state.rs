@@ -11,7 +11,7 @@
 
 use super::rundir::{self, Redactor};
 use crate::metrics::recorder::{
-    new_histogram, ClientStats, JourneyStats, RequestStats, StreamStats,
+    new_recording_histogram, ClientStats, JourneyStats, RequestStats, StreamStats,
 };
 use crate::metrics::{Catalog, ErrorKind, Recorder};
 use crate::run::RunResult;
@@ -54,8 +54,9 @@ pub fn decode_histogram(s: &str) -> anyhow::Result<Histogram<u64>> {
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut raw.as_slice())
         .map_err(|e| anyhow!("bad histogram: {e:?}"))?;
-    // Grow like the recorder's own histograms, so that adding never drops a value.
-    let mut out = new_histogram();
+    // Shaped like the recorder's own histograms (the recording range up front, growing past it),
+    // so that adding never drops a value and a decoded recorder equals the one encoded.
+    let mut out = new_recording_histogram();
     out.add(&h)
         .map_err(|e| anyhow!("histogram out of range: {e:?}"))?;
     Ok(out)

@@ -39,6 +39,8 @@ struct State {
     conns: AtomicUsize,
     goaways: AtomicUsize,
     past_limit: AtomicUsize,
+    /// Streams being served now, on all connections, and the most seen at once on any one.
+    most_in_flight: AtomicUsize,
 }
 
 pub struct GoawayServer {
@@ -50,6 +52,12 @@ pub struct GoawayServer {
 impl GoawayServer {
     /// GOAWAY after every `every` streams of a connection; each answer after `delay`.
     pub fn start(every: usize, delay: Duration) -> GoawayServer {
+        GoawayServer::start_limited(every, delay, None)
+    }
+
+    /// The same, advertising SETTINGS_MAX_CONCURRENT_STREAMS `max_streams` when given (hyper's
+    /// default is 200).
+    pub fn start_limited(every: usize, delay: Duration, max_streams: Option<u32>) -> GoawayServer {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind loopback");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -68,7 +76,7 @@ impl GoawayServer {
                 tasks.spawn(async move {
                     if super::counting::sends_h2_preface(&s).await {
                         let id = st.conns.fetch_add(1, Ordering::SeqCst);
-                        serve_h2(s, id, st, every, delay).await;
+                        serve_h2(s, id, st, every, delay, max_streams).await;
                     } else {
                         serve_probe(s).await;
                     }
@@ -106,6 +114,29 @@ impl GoawayServer {
     pub fn goaways(&self) -> usize {
         self.state.goaways.load(Ordering::SeqCst)
     }
+
+    /// The most streams any one connection had open at the same time (counted from the
+    /// service being called to its answer or reset).
+    pub fn most_in_flight(&self) -> usize {
+        self.state.most_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a stream as open on its connection until dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(open: &Arc<AtomicUsize>, st: &State) -> Open {
+        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+        st.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        Open(open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn serve_probe(s: tokio::net::TcpStream) {
@@ -124,13 +155,16 @@ async fn serve_h2(
     st: Arc<State>,
     every: usize,
     delay: Duration,
+    max_streams: Option<u32>,
 ) {
     let taken = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
     let shut = Arc::new(tokio::sync::Notify::new());
-    let (t2, s2, st2) = (taken.clone(), shut.clone(), st.clone());
+    let (t2, s2, st2, o2) = (taken.clone(), shut.clone(), st.clone(), open.clone());
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let (taken, shut, st) = (t2.clone(), s2.clone(), st2.clone());
+        let (taken, shut, st, open) = (t2.clone(), s2.clone(), st2.clone(), o2.clone());
         async move {
+            let _open = Open::new(&open, &st);
             let nth = taken.fetch_add(1, Ordering::SeqCst) + 1;
             if nth == every {
                 shut.notify_one();
@@ -164,8 +198,11 @@ async fn serve_h2(
             Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
         }
     });
-    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(s), svc);
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(n) = max_streams {
+        builder.max_concurrent_streams(n);
+    }
+    let conn = builder.serve_connection(TokioIo::new(s), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,

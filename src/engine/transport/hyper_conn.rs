@@ -38,9 +38,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// that meets a GOAWAY can be resent only if idempotent, and a POST would be counted `reset`.
 /// Keeping this generator's streams within the limit means h2 never parks one.
 ///
-/// Two narrow windows remain, where our count and h2's differ: the server lowering the limit
-/// below hyper's initial assumption (100) after streams were opened on it, and a stream this
-/// generator gave up (a timeout, a cut body) that h2 counts until its RST_STREAM is written.
+/// Two narrow windows remain, where our count and h2's differ: a server whose limit is below
+/// hyper's initial assumption (100), before its SETTINGS arrive on a new connection (it refuses
+/// the streams past its limit with REFUSED_STREAM; they are resent on the same connection,
+/// which by then knows the limit, see `send`), and a stream this generator gave up (a timeout,
+/// a cut body) that h2 counts until its RST_STREAM is written.
 pub struct H2Shared {
     away: AtomicBool,
     /// Streams of this generator open on the connection (held by `StreamSlot`s).
@@ -263,8 +265,12 @@ pub async fn send(
     };
     r.map_err(|e| {
         let f = early(&e);
-        if f.unprocessed || f.kind != ErrorKind::StreamReset {
-            // GOAWAY, or the connection broke: no new streams on it.
+        // GOAWAY, or the connection broke: no new streams on it. A stream the server reset
+        // (RST_STREAM, REFUSED_STREAM included) leaves the connection as it was: a server that
+        // refuses the streams a new connection opened past its limit before its SETTINGS
+        // arrived (the client assumes 100 until then) takes the resent ones within its limit
+        // on the same connection; a new connection would repeat the race.
+        if f.kind != ErrorKind::StreamReset {
             conn.going_away();
         }
         f
@@ -337,6 +343,7 @@ pub async fn exchange(
         status,
         head_at,
         bytes_in,
+        ended_at: None,
     })
 }
 
