@@ -109,6 +109,8 @@ pub struct Session {
     /// The armed request a release wrote (when, bytes written): the next request goes on from
     /// there instead of writing it (see `shard::PreSend`).
     presented: Option<(Instant, usize)>,
+    /// When the last journey that completed ended.
+    ended: Instant,
     /// The connection the open loop began opening before this arrival's instant (see
     /// [`Ahead`]): a `per-user` or `fresh` replayed request's first connection.
     ahead: Option<Ahead>,
@@ -270,6 +272,7 @@ impl Session {
             armed: None,
             timer: None,
             presented: None,
+            ended: ctx.start(),
             ahead: None,
             prog,
         }
@@ -344,7 +347,11 @@ impl Session {
         let mut released: Option<Instant> = None;
         // The last such instant, for the session's time from its release.
         let mut last_release: Option<Instant> = None;
+        // The end of the last step when nothing has happened since (no think, no wait): the
+        // session's end without another read of the clock.
+        let mut ended: Option<Instant> = None;
         for (i, step) in jp.steps.iter().enumerate() {
+            ended = None;
             // A request a release already wrote is finished and recorded, stop or not.
             if self.presented.is_none() && self.ctx.stopping() {
                 return None;
@@ -404,12 +411,14 @@ impl Session {
                         StepEnd::Stopped => return None,
                     }
                     intended = t_end;
+                    ended = Some(t_end);
                     let think = prog.clients[self.client].think.as_ref().map(|t| {
                         let ts = self.ctx.plan.time_scale;
                         t.sample(&mut self.rng, ts)
                     });
                     if let Some(d) = think {
                         if !d.is_zero() {
+                            ended = None;
                             intended = t_end + d;
                             if !self.ctx.sleep_on_time(intended).await {
                                 return None;
@@ -419,12 +428,14 @@ impl Session {
                 }
             }
         }
-        let took = Instant::now().saturating_duration_since(arrived);
+        let end = ended.unwrap_or_else(Instant::now);
+        self.ended = end;
+        let took = end.saturating_duration_since(arrived);
         self.ctx.rec.borrow_mut().session_ended(
             journey,
             true,
             took.as_micros() as u64,
-            last_release.map(|r| Instant::now().saturating_duration_since(r).as_micros() as u64),
+            last_release.map(|r| end.saturating_duration_since(r).as_micros() as u64),
         );
         Some(true)
     }
@@ -679,7 +690,7 @@ impl Session {
         body.clear();
         let (bytes_out, outcome) = match prepared {
             Err(kind) => (0, Err(Failed::early(kind))),
-            Ok((out, n)) => match self.send(r, out, &mut body).await {
+            Ok((out, n)) => match self.send(r, out, t_send, &mut body).await {
                 Some(res) => (n, res),
                 None => {
                     self.wire = wire;
@@ -691,7 +702,12 @@ impl Session {
         self.wire = wire;
         // The pooled connection is back in the pool (or gone): free its slot.
         self.permit = None;
-        let t_end = Instant::now();
+        let t_end = match &outcome {
+            Ok(Reply {
+                ended_at: Some(t), ..
+            }) => *t,
+            _ => Instant::now(),
+        };
         let times = Times {
             intended,
             sent: t_send,
@@ -708,6 +724,7 @@ impl Session {
         &mut self,
         r: &RequestProg,
         out: Outgoing<'_>,
+        sent: Instant,
         body: &mut Vec<u8>,
     ) -> Option<Result<Reply, Failed>> {
         let stop = self.ctx.clone();
@@ -717,7 +734,8 @@ impl Session {
         // The session's one timer, moved to this request's deadline: a registered timer pushed
         // later is one atomic update, where a new timeout per request would be a timer-wheel
         // insert and removal (two locks) each time.
-        let deadline = tokio::time::Instant::now() + r.timeout;
+        // The timeout counts from the send (no second read of the clock).
+        let deadline = tokio::time::Instant::from_std(sent) + r.timeout;
         let mut timer = match self.timer.take() {
             Some(mut t) => {
                 t.as_mut().reset(deadline);
@@ -943,7 +961,8 @@ pub async fn user(ctx: Rc<ShardCtx>, index: u64, retired: Rc<Cell<bool>>) {
         let j = s.pick_journey(phase);
         match s.journey(j, next).await {
             None => return,
-            Some(true) => next = Instant::now(),
+            // The next journey starts where this one ended.
+            Some(true) => next = s.ended,
             Some(false) => {
                 // A failed iteration pauses briefly, so a dead target is not hammered by a tight
                 // connect-fail loop (millions of errors a second measure nothing).

@@ -343,6 +343,7 @@ pub async fn exchange(
         status,
         head_at,
         bytes_in,
+        ended_at: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The lean HTTP/1.1 keep-alive transport for plain-text targets: the session owns the stream,
 //! writes a request serialized straight from bound templates in one call, and parses the
-//! response with httparse out of a reused buffer. No connection task, no channel, no per-request
+//! response head with `head.rs` (httparse's grammar, only the framing headers kept) out of a
+//! reused buffer. No connection task, no channel, no per-request
 //! allocation. hyper stays in charge of TLS, HTTP/2 and anything unusual (`hyper.rs`).
 //!
 //! The stream is any `AsyncRead + AsyncWrite` (a plain `TcpStream` by default), so a layer
@@ -10,7 +11,7 @@
 //! 1xx interim responses, `Connection: close`, HTTP/1.0. What it refuses: a head over 64 KiB or
 //! with more than 64 headers (`protocol`), a body over the limit (`body`).
 
-use super::{Failed, Reply};
+use super::{head, Failed, Reply};
 use crate::metrics::ErrorKind;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,7 +19,6 @@ use tokio::net::TcpStream;
 
 const INITIAL_BUF: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 64;
 
 pub struct H1Conn<S = TcpStream> {
     stream: S,
@@ -28,6 +28,8 @@ pub struct H1Conn<S = TcpStream> {
     /// Responses completed on this connection.
     pub used: u64,
     open: bool,
+    /// Reads made on it (to tell whether a body needed one after its head).
+    reads: u64,
 }
 
 enum Framing {
@@ -35,6 +37,16 @@ enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
+}
+
+impl From<head::Framing> for Framing {
+    fn from(f: head::Framing) -> Framing {
+        match f {
+            head::Framing::Length(n) => Framing::Length(n),
+            head::Framing::Chunked => Framing::Chunked,
+            head::Framing::UntilClose => Framing::UntilClose,
+        }
+    }
 }
 
 /// `not_http` when the answer does not even begin like an HTTP response (`HTTP/`), else
@@ -66,6 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             end: 0,
             used: 0,
             open: true,
+            reads: 0,
         }
     }
 
@@ -92,6 +105,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             }
         }
         let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.reads += 1;
         self.end += n;
         Ok(n)
     }
@@ -150,47 +164,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             let parsed = if self.start == self.end {
                 None
             } else {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf[self.start..self.end]) {
-                    Ok(httparse::Status::Complete(n)) => {
-                        let status = resp.code.unwrap_or(0);
-                        let mut framing = Framing::UntilClose;
-                        let mut close = resp.version == Some(0);
-                        for h in resp.headers.iter() {
-                            if h.name.eq_ignore_ascii_case("content-length") {
-                                let v = std::str::from_utf8(h.value)
-                                    .ok()
-                                    .and_then(|s| s.trim().parse::<u64>().ok());
-                                match v {
-                                    Some(n) if !matches!(framing, Framing::Chunked) => {
-                                        framing = Framing::Length(n)
-                                    }
-                                    Some(_) => {}
-                                    None => return Err(fail(ErrorKind::Protocol, None, None, 0)),
-                                }
-                            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                                if h.value
-                                    .split(|b| *b == b',')
-                                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-                                {
-                                    framing = Framing::Chunked;
-                                }
-                            } else if h.name.eq_ignore_ascii_case("connection") {
-                                for t in h.value.split(|b| *b == b',') {
-                                    let t = t.trim_ascii();
-                                    if t.eq_ignore_ascii_case(b"close") {
-                                        close = true;
-                                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                                        close = false;
-                                    }
-                                }
-                            }
-                        }
-                        Some((n, status, framing, close))
-                    }
-                    Ok(httparse::Status::Partial) => None,
-                    Err(_) => {
+                match head::parse(&self.buf[self.start..self.end]) {
+                    head::Parse::Complete(h) => Some(h),
+                    head::Parse::Partial => None,
+                    head::Parse::BadLength => return Err(fail(ErrorKind::Protocol, None, None, 0)),
+                    head::Parse::Invalid => {
                         // Only a connection that never answered in HTTP is "not speaking" it.
                         let kind = if self.used == 0 {
                             not_http_or(&self.buf[self.start..self.end])
@@ -202,15 +180,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                 }
             };
             match parsed {
-                Some((n, status, framing, close)) => {
-                    self.start += n;
+                Some(head::Head {
+                    len,
+                    status,
+                    framing,
+                    close,
+                }) => {
+                    self.start += len;
                     if (100..200).contains(&status) && status != 101 {
                         continue;
                     }
                     let framing = if head_request || status == 204 || status == 304 {
                         Framing::None
                     } else {
-                        framing
+                        framing.into()
                     };
                     break (status, framing, close, Instant::now());
                 }
@@ -230,6 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         };
 
         // The body.
+        let reads_at_head = self.reads;
         let mut bytes_in = 0u64;
         let head = Some(head_at);
         let st = Some(status);
@@ -346,6 +330,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             status,
             head_at,
             bytes_in,
+            // The whole response came with the read that completed its head: its last byte
+            // arrived then too.
+            ended_at: (self.reads == reads_at_head).then_some(head_at),
         })
     }
 }

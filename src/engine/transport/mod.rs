@@ -15,6 +15,7 @@
 //! capture values (`checks.rs`), record samples, or decide to retry (`Session::exchange`).
 
 pub mod dial;
+pub mod head;
 pub mod hyper_conn;
 pub mod lean;
 pub mod network;
@@ -77,6 +78,9 @@ pub struct Reply {
     pub head_at: Instant,
     /// Body bytes received.
     pub bytes_in: u64,
+    /// When the last byte arrived, when the transport knows it without reading the clock again
+    /// (the lean path: a body that came in the same read as its head); None: now.
+    pub ended_at: Option<Instant>,
 }
 
 /// A failed exchange: the kind, and what had arrived before it failed.
