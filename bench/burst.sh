@@ -147,6 +147,10 @@ else
 fi
 
 # The users arrive over the 10 s before the sale (USERS/10 a second); after it nobody new comes.
+# The countdown's 1 ms rise from that rate to 0/s holds half an arrival, which the plan rounds to
+# one (`flashcrowd plan` shows USERS + 1 sessions): that one user arrives at the release, so its
+# /warm and /buy come after it, on a new connection. It waited at nothing, so it is not in
+# `burst_ms`; the counts below say "of USERS" and it is the one /buy past them.
 SALE=10
 cat >"$TMP/burst.yaml" <<EOF
 name: bench-burst
