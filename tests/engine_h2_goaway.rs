@@ -50,6 +50,24 @@ journeys:
     )
 }
 
+/// The server answered `n` distinct requests, each exactly once.
+fn each_answered_once(server: &GoawayServer, n: u64) {
+    let streams = server.streams();
+    let mut answered: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in streams.iter().filter(|s| s.answered) {
+        *answered.entry(s.path.as_str()).or_insert(0) += 1;
+    }
+    assert_eq!(answered.len() as u64, n, "every request was answered");
+    assert!(
+        answered.values().all(|&c| c == 1),
+        "exactly once: {:?}",
+        answered
+            .iter()
+            .filter(|(_, c)| **c != 1)
+            .collect::<Vec<_>>()
+    );
+}
+
 /// 1,200 sessions (200/s for 6 s) gather in rendezvous batches of 120 and then send a GET and a
 /// POST each on one shared HTTP/2 connection: bursts of 120 streams, 2,400 in all, against a
 /// server that goes away after 500 streams of a connection — in the middle of a burst, so the
@@ -70,20 +88,7 @@ fn goaway_every_500_streams_loses_no_request() {
     );
     assert_eq!(count(&report, "/totals/requests"), n, "{report:#}");
     assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
-    let streams = server.streams();
-    let mut answered: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in streams.iter().filter(|s| s.answered) {
-        *answered.entry(s.path.as_str()).or_insert(0) += 1;
-    }
-    assert_eq!(answered.len() as u64, n, "every request was answered");
-    assert!(
-        answered.values().all(|&c| c == 1),
-        "exactly once: {:?}",
-        answered
-            .iter()
-            .filter(|(_, c)| **c != 1)
-            .collect::<Vec<_>>()
-    );
+    each_answered_once(&server, n);
     let (goaways, refused) = (server.goaways(), server.refused_past_limit() as u64);
     let retried = count(&report, "/totals/retried");
     eprintln!(
@@ -117,20 +122,7 @@ fn goaway_at_the_stream_limit_loses_no_waiting_request() {
     let n = 2400;
     assert_eq!(count(&report, "/totals/requests"), n, "{report:#}");
     assert_eq!(count(&report, "/totals/errors"), 0, "{report:#}");
-    let streams = server.streams();
-    let mut answered: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in streams.iter().filter(|s| s.answered) {
-        *answered.entry(s.path.as_str()).or_insert(0) += 1;
-    }
-    assert_eq!(answered.len() as u64, n, "every request was answered");
-    assert!(
-        answered.values().all(|&c| c == 1),
-        "exactly once: {:?}",
-        answered
-            .iter()
-            .filter(|(_, c)| **c != 1)
-            .collect::<Vec<_>>()
-    );
+    each_answered_once(&server, n);
     assert!(
         server.most_in_flight() <= 16,
         "the server's limit holds: {} streams at once",
