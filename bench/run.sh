@@ -123,59 +123,14 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 OUT_FILE="${OUT_FILE:-$REPO_ROOT/bench/results.md}"
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"    # log, die, need_tools, launch_nginx, the cleanup of what we start
 
-# ---------------------------------------------------------------- cleanup
 TMP="$(mktemp -d /tmp/flashcrowd-bench.XXXXXX)"
-NGINX_PID=""
-BG_PIDS=()
+bench_traps
 
-kill_tree() {  # TERM a process and its descendants (by pid; children first)
-    local c
-    for c in $(pgrep -P "$1"); do kill_tree "$c"; done
-    kill -TERM "$1" 2>/dev/null
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    for p in "${BG_PIDS[@]}"; do
-        kill -0 "$p" 2>/dev/null || continue
-        kill_tree "$p"
-        wait "$p" 2>/dev/null
-    done
-    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        local workers; workers="$(pgrep -P "$NGINX_PID")"
-        kill -TERM "$NGINX_PID" 2>/dev/null          # fast shutdown: the master stops its worker
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$NGINX_PID" 2>/dev/null; then
-            kill -KILL "$NGINX_PID" $workers 2>/dev/null
-        fi
-        wait "$NGINX_PID" 2>/dev/null
-    fi
-    if [[ $KEEP_TMP -eq 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------- dependencies
-need_apt=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx)
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-[[ -x /usr/bin/time ]] || need_apt+=(time)
-command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
-command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
-if [[ ${#need_apt[@]} -gt 0 ]]; then
-    log "installing: ${need_apt[*]}"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
+need_tools nginx:nginx wrk:wrk /usr/bin/time:time taskset:util-linux ss:iproute2 python3:python3
 # Debian's package may have started the system nginx; we never use it, and never touch it.
 
 want_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
@@ -291,10 +246,7 @@ http {
     }
 }
 EOF
-    "$NGINX_BIN" -t -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
-        >"$TMP/nginx/test.log" 2>&1 || { cat "$TMP/nginx/test.log" >&2; die "nginx config test failed"; }
-    "${PIN_SERVER[@]}" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-    NGINX_PID=$!
+    launch_nginx "$TMP/nginx" "${PIN_SERVER[@]}"
     python3 - "$PORT" <<'EOF' || { cat "$TMP/nginx/error.log" >&2; die "nginx did not come up"; }
 import sys, time, urllib.request
 port = sys.argv[1]
