@@ -6,7 +6,9 @@
 // their N/T requests in one loop of nonblocking sends from a common start instant and read the
 // answers on their own epoll. Prints, from the common start: when the 50th/99th percentile send
 // left, when the 99th percentile (the 9,900th of 10,000) and the last answer came back, and each
-// thread's CPU per send. Nothing else is done between two sends: no generator can beat it.
+// thread's CPU per send, and the common start instant in CLOCK_REALTIME ns (to compare with a
+// recording server's kernel stamps: bench/floor2.sh). Nothing else is done between two sends:
+// no generator can beat it.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/epoll.h>
+static long long real_ns(void) { struct timespec t; clock_gettime(CLOCK_REALTIME, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static double cpu(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return x < y ? -1 : x > y; }
@@ -72,7 +75,9 @@ int main(int argc, char **argv) {
         if (i % 1000 == 999) usleep(100000);
     }
     sleep(2);
-    start = now() + 0.2;
+    double m0 = now(); long long r0 = real_ns();
+    start = m0 + 0.2;
+    long long start_real = r0 + 200000000LL;
     pthread_t th[64];
     for (int k = 0; k < nt; k++) pthread_create(&th[k], NULL, worker, (void *)(long)k);
     for (int k = 0; k < nt; k++) pthread_join(th[k], NULL);
@@ -83,6 +88,6 @@ int main(int argc, char **argv) {
            n, nt, sent[n / 2] * 1e3, sent[(int)(n * 0.99) - 1] * 1e3, sent[n - 1] * 1e3, answered,
            done[answered / 2] * 1e3, (int)(n * 0.99), done[(int)(n * 0.99) - 1] * 1e3, done[answered - 1] * 1e3);
     for (int k = 0; k < nt; k++) printf(" %.2f us (core %d)", cpu_each[k] * 1e6, cpus[k]);
-    printf("\n");
+    printf("; start %lld ns (CLOCK_REALTIME)\n", start_real);
     return 0;
 }
