@@ -96,6 +96,21 @@ fn an_answer_broken_off_mid_stream_is_a_stream_cut_counted_once_per_session() {
     assert_eq!(count(&report, "/totals/requests"), SESSIONS, "{report:#}");
 }
 
+/// The same break with no gap between the events: all of them and the cut are ready at once.
+/// Every event written before the cut still reaches the client (the shop flushes them before
+/// it cuts; before it did, hyper dropped them with the connection and 0 of 5 arrived).
+#[test]
+fn events_ready_together_with_the_cut_all_arrive_before_it() {
+    let shop = start_background(ShopConfig::default()).expect("the shop starts");
+    let sc = Scenario::new(&scenario("{ event: done }", "&break_after=5&every_ms=0"));
+    let done = sc.run(&shop.url(), &["--threads", "1"], LIMIT);
+    let report = sc.report(&done);
+    let ask = named(&report, "requests", "ask");
+    assert_eq!(count(ask, "/errors/stream_cut"), SESSIONS, "{ask:#}");
+    assert_eq!(count(&ask["stream"], "/received"), SESSIONS * 5, "{ask:#}");
+    assert_eq!(shop.stats().streams.assistant_tokens, SESSIONS * 5);
+}
+
 #[test]
 fn until_events_stops_reading_at_exactly_that_many() {
     let shop = start_background(ShopConfig::default()).expect("the shop starts");
