@@ -86,3 +86,32 @@ launch_nginx() {
     "$@" "$NGINX_BIN" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" &
     NGINX_PID=$!
 }
+
+# nginx_conf_head PREFIX WORKER_CONNECTIONS NOFILE: the top of an nginx.conf for the bench's
+# servers (BENCH-NOTES.md: one worker pinned by the caller, worker_connections above Debian's
+# 768, pid and error log under PREFIX); as root the workers run as root so they may read the
+# temp dir. The caller's `http { ... }` follows; nginx_temp_paths goes inside it.
+nginx_conf_head() {
+    local prefix="$1" wc="$2" nofile="$3"
+    [[ $(id -u) -eq 0 ]] && echo "user root root;"
+    cat <<EOC
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile $nofile;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events {
+    worker_connections $wc;
+    multi_accept on;
+}
+EOC
+}
+
+# nginx_temp_paths PREFIX: nginx's temp directories under PREFIX/tmp (not the system's).
+nginx_temp_paths() {
+    local t
+    for t in client_body proxy fastcgi uwsgi scgi; do
+        printf '    %s_temp_path %s/tmp/%s;\n' "$t" "$1" "${t#client_}"
+    done
+}

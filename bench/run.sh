@@ -207,20 +207,9 @@ start_nginx() {  # $1 = worker_connections
     printf 'ok' >"$TMP/nginx/html/ok.txt"
     python3 -c 'import sys; sys.stdout.write(("0123456789abcdef" * 64))' >"$TMP/nginx/html/1k.bin"
     chmod 755 "$TMP" "$TMP/nginx" "$TMP/nginx/html"; chmod 644 "$TMP/nginx/html/"*
-    local user_line=""
-    [[ $(id -u) -eq 0 ]] && user_line="user root root;"   # workers may read the temp dir
-    cat >"$TMP/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile $nofile;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events {
-    worker_connections $wc;
-    multi_accept on;
-}
+    {
+        nginx_conf_head "$TMP/nginx" "$wc" "$nofile"
+        cat <<EOF
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -228,11 +217,9 @@ http {
     sendfile on;
     tcp_nodelay on;
     server_tokens off;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
+EOF
+        nginx_temp_paths "$TMP/nginx"
+        cat <<EOF
     types { text/plain txt; application/octet-stream bin; }
     server {
         listen 127.0.0.1:$PORT backlog=65535;
@@ -246,6 +233,7 @@ http {
     }
 }
 EOF
+    } >"$TMP/nginx/nginx.conf"
     launch_nginx "$TMP/nginx" "${PIN_SERVER[@]}"
     python3 - "$PORT" <<'EOF' || { cat "$TMP/nginx/error.log" >&2; die "nginx did not come up"; }
 import sys, time, urllib.request

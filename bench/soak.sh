@@ -124,22 +124,11 @@ start_nginx() {
     PORT="$(free_port)"
     mkdir -p "$TMP/nginx/tmp"
     chmod 755 "$TMP" "$TMP/nginx"
-    local user_line=""
-    [[ $(id -u) -eq 0 ]] && user_line="user root root;"
     # BENCH-NOTES.md: keepalive_requests very high (the default 1000 forces reconnects),
     # worker_connections above Debian's 768, one worker pinned to its own core, no access log.
-    cat >"$TMP/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile $nofile;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events {
-    worker_connections $wc;
-    multi_accept on;
-}
+    {
+        nginx_conf_head "$TMP/nginx" "$wc" "$nofile"
+        cat <<EOF
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -147,11 +136,9 @@ http {
     tcp_nodelay on;
     server_tokens off;
     client_body_buffer_size 16k;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
+EOF
+        nginx_temp_paths "$TMP/nginx"
+        cat <<EOF
     default_type application/json;
     server {
         listen 127.0.0.1:$PORT backlog=65535;
@@ -162,6 +149,7 @@ http {
     }
 }
 EOF
+    } >"$TMP/nginx/nginx.conf"
     launch_nginx "$TMP/nginx" "${PIN_SERVER[@]}"
     local i
     for i in $(seq 100); do
