@@ -1,5 +1,5 @@
 // bench/floor2.c: the physical floor of a 10,000-user release on this machine, from T threads.
-// Build with `gcc -O2 -pthread -o floor2 bench/floor2.c`; run as `./floor2 PORT [N] [T] [CPUS]`
+// Build with `gcc -O2 -pthread -o floor2 bench/floor2.c`; run as `./floor2 PORT [N] [T] [CPUS] [PAUSE_MS]`
 // against burst.sh's nginx (one worker, core 0, keep-alive) on 127.0.0.1:PORT.
 // Opens N keep-alive connections (GET /warm on each, answer read), renders every GET /buy
 // ahead, then T threads (thread k pinned to the k-th core of CPUS, default "1,0") each write
@@ -56,6 +56,9 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
     int port = atoi(argv[1]); n = argc > 2 ? atoi(argv[2]) : 10000; nt = argc > 3 ? atoi(argv[3]) : 2;
     const char *cl = argc > 4 ? argv[4] : "1,0";
+    // PAUSE_MS (5th argument, default 100) after every 1,000 connections: 1000 opens them over
+    // 10 s, as burst.sh's countdown does.
+    int pause_ms = argc > 5 ? atoi(argv[5]) : 100;
     for (int k = 0; k < nt; k++) { cpus[k] = atoi(cl); const char *c = strchr(cl, ','); if (c) cl = c + 1; }
     fd = malloc(n * sizeof(int)); rl = malloc(n * sizeof(int)); r = malloc(n * 128);
     sent = malloc(n * sizeof(double)); done = malloc(n * sizeof(double));
@@ -72,7 +75,7 @@ int main(int argc, char **argv) {
         fcntl(fd[i], F_SETFL, O_NONBLOCK);
         rl[i] = snprintf(r[i], 128, "GET /buy?u=%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Load-Test: floor\r\n\r\n", i, port);
         done[i] = -1;
-        if (i % 1000 == 999) usleep(100000);
+        if (i % 1000 == 999) usleep(pause_ms * 1000);
     }
     sleep(2);
     double m0 = now(); long long r0 = real_ns();

@@ -7,10 +7,11 @@
 # the recorder, each /buy against floor2's start instant: p50, p99, last, and how many of N
 # arrived within 50 ms; CPU steal and the load average before and after.
 #
-#   bench/floor2.sh [--users N] [--threads T] [--cpus LIST] [--repeats K] [--keep-tmp]
+#   bench/floor2.sh [--users N] [--threads T] [--cpus LIST] [--pause-ms P] [--repeats K] [--keep-tmp]
 #
 # --cpus is floor2's comma list, thread k on its k-th core (default "1" for one thread, "1,0"
-# for two). Traffic goes only to 127.0.0.1; the recorder is stopped on exit.
+# for two); --pause-ms is floor2's pause after every 1,000 connections (default 100; 1000 opens
+# them over 10 s, as burst.sh's countdown does). Traffic goes only to 127.0.0.1; the recorder is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=10000
@@ -18,14 +19,16 @@ THREADS=1
 CPUS=""
 REPEATS=1
 KEEP_TMP=0
+PAUSE_MS=100
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --users) USERS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
         --cpus) CPUS="$2"; shift 2 ;;
         --repeats) REPEATS="$2"; shift 2 ;;
+        --pause-ms) PAUSE_MS="$2"; shift 2 ;;
         --keep-tmp) KEEP_TMP=1; shift ;;
-        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,14p "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +60,7 @@ for ((r = 1; r <= REPEATS; r++)); do
     RECORDER_PID=$!
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
     load0="$(loadavg)"; s0="$(steal)"
-    "$TMP/floor2" "$PORT" "$USERS" "$THREADS" "$CPUS" >"$TMP/floor2-$r.out"
+    "$TMP/floor2" "$PORT" "$USERS" "$THREADS" "$CPUS" "$PAUSE_MS" >"$TMP/floor2-$r.out"
     s1="$(steal)"; load1="$(loadavg)"
     kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" || true; RECORDER_PID=""
     python3 - "$TMP/floor2-$r.out" "$STAMPS" "$USERS" "$(( s1 - s0 ))" "$CLK_TCK" "$r" "$load0" "$load1" <<'PY'
