@@ -265,14 +265,15 @@ done
 log "flashcrowd pid $PID, live metrics on http://$METRICS/metrics"
 
 SAMPLES="$TMP/samples.txt"
-# t  rss_kib  hwm_kib  cpu_ticks  requests  elapsed_s  steal_ticks  load1
+# t  rss_kib  hwm_kib  cpu_ticks  requests  elapsed_s  steal_ticks  load1  anon_kib  file_kib
+# (RssAnon: heap, stacks; RssFile: the binary's and libraries' pages: VmRSS is their sum + shmem)
 sample() {
     local rss hwm cpu
     rss="$(status_kib "$PID" VmRSS)"; hwm="$(status_kib "$PID" VmHWM)"; cpu="$(cpu_ticks "$PID")"
     [[ -n "$rss" && -n "$cpu" ]] || return 1
-    echo "$1 $rss $hwm $cpu $(scrape) $(steal_ticks) $(load1)" >>"$SAMPLES"
+    echo "$1 $rss $hwm $cpu $(scrape) $(steal_ticks) $(load1) $(status_kib "$PID" RssAnon) $(status_kib "$PID" RssFile)" >>"$SAMPLES"
 }
-echo "0 - - 0 0 0 $(steal_ticks) $(load1)" >"$SAMPLES"
+echo "0 - - 0 0 0 $(steal_ticks) $(load1) - -" >"$SAMPLES"
 
 WATCHDOG_HIT=0
 printf '%6s  %8s  %8s  %9s  %8s  %10s  %6s  %7s\n' minute "RSS MiB" "peak MiB" requests "CPU ms" "ms/1k req" load1 "steal s"
@@ -333,7 +334,8 @@ samples = []
 for r in raw:
     num = lambda v: None if v == "-" else float(v)
     samples.append(dict(t=int(r[0]), rss=num(r[1]), hwm=num(r[2]), cpu=num(r[3]), req=num(r[4]),
-                        el=num(r[5]), steal=num(r[6]), load=num(r[7])))
+                        el=num(r[5]), steal=num(r[6]), load=num(r[7]),
+                        anon=num(r[8]) if len(r) > 9 else None, file=num(r[9]) if len(r) > 9 else None))
 # one row per minute: the sample at its end (the last minute: 2 s before the plan ends)
 ends = {s["t"]: s for s in samples}
 rows, prev = [], samples[0]
@@ -344,7 +346,10 @@ for m in range(1, minutes + 1):
     req = s["req"] - prev["req"]
     inside = [x["rss"] for x in samples if prev["t"] < x["t"] <= s["t"] and x["rss"] is not None]
     cpu_ms = (s["cpu"] - prev["cpu"]) * 1000 / clk
+    part = lambda k: [x[k] for x in samples if prev["t"] < x["t"] <= s["t"] and x[k] is not None]
+    med = lambda v: statistics.median(v) / 1024 if v else None
     rows.append(dict(minute=m, rss=statistics.median(inside) / 1024, rss_max=max(inside) / 1024,
+                     anon=med(part("anon")), file=med(part("file")),
                      hwm=s["hwm"] / 1024, req=int(req), cpu_ms=cpu_ms,
                      per_k=(cpu_ms / req * 1000) if req > 0 else None, load=s["load"],
                      steal=(s["steal"] - prev["steal"]) / clk))
@@ -362,6 +367,9 @@ if ref is not None and end is not None:
     lines.append(f"RSS (median of each minute's samples): minute one (minute {ref['minute']}, after {warmup} min of warm-up) {ref['rss']:.1f} MiB, "
                  f"end (minute {end['minute']}) {end['rss']:.1f} MiB: {ratio:.3f}x "
                  f"({'PASS' if good else 'FAIL'}: bound {rss_limit:.2f}x); peak VmHWM {max(r['hwm'] for r in rows):.1f} MiB")
+    if ref["anon"] and end["anon"] and ref["file"] is not None and end["file"] is not None:
+        lines.append(f"  of it anonymous (heap, stacks) {ref['anon']:.1f} -> {end['anon']:.1f} MiB ({end['anon'] / ref['anon']:.3f}x), "
+                     f"file-backed (the binary's pages) {ref['file']:.1f} -> {end['file']:.1f} MiB (not judged apart)")
     after = [r for r in rows if r["minute"] > warmup and r["per_k"] is not None]
     k = min(5, max(1, len(after) // 2))
     first = statistics.median(r["per_k"] for r in after[:k])
@@ -423,9 +431,9 @@ print("\n".join(lines))
 f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
 md = [f"# flashcrowd soak ({datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
       f"Open model at {rate} sessions/s for {minutes} min, --threads {threads}, against nginx on loopback.", "",
-      "| minute | RSS MiB (median) | RSS max | peak (VmHWM) | in flight (max) | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
-      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-md += [f"| {r['minute']} | {r['rss']:.1f} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {f(r.get('in_flight'), '%d')} | {r['req']} | {r['cpu_ms']:.0f} | "
+      "| minute | RSS MiB (median) | anon | file | RSS max | peak (VmHWM) | in flight (max) | requests | CPU ms | CPU ms / 1k req | load (1 min) | steal s |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+md += [f"| {r['minute']} | {r['rss']:.1f} | {f(r['anon'], '%.1f')} | {f(r['file'], '%.1f')} | {r['rss_max']:.1f} | {r['hwm']:.1f} | {f(r.get('in_flight'), '%d')} | {r['req']} | {r['cpu_ms']:.0f} | "
        f"{f(r['per_k'], '%.2f')} | {f(r['load'], '%.2f')} | {r['steal']:.2f} |" for r in rows]
 md += [""] + [f"- {l.strip()}" for l in lines]
 open(out_path, "w").write("\n".join(md) + "\n")
