@@ -45,25 +45,14 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-log() { printf '[burst] %s\n' "$*" >&2; }
-die() { printf '[burst] error: %s\n' "$*" >&2; exit 1; }
+BENCH_TAG=burst
+# shellcheck source=bench/lib.sh
+source bench/lib.sh    # log, die, need_tools, launch_nginx, the cleanup of what we start
 [[ "$TARGET" == nginx || "$TARGET" == recorder ]] || die "--target is nginx or recorder, not $TARGET"
 
-need=()
-if [[ "$TARGET" == nginx ]]; then
-    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
-else
-    command -v gcc >/dev/null 2>&1 || need+=(gcc)
-fi
-[[ -x /usr/bin/time ]] || need+=(time)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-if [[ ${#need[@]} -gt 0 ]]; then
-    log "installing: ${need[*]}"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
+tools=(/usr/bin/time:time taskset:util-linux)
+if [[ "$TARGET" == nginx ]]; then tools+=(nginx:nginx curl:curl); else tools+=(gcc:gcc); fi
+need_tools "${tools[@]}"
 
 if [[ -z "$BIN" ]]; then
     [[ $BUILD -eq 1 ]] && { log "cargo build --release"; cargo build --release --quiet; }
@@ -72,23 +61,7 @@ fi
 [[ -x "$BIN" ]] || die "$BIN not found (build it, or drop --no-build)"
 
 TMP="$(mktemp -d /tmp/flashcrowd-burst.XXXXXX)"
-NGINX_PID=""
-RECORDER_PID=""
-cleanup() {
-    set +e
-    for pid in "$NGINX_PID" "$RECORDER_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null
-        fi
-    done
-    if [[ $KEEP_TMP -eq 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 cp "$BIN" "$TMP/flashcrowd"
 FC="$TMP/flashcrowd"
 
@@ -106,37 +79,27 @@ ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 if [[ "$TARGET" == nginx ]]; then
     mkdir -p "$TMP/nginx/tmp"
-    user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root root;"
     chmod 755 "$TMP"
-    cat >"$TMP/nginx/nginx.conf" <<EOF
-    $user_line
-    daemon off;
-    worker_processes 1;
-    worker_rlimit_nofile $(( USERS * 2 + 1024 ));
-    pid $TMP/nginx/nginx.pid;
-    error_log $TMP/nginx/error.log warn;
-    events { worker_connections $(( USERS + 1024 )); multi_accept on; }
-    http {
-        log_format stamp '\$msec \$request_uri';
-        access_log $TMP/nginx/access.log stamp buffer=1m flush=1s;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-        tcp_nodelay on;
-        client_body_temp_path $TMP/nginx/tmp/body;
-        proxy_temp_path $TMP/nginx/tmp/proxy;
-        fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-        uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-        scgi_temp_path $TMP/nginx/tmp/scgi;
-        server {
-            listen 127.0.0.1:$PORT backlog=65535;
-            location / { default_type text/plain; return 200 "ok"; }
-        }
-    }
+    {
+        nginx_conf_head "$TMP/nginx" $(( USERS + 1024 )) $(( USERS * 2 + 1024 ))
+        cat <<EOF
+http {
+    log_format stamp '\$msec \$request_uri';
+    access_log $TMP/nginx/access.log stamp buffer=1m flush=1s;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    tcp_nodelay on;
 EOF
-    "$NGINX_BIN" -t -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >/dev/null 2>&1 \
-        || { "$NGINX_BIN" -t -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"; die "nginx config test failed"; }
-    "${PIN_SERVER[@]}" "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-    NGINX_PID=$!
+        nginx_temp_paths "$TMP/nginx"
+        cat <<EOF
+    server {
+        listen 127.0.0.1:$PORT backlog=65535;
+        location / { default_type text/plain; return 200 "ok"; }
+    }
+}
+EOF
+    } >"$TMP/nginx/nginx.conf"
+    launch_nginx "$TMP/nginx" "${PIN_SERVER[@]}"
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break
         sleep 0.1
@@ -180,8 +143,6 @@ load:
 EOF
 "$FC" validate "$TMP/burst.yaml" >/dev/null || die "the scenario does not validate"
 
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 CLK_TCK="$(getconf CLK_TCK)"
 if [[ "$TARGET" == nginx ]]; then
     log "nginx pid $NGINX_PID on 127.0.0.1:$PORT (core 0); flashcrowd --threads $THREADS on ${PIN_GEN[*]:-all cores}; load $(loadavg)"
@@ -198,20 +159,21 @@ for ((r = 1; r <= REPEATS; r++)); do
         STAMPS="$TMP/arrivals-$r.txt"
         "${PIN_SERVER[@]}" "$TMP/recorder" "$PORT" "$STAMPS" 2>"$TMP/recorder-$r.err" &
         RECORDER_PID=$!
+        SERVER_PIDS=("$RECORDER_PID")
         # Wait for the port without sending a request (a connection that sends nothing is not logged).
         for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
     fi
     load0="$(loadavg)"
-    s0="$(steal)"
+    s0="$(steal_ticks)"
     /usr/bin/time -f "%U %S" -o "$TMP/cpu" "${PIN_GEN[@]}" "$FC" run "$TMP/burst.yaml" \
         --target "http://127.0.0.1:$PORT" --out "$TMP/run-$r" --quiet --threads "$THREADS" \
         >"$TMP/run-$r.stdout" 2>"$TMP/run-$r.stderr" || log "flashcrowd exited with $? (see $TMP/run-$r.stderr)"
-    s1="$(steal)"
+    s1="$(steal_ticks)"
     load1="$(loadavg)"
     if [[ "$TARGET" == nginx ]]; then
         sleep 1.5   # nginx flushes its log buffer every second
     else
-        kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" || true; RECORDER_PID=""
+        kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" || true; SERVER_PIDS=()
     fi
     python3 - "$TMP/run-$r/report.json" "$STAMPS" "$USERS" "$SALE" "$TMP/cpu" \
         "$(( s1 - s0 ))" "$CLK_TCK" "$r" "$TARGET" "$load0" "$load1" <<'PY'

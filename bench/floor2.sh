@@ -33,36 +33,27 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ -n "$CPUS" ]] || { [[ $THREADS -eq 1 ]] && CPUS=1 || CPUS=1,0; }
-log() { printf '[floor2] %s\n' "$*" >&2; }
+BENCH_TAG=floor2
+# shellcheck source=bench/lib.sh
+source bench/lib.sh    # log, the machine's readings, the cleanup of what we start
 TMP="$(mktemp -d /tmp/flashcrowd-floor2.XXXXXX)"
-RECORDER_PID=""
-cleanup() {
-    set +e
-    if [[ -n "$RECORDER_PID" ]] && kill -0 "$RECORDER_PID" 2>/dev/null; then
-        kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" 2>/dev/null
-    fi
-    if [[ $KEEP_TMP -eq 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 gcc -O2 -Wall -o "$TMP/recorder" bench/recorder.c
 gcc -O2 -Wall -pthread -o "$TMP/floor2" bench/floor2.c
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 CLK_TCK="$(getconf CLK_TCK)"
 log "recorder on 127.0.0.1:$PORT (core 0), fresh each repeat; floor2 $USERS users, $THREADS thread(s) on cores $CPUS; load $(loadavg)"
 for ((r = 1; r <= REPEATS; r++)); do
     STAMPS="$TMP/arrivals-$r.txt"
     taskset -c 0 "$TMP/recorder" "$PORT" "$STAMPS" 2>"$TMP/recorder-$r.err" &
     RECORDER_PID=$!
+    SERVER_PIDS=("$RECORDER_PID")
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-    load0="$(loadavg)"; s0="$(steal)"
+    load0="$(loadavg)"; s0="$(steal_ticks)"
     "$TMP/floor2" "$PORT" "$USERS" "$THREADS" "$CPUS" "$PAUSE_MS" >"$TMP/floor2-$r.out"
-    s1="$(steal)"; load1="$(loadavg)"
-    kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" || true; RECORDER_PID=""
+    s1="$(steal_ticks)"; load1="$(loadavg)"
+    kill -TERM "$RECORDER_PID"; wait "$RECORDER_PID" || true; SERVER_PIDS=()
     python3 - "$TMP/floor2-$r.out" "$STAMPS" "$USERS" "$(( s1 - s0 ))" "$CLK_TCK" "$r" "$load0" "$load1" <<'PY'
 import re, sys
 out, stamps, users, steal, clk, rep, load0, load1 = sys.argv[1:]

@@ -1,4 +1,4 @@
-# bench/lib.sh: what the bench scripts share, sourced by run.sh, soak.sh and burst.sh.
+# bench/lib.sh: what the bench scripts share, sourced by run.sh, soak.sh, burst.sh and floor2.sh.
 #
 # It owns: the log prefix, installing Debian packages a script needs but the machine lacks, and a
 # cleanup that stops everything the script started (its background jobs with their children, its
@@ -8,7 +8,7 @@
 # A script sets BENCH_TAG (the log prefix) before sourcing this file, and then, before it starts
 # anything: TMP (its temp dir), KEEP_TMP (1 keeps TMP), and `trap bench_cleanup EXIT` (done by
 # bench_traps). It adds the pids it must stop to BG_PIDS (process trees), NGINX_PID (an nginx
-# master) or SERVER_PIDS (a plain server).
+# master) or SERVER_PIDS (a plain server, such as bench/recorder.c).
 
 BENCH_TAG="${BENCH_TAG:-bench}"
 NGINX_PID=""
@@ -17,6 +17,11 @@ SERVER_PIDS=()
 
 log() { printf '[%s] %s\n' "$BENCH_TAG" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$BENCH_TAG" "$*" >&2; exit 1; }
+
+# The machine, read before and after a measurement: CPU steal in ticks (all CPUs; getconf
+# CLK_TCK a second), and the load average (1, 5, 15 minutes).
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 kill_tree() {  # TERM a process and its descendants (by pid; children first)
     local c

@@ -367,7 +367,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- measurement helpers
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 
 established() {  # client-side sockets to nginx's port
     ss -Htan state established "( dport = :$PORT )" 2>/dev/null | wc -l

@@ -227,7 +227,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- sampling
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }   # utime + stime
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
