@@ -286,7 +286,7 @@ while kill -0 "$PID" 2>/dev/null; do
     [[ $wake -gt 0 ]] && sleep "$wake"
     sample "$at" || break
     if (( at % 60 == 0 || at == TOTAL - 2 )); then
-        read -r _ rss hwm cpu req _ steal ld < <(tail -n 1 "$SAMPLES")
+        read -r _ rss hwm cpu req _ steal ld _ < <(tail -n 1 "$SAMPLES")
         # RSS of the minute: the median of its samples (one reading moves with the allocator)
         rss="$(awk -v lo=$(( at > 60 ? ((at - 1) / 60) * 60 : 0 )) -v hi="$at" '$1 > lo && $1 <= hi && $2 != "-" {print $2}' "$SAMPLES" \
             | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}')"
