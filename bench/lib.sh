@@ -1,9 +1,10 @@
 # bench/lib.sh: what the bench scripts share, sourced by run.sh, soak.sh, burst.sh and floor2.sh.
 #
-# It owns: the log prefix, installing Debian packages a script needs but the machine lacks, and a
-# cleanup that stops everything the script started (its background jobs with their children, its
-# nginx master and worker, any other server it names) and removes its temp dir. It does not own
-# what a script measures or how it configures its target.
+# It owns: the log prefix, installing Debian packages a script needs but the machine lacks, the
+# machine's readings (CPU steal, load average), the common head of an nginx config and nginx's
+# start, and a cleanup that stops everything the script started (its background jobs with their
+# children, its nginx master and worker, any other server it names) and removes its temp dir. It
+# does not own what a script measures or what its target answers.
 #
 # A script sets BENCH_TAG (the log prefix) before sourcing this file, and then, before it starts
 # anything: TMP (its temp dir), KEEP_TMP (1 keeps TMP), and `trap bench_cleanup EXIT` (done by
