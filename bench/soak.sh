@@ -386,14 +386,14 @@ if ref is not None and end is not None:
     # The same comparison at the same steal: on a VM the stolen time shows up in the process's
     # CPU time, so a least-squares line of the cost against the minute's steal, and the first and
     # last minutes' distances from it (shown beside the verdict, not instead of it).
-    steals = [r["steal"] for r in after]
+    steals, costs = [r["steal"] for r in after], [r["per_k"] for r in after]
     if len(after) >= 4 and len(set(steals)) > 1:
-        fit = statistics.linear_regression(steals, [r["per_k"] for r in after])
-        dist = [r["per_k"] - (fit.intercept + fit.slope * r["steal"]) for r in after]
+        fit = statistics.linear_regression(steals, costs)
+        dist = [c - (fit.intercept + fit.slope * st) for st, c in zip(steals, costs)]
         moved = statistics.median(dist[-k:]) - statistics.median(dist[:k])
         base = fit.intercept if fit.intercept > 0 else med
         lines.append(f"  at the same steal: {fit.intercept:.2f} ms + {fit.slope:.3f} ms per second of steal in the minute "
-                     f"(correlation {statistics.correlation(steals, [r['per_k'] for r in after]):.3f}); "
+                     f"(correlation {statistics.correlation(steals, costs):.3f}); "
                      f"the last {k} minutes against the first {k} there: {100 * moved / base:+.1f} %")
     lds = [r["load"] for r in rows]
     lines.append(f"machine: load average (1 min) {min(lds):.2f}-{max(lds):.2f}, median {statistics.median(lds):.2f}; "
